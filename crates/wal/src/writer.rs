@@ -1,0 +1,311 @@
+//! The writer thread: the only code that writes segment files.
+//!
+//! Appenders put payloads into a shared arena and return at once. The writer
+//! takes everything queued, writes it with one `pwrite`, and when anyone waits
+//! for durability issues one `fdatasync` for the whole batch; whatever arrives
+//! while that sync runs goes into the next batch (group commit). Relaxed
+//! records are written immediately (they survive kill -9 from the page cache)
+//! and synced within the flush interval.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::error::WalError;
+use crate::frame::{encode_frame, frame_len, frame_seed, FrameKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use crate::recovery::Tail;
+use crate::segment::{create_segment, segment_path};
+use crate::storage::Storage;
+use crate::wal::{DurableEvent, WalOptions};
+
+pub(crate) type Listener = Arc<dyn Fn(DurableEvent) + Send + Sync>;
+
+/// One queued item, in LSN order.
+pub(crate) enum Entry {
+    Rec { lsn: u64, start: usize, len: usize },
+    /// Followed in the queue by `count` `Rec` entries: the live set.
+    Checkpoint { marker_lsn: u64, count: usize },
+}
+
+pub(crate) struct Queue {
+    pub next_lsn: u64,
+    pub arena: Vec<u8>,
+    pub entries: Vec<Entry>,
+    /// Highest LSN someone is waiting to see durable.
+    pub sync_wanted: u64,
+    pub poisoned: Option<WalError>,
+    pub closing: bool,
+    pub writer_done: bool,
+}
+
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub opts: WalOptions,
+    pub queue: Mutex<Queue>,
+    pub wake_writer: Condvar,
+    pub wake_waiters: Condvar,
+    pub durable: AtomicU64,
+    pub listeners: Mutex<Vec<(u64, Listener)>>,
+    pub next_listener: AtomicU64,
+    pub appends: AtomicU64,
+    pub syncs: AtomicU64,
+    pub segments: AtomicU64,
+    pub bytes: AtomicU64,
+    pub poisoned: AtomicBool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, event: DurableEvent) {
+        let listeners: Vec<Listener> = self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, l)| l.clone()).collect();
+        for l in listeners {
+            l(event.clone());
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    salt: u64,
+    tail: Tail,
+    /// Offset of the tail segment known to be on stable storage.
+    synced_offset: u64,
+    written_lsn: u64,
+    durable_lsn: u64,
+    segments: BTreeMap<u64, u64>,
+    unsynced_since: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+struct IoFail(String);
+
+fn fail(op: &str, path: &Path, e: std::io::Error) -> IoFail {
+    IoFail(format!("{op} of {} failed: {e}", path.display()))
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, salt: u64, tail: Tail, last_lsn: u64, segments: BTreeMap<u64, u64>) -> Self {
+        let synced_offset = tail.offset;
+        let w = Writer { shared, salt, tail, synced_offset, written_lsn: last_lsn, durable_lsn: last_lsn, segments, unsynced_since: None, buf: Vec::new() };
+        w.publish_sizes();
+        w
+    }
+
+    pub fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut arena = Vec::new();
+        let mut entries = Vec::new();
+        loop {
+            let (need_sync, closing) = {
+                let mut q = shared.lock();
+                loop {
+                    if q.poisoned.is_some() {
+                        if q.closing {
+                            q.writer_done = true;
+                            shared.wake_waiters.notify_all();
+                            return;
+                        }
+                        q = shared.wake_writer.wait(q).unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
+                    if !q.entries.is_empty() || q.closing || q.sync_wanted > self.durable_lsn {
+                        break;
+                    }
+                    match self.unsynced_since {
+                        Some(since) => {
+                            let deadline = since + shared.opts.flush_interval;
+                            let now = Instant::now();
+                            if now >= deadline {
+                                break;
+                            }
+                            q = shared.wake_writer.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                        }
+                        None => q = shared.wake_writer.wait(q).unwrap_or_else(|p| p.into_inner()),
+                    }
+                }
+                std::mem::swap(&mut arena, &mut q.arena);
+                std::mem::swap(&mut entries, &mut q.entries);
+                let flush_due = self.unsynced_since.is_some_and(|t| t.elapsed() >= shared.opts.flush_interval);
+                (q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
+            };
+            let before = self.durable_lsn;
+            let mut result = self.write_batch(&arena, &entries);
+            if result.is_ok() && need_sync {
+                result = self.sync();
+            }
+            arena.clear();
+            entries.clear();
+            match result {
+                Ok(()) => {
+                    if self.durable_lsn > before {
+                        self.publish_durable();
+                    }
+                }
+                Err(IoFail(cause)) => self.poison(cause),
+            }
+            self.publish_sizes();
+            if closing {
+                let mut q = shared.lock();
+                q.writer_done = true;
+                shared.wake_waiters.notify_all();
+                return;
+            }
+        }
+    }
+
+    fn publish_durable(&self) {
+        {
+            let _q = self.shared.lock();
+            self.shared.durable.store(self.durable_lsn, Ordering::Release);
+            self.shared.wake_waiters.notify_all();
+        }
+        self.shared.emit(DurableEvent::Durable(self.durable_lsn));
+    }
+
+    fn publish_sizes(&self) {
+        self.shared.segments.store(self.segments.len() as u64, Ordering::Relaxed);
+        self.shared.bytes.store(self.segments.values().sum(), Ordering::Relaxed);
+    }
+
+    fn poison(&mut self, cause: String) {
+        let err = WalError::Poisoned { cause };
+        {
+            let mut q = self.shared.lock();
+            q.poisoned = Some(err.clone());
+            q.entries.clear();
+            q.arena.clear();
+            self.shared.poisoned.store(true, Ordering::Release);
+            self.shared.wake_waiters.notify_all();
+        }
+        self.shared.emit(DurableEvent::Poisoned(err));
+    }
+
+    fn tail_path(&self) -> PathBuf {
+        segment_path(&self.shared.dir, self.tail.seq)
+    }
+
+    fn write_batch(&mut self, arena: &[u8], entries: &[Entry]) -> Result<(), IoFail> {
+        let mut seed = frame_seed(self.salt, self.tail.seq);
+        let mut i = 0;
+        while i < entries.len() {
+            match entries[i] {
+                Entry::Rec { lsn, start, len } => {
+                    // A frame larger than a whole segment gets a segment of its own.
+                    let pending = self.tail.offset + self.buf.len() as u64;
+                    if pending > SEGMENT_HEADER_LEN as u64 && pending + frame_len(len) as u64 > self.shared.opts.segment_bytes {
+                        self.flush_buf()?;
+                        self.roll_over(lsn)?;
+                        seed = frame_seed(self.salt, self.tail.seq);
+                    }
+                    encode_frame(&mut self.buf, seed, lsn, self.synced_offset as u32, FrameKind::Record, &arena[start..start + len]);
+                    self.written_lsn = lsn;
+                    i += 1;
+                }
+                Entry::Checkpoint { marker_lsn, count } => {
+                    self.flush_buf()?;
+                    let live = &entries[i + 1..i + 1 + count];
+                    self.checkpoint(marker_lsn, arena, live)?;
+                    seed = frame_seed(self.salt, self.tail.seq);
+                    i += 1 + count;
+                }
+            }
+        }
+        self.flush_buf()
+    }
+
+    fn flush_buf(&mut self) -> Result<(), IoFail> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.tail_path();
+        self.tail.file.write_at(self.tail.offset, &self.buf).map_err(|e| fail("write", &path, e))?;
+        self.tail.offset += self.buf.len() as u64;
+        self.tail.len = self.tail.len.max(self.tail.offset);
+        self.segments.insert(self.tail.seq, self.tail.len);
+        self.buf.clear();
+        if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), IoFail> {
+        if self.synced_offset == self.tail.offset && self.durable_lsn == self.written_lsn {
+            self.unsynced_since = None;
+            return Ok(());
+        }
+        let path = self.tail_path();
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        self.tail.file.sync_data().map_err(|e| fail("fdatasync", &path, e))?;
+        self.synced_offset = self.tail.offset;
+        self.durable_lsn = self.written_lsn;
+        self.unsynced_since = None;
+        Ok(())
+    }
+
+    fn prealloc(&self) -> u64 {
+        if self.shared.opts.preallocate {
+            self.shared.opts.segment_bytes
+        } else {
+            0
+        }
+    }
+
+    /// Seals the tail (synced whole, so damage in it is always corruption) and
+    /// starts the next segment.
+    fn roll_over(&mut self, next_lsn: u64) -> Result<(), IoFail> {
+        self.sync()?;
+        let seq = self.tail.seq + 1;
+        let header = SegmentHeader { version: FORMAT_VERSION, kind: SegmentKind::Log, seq, salt: self.salt, base_lsn: next_lsn };
+        let dir = self.shared.dir.clone();
+        let seg = create_segment(&*self.shared.storage, &dir, &header, &[], self.prealloc(), "segment")
+            .map_err(|e| fail("create segment", &segment_path(&dir, seq), e))?;
+        self.tail = Tail { seq, file: seg.file, offset: seg.write_offset, len: seg.len };
+        self.synced_offset = seg.write_offset;
+        self.segments.insert(seq, seg.len);
+        Ok(())
+    }
+
+    /// Writes the live set as a new checkpoint segment, then removes every
+    /// older segment. Until the rename is durable the old state is what a
+    /// crash recovers; from then on the new one.
+    fn checkpoint(&mut self, marker_lsn: u64, arena: &[u8], live: &[Entry]) -> Result<(), IoFail> {
+        let seq = self.tail.seq + 1;
+        let seed = frame_seed(self.salt, seq);
+        let mut body = Vec::new();
+        encode_frame(&mut body, seed, marker_lsn, 0, FrameKind::CheckpointMarker, &[]);
+        let mut last = marker_lsn;
+        for e in live {
+            if let Entry::Rec { lsn, start, len } = *e {
+                encode_frame(&mut body, seed, lsn, 0, FrameKind::Record, &arena[start..start + len]);
+                last = lsn;
+            }
+        }
+        let header = SegmentHeader { version: FORMAT_VERSION, kind: SegmentKind::Checkpoint, seq, salt: self.salt, base_lsn: marker_lsn };
+        let dir = self.shared.dir.clone();
+        let seg = create_segment(&*self.shared.storage, &dir, &header, &body, self.prealloc(), "checkpoint")
+            .map_err(|e| fail("write checkpoint", &segment_path(&dir, seq), e))?;
+        let old: Vec<u64> = self.segments.keys().copied().collect();
+        self.tail = Tail { seq, file: seg.file, offset: seg.write_offset, len: seg.len };
+        self.synced_offset = seg.write_offset;
+        self.segments.clear();
+        self.segments.insert(seq, seg.len);
+        for s in old {
+            let p = segment_path(&dir, s);
+            self.shared.storage.remove(&p).map_err(|e| fail("remove", &p, e))?;
+        }
+        self.shared.storage.sync_dir(&dir).map_err(|e| fail("sync directory", &dir, e))?;
+        crate::crash_point("checkpoint:deleted");
+        // Records queued before the checkpoint are superseded by it; those
+        // after it are not written yet. The live set itself is synced.
+        self.written_lsn = last;
+        self.durable_lsn = last;
+        Ok(())
+    }
+}
