@@ -281,8 +281,8 @@ impl Wal {
             if shared.durable.load(Ordering::Acquire) >= lsn {
                 return Ok(());
             }
-            if let Some(e) = &q.poisoned {
-                return Err(e.clone());
+            if shared.poisoned.load(Ordering::Acquire) {
+                return Err(q.poisoned.clone().unwrap_or(WalError::Closed));
             }
             if q.writer_done {
                 return Err(WalError::Closed);

@@ -173,6 +173,9 @@ impl Writer {
         self.shared.bytes.store(self.segments.values().sum(), Ordering::Relaxed);
     }
 
+    /// New appends are refused from the first step; waiters are woken only
+    /// after the listeners have heard, so whoever sees the poison through
+    /// `wait_durable` or `stats` knows every listener was told.
     fn poison(&mut self, cause: String) {
         let err = WalError::Poisoned { cause };
         {
@@ -180,10 +183,11 @@ impl Writer {
             q.poisoned = Some(err.clone());
             q.entries.clear();
             q.arena.clear();
-            self.shared.poisoned.store(true, Ordering::Release);
-            self.shared.wake_waiters.notify_all();
         }
         self.shared.emit(DurableEvent::Poisoned(err));
+        let _q = self.shared.lock();
+        self.shared.poisoned.store(true, Ordering::Release);
+        self.shared.wake_waiters.notify_all();
     }
 
     fn tail_path(&self) -> PathBuf {

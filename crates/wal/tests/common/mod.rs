@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod model;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
