@@ -1,0 +1,411 @@
+//! The durable lease store: the lease map made durable by a write-ahead log.
+//!
+//! Acquire inserts into the map, then appends an ACQUIRE record the caller
+//! waits to see durable; if the log refuses, the insert is rolled back.
+//! Completion appends a durable COMPLETE record (the audit outbox); ack and
+//! release append relaxed records. lastRun and the token high-water mark are
+//! rebuilt from the records, and a checkpoint rewrites the log as the live
+//! set once dead records outweigh it, so disk use follows the live set (G7).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use orderly_wal::{FsStorage, Storage, Wal, WalOptions, WalStats};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{LeaseError, Result};
+use crate::map::{check_cap, AcquireOptions, Acquired, LeaseInfo, LeaseMap};
+use crate::record::{acquire_bytes, Rec};
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub default_ttl_ms: u64,
+    pub gates: Vec<(String, u64)>,
+    pub wal: WalOptions,
+    /// Dead bytes that trigger a checkpoint (and at least twice the live set).
+    pub compact_after_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { default_ttl_ms: 10 * 60 * 1000, gates: Vec::new(), wal: WalOptions::default(), compact_after_bytes: 4 << 20 }
+    }
+}
+
+/// A completed run waiting for its audit record to be committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The lease's fencing token: unique, so the id of the fire's record.
+    pub id: u64,
+    pub key: String,
+    pub token: u64,
+    pub completed_at: u64,
+    pub outcome: Vec<u8>,
+}
+
+/// What the log held at open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Leases acquired and not released before the store was last closed or
+    /// crashed. They stay held until the caller releases them.
+    pub held: Vec<LeaseInfo>,
+    /// Completions never acknowledged by the audit sink.
+    pub outbox: Vec<OutboxEntry>,
+    pub last_run: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub held: u64,
+    pub outbox: u64,
+    pub checkpoints: u64,
+    pub high_water: u64,
+    pub wal: Option<WalStats>,
+}
+
+pub struct LeaseStore {
+    map: LeaseMap,
+    wal: Option<Wal>,
+    outbox: papaya::HashMap<u64, Arc<OutboxEntry>>,
+    recovered: Recovered,
+    default_ttl_ms: u64,
+    compact_after: u64,
+    /// Appends hold it shared and a checkpoint exclusively, so no record can
+    /// land between the snapshot being taken and the log being replaced by it.
+    snapshot: RwLock<()>,
+    compacting: AtomicBool,
+    since_checkpoint: AtomicU64,
+    live_estimate: AtomicU64,
+    checkpoints: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// Record size as the log stores it (frame header and padding included).
+fn framed(len: usize) -> u64 {
+    (24 + len as u64 + 7) & !7
+}
+
+impl LeaseStore {
+    /// Opens a durable store in `dir`, or an in-memory one when `dir` is None.
+    pub fn open(dir: Option<&Path>, opts: StoreOptions) -> Result<LeaseStore> {
+        Self::open_with(dir, opts, Arc::new(FsStorage), Arc::new(SystemClock))
+    }
+
+    pub fn open_with(dir: Option<&Path>, opts: StoreOptions, storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Result<LeaseStore> {
+        crate::map::check_ttl(opts.default_ttl_ms)?;
+        for (g, cap) in &opts.gates {
+            check_cap(g, *cap)?;
+        }
+        let map = LeaseMap::new(clock);
+        for (g, cap) in &opts.gates {
+            map.set_gate(g, *cap)?;
+        }
+        let wal = match dir {
+            Some(d) => Some(Wal::open_with_storage(d, opts.wal.clone(), storage)?),
+            None => None,
+        };
+        let mut store = LeaseStore {
+            map,
+            wal,
+            outbox: papaya::HashMap::new(),
+            recovered: Recovered::default(),
+            default_ttl_ms: opts.default_ttl_ms,
+            compact_after: opts.compact_after_bytes,
+            snapshot: RwLock::new(()),
+            compacting: AtomicBool::new(false),
+            since_checkpoint: AtomicU64::new(0),
+            live_estimate: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        };
+        store.replay()?;
+        store.maybe_compact();
+        Ok(store)
+    }
+
+    fn replay(&mut self) -> Result<()> {
+        let Some(wal) = &self.wal else { return Ok(()) };
+        let mut held: HashMap<String, (LeaseInfo, bool)> = HashMap::new();
+        let mut outbox: BTreeMap<u64, OutboxEntry> = BTreeMap::new();
+        let mut high_water = 0u64;
+        let mut bytes = 0u64;
+        for r in wal.take_records() {
+            bytes += framed(r.payload.len());
+            let rec = Rec::decode(&r.payload).map_err(|detail| LeaseError::Malformed { lsn: r.lsn, detail })?;
+            match rec {
+                Rec::Acquire(info) => {
+                    high_water = high_water.max(info.token);
+                    self.map.note_last_run(&info.key, info.acquired_at);
+                    // A higher token took over; a lower one is an old, replaced lease.
+                    if held.get(&info.key).is_none_or(|(h, _)| h.token < info.token) {
+                        held.insert(info.key.clone(), (info, false));
+                    }
+                }
+                Rec::Release { key, token } => {
+                    if held.get(&key).is_some_and(|(h, _)| h.token == token) {
+                        held.remove(&key);
+                    }
+                }
+                Rec::Complete { key, token, completed_at, outcome } => {
+                    high_water = high_water.max(token);
+                    if let Some((h, done)) = held.get_mut(&key) {
+                        if h.token == token {
+                            *done = true;
+                        }
+                    }
+                    outbox.insert(token, OutboxEntry { id: token, key, token, completed_at, outcome });
+                }
+                Rec::Ack { token } => {
+                    outbox.remove(&token);
+                }
+                Rec::LastRun { key, at } => self.map.note_last_run(&key, at),
+                Rec::HighWater { token } => high_water = high_water.max(token),
+            }
+        }
+        self.map.raise_high_water(high_water);
+        let mut held: Vec<(LeaseInfo, bool)> = held.into_values().collect();
+        held.sort_by_key(|(h, _)| h.token);
+        let pinned = self.outbox.pin();
+        for e in outbox.values() {
+            pinned.insert(e.id, Arc::new(e.clone()));
+        }
+        drop(pinned);
+        for (info, completed) in &held {
+            self.map.restore(info.clone(), *completed);
+        }
+        let mut last_run = self.map.last_runs();
+        last_run.sort();
+        self.recovered = Recovered { held: held.into_iter().map(|(h, _)| h).collect(), outbox: outbox.into_values().collect(), last_run };
+        self.since_checkpoint.store(bytes, Ordering::Relaxed);
+        self.live_estimate.store(self.snapshot_records().iter().map(|r| framed(r.len())).sum(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LeaseError::Closed);
+        }
+        Ok(())
+    }
+
+    fn append(&self, bytes: &[u8], durable: bool) -> Result<Option<u64>> {
+        let Some(wal) = &self.wal else { return Ok(None) };
+        self.since_checkpoint.fetch_add(framed(bytes.len()), Ordering::Relaxed);
+        let lsn = if durable { wal.append(bytes)? } else { wal.append_relaxed(bytes)? };
+        Ok(Some(lsn))
+    }
+
+    fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `key` if it is free or expired and its group has room. A granted
+    /// lease comes with the LSN to wait for before acting on it (durable
+    /// stores); if that wait fails, call [`LeaseStore::rollback`].
+    pub fn acquire(&self, key: &str, ttl_ms: Option<u64>, group: Option<String>, meta: Option<Vec<u8>>) -> Result<(Acquired, Option<u64>)> {
+        self.usable()?;
+        let ttl_ms = ttl_ms.unwrap_or(self.default_ttl_ms);
+        let result = {
+            let _shared = self.shared();
+            let got = self.map.acquire(key, AcquireOptions { ttl_ms, group, meta })?;
+            let lsn = match &got {
+                Acquired::Granted(info) => match self.append(&acquire_bytes(info), true) {
+                    Ok(lsn) => lsn,
+                    Err(e) => {
+                        self.map.rollback(key, info.token);
+                        return Err(e);
+                    }
+                },
+                _ => None,
+            };
+            (got, lsn)
+        };
+        self.maybe_compact();
+        Ok(result)
+    }
+
+    /// Undoes a granted acquire whose record never became durable.
+    pub fn rollback(&self, key: &str, token: u64) {
+        self.map.rollback(key, token);
+    }
+
+    pub fn renew(&self, key: &str, token: u64, ttl_ms: Option<u64>) -> Result<LeaseInfo> {
+        self.usable()?;
+        Ok((*self.map.renew(key, token, ttl_ms.unwrap_or(self.default_ttl_ms))?).clone())
+    }
+
+    /// Records the run's outcome durably (the audit outbox) before anything
+    /// is sent to the database.
+    pub fn complete(&self, key: &str, token: u64, outcome: Vec<u8>) -> Result<(OutboxEntry, Option<u64>)> {
+        self.usable()?;
+        let result = {
+            let _shared = self.shared();
+            self.map.complete(key, token)?;
+            let entry = OutboxEntry { id: token, key: key.to_owned(), token, completed_at: self.map.clock().wall_ms(), outcome };
+            self.outbox.pin().insert(token, Arc::new(entry.clone()));
+            let rec = Rec::Complete { key: entry.key.clone(), token, completed_at: entry.completed_at, outcome: entry.outcome.clone() };
+            match self.append(&rec.encode(), true) {
+                Ok(lsn) => (entry, lsn),
+                Err(e) => {
+                    self.outbox.pin().remove(&token);
+                    return Err(e);
+                }
+            }
+        };
+        self.maybe_compact();
+        Ok(result)
+    }
+
+    /// The audit sink committed this entry; acknowledging twice is harmless.
+    pub fn ack(&self, id: u64) -> Result<()> {
+        self.usable()?;
+        if id == 0 || id > self.map.high_water() {
+            return Err(LeaseError::InvalidArg(format!("unknown outbox entry {id}")));
+        }
+        {
+            let _shared = self.shared();
+            if self.outbox.pin().remove(&id).is_some() {
+                self.append(&Rec::Ack { token: id }.encode(), false)?;
+            }
+        }
+        self.maybe_compact();
+        Ok(())
+    }
+
+    /// Frees the key. The record is relaxed unless `durable`; the LSN to wait
+    /// for is returned either way for durable stores.
+    pub fn release(&self, key: &str, token: u64, durable: bool) -> Result<Option<u64>> {
+        self.usable()?;
+        let lsn = {
+            let _shared = self.shared();
+            self.map.release(key, token)?;
+            self.append(&Rec::Release { key: key.to_owned(), token }.encode(), durable)?
+        };
+        self.maybe_compact();
+        Ok(lsn)
+    }
+
+    pub fn holder(&self, key: &str) -> Option<LeaseInfo> {
+        self.map.holder(key)
+    }
+
+    pub fn in_flight(&self, group: Option<&str>) -> u64 {
+        self.map.in_flight(group)
+    }
+
+    pub fn set_gate(&self, group: &str, cap: u64) -> Result<()> {
+        self.map.set_gate(group, cap)
+    }
+
+    pub fn gate_cap(&self, group: &str) -> Option<u64> {
+        self.map.gate_cap(group)
+    }
+
+    pub fn last_run(&self, key: &str) -> Option<u64> {
+        self.map.last_run(key)
+    }
+
+    pub fn recovered(&self) -> &Recovered {
+        &self.recovered
+    }
+
+    pub fn outbox(&self) -> Vec<OutboxEntry> {
+        let mut v: Vec<OutboxEntry> = self.outbox.pin().iter().map(|(_, e)| (**e).clone()).collect();
+        v.sort_by_key(|e| e.id);
+        v
+    }
+
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            held: self.map.in_flight(None),
+            outbox: self.outbox.len() as u64,
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            high_water: self.map.high_water(),
+            wal: self.wal.as_ref().map(|w| w.stats()),
+        }
+    }
+
+    /// The live set as log records: everything recovery needs, nothing else.
+    fn snapshot_records(&self) -> Vec<Vec<u8>> {
+        let mut v = vec![Rec::HighWater { token: self.map.high_water() }.encode()];
+        let mut held = self.map.held();
+        held.sort_by_key(|h| h.token);
+        v.extend(held.iter().map(acquire_bytes));
+        for e in self.outbox() {
+            v.push(Rec::Complete { key: e.key, token: e.token, completed_at: e.completed_at, outcome: e.outcome }.encode());
+        }
+        let mut runs = self.map.last_runs();
+        runs.sort();
+        v.extend(runs.into_iter().map(|(key, at)| Rec::LastRun { key, at }.encode()));
+        v
+    }
+
+    /// Rewrites the log as the live set once dead records outweigh it.
+    fn maybe_compact(&self) {
+        let Some(wal) = &self.wal else { return };
+        let since = self.since_checkpoint.load(Ordering::Relaxed);
+        if since < self.compact_after || since < 2 * self.live_estimate.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let _exclusive = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+            let live = self.snapshot_records();
+            let size: u64 = live.iter().map(|r| framed(r.len())).sum();
+            if wal.checkpoint(live).is_ok() {
+                self.since_checkpoint.store(0, Ordering::Relaxed);
+                self.live_estimate.store(size, Ordering::Relaxed);
+                self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.compacting.store(false, Ordering::Release);
+    }
+
+    /// Forces a checkpoint now; returns the LSN that makes it durable.
+    pub fn compact(&self) -> Result<Option<u64>> {
+        self.usable()?;
+        let Some(wal) = &self.wal else { return Ok(None) };
+        let _exclusive = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        let live = self.snapshot_records();
+        let size: u64 = live.iter().map(|r| framed(r.len())).sum();
+        let lsn = wal.checkpoint(live)?;
+        self.since_checkpoint.store(0, Ordering::Relaxed);
+        self.live_estimate.store(size, Ordering::Relaxed);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(lsn))
+    }
+
+    /// Syncs the log and releases the directory. Leases still held stay
+    /// held in the log: the next open reports them.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(w) = &self.wal {
+            w.close()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LeaseStore {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
