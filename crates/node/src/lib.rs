@@ -1,0 +1,10 @@
+//! napi-rs binding for orderly. It converts JS values to Rust values and Rust
+//! errors to JS errors with a stable `code`; anything that decides something
+//! belongs in a core crate.
+
+#![deny(clippy::all)]
+
+mod error;
+mod wal;
+
+pub use wal::NativeWal;

@@ -1,0 +1,10 @@
+// The one place that loads the generated napi-rs binding. Its loader is
+// CommonJS (it picks the prebuilt platform package or the local .node), so
+// the ESM build reaches it through createRequire.
+import { createRequire } from 'node:module';
+import type * as Binding from '../index.cjs';
+
+const requireBinding = createRequire(import.meta.url);
+
+export const { NativeWal } = requireBinding('../index.cjs') as typeof Binding;
+export type NativeWal = Binding.NativeWal;

@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: ['src/index.ts'],
+  format: ['esm', 'cjs'],
+  dts: true,
+  // The CJS build needs import.meta.url (used by src/native.ts) shimmed.
+  shims: true,
+  target: 'node20',
+  platform: 'node',
+  clean: true,
+  sourcemap: true,
+});
