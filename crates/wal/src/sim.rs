@@ -275,12 +275,12 @@ impl State {
     /// Counts the operation, applies injected faults and the halt point.
     fn gate(&mut self, op: Op) -> io::Result<()> {
         if self.halted {
-            return Err(io::Error::new(io::ErrorKind::Other, "simulated process halted"));
+            return Err(io::Error::other("simulated process halted"));
         }
         if let Some(limit) = self.halt_after {
             if self.mutating_ops >= limit {
                 self.halted = true;
-                return Err(io::Error::new(io::ErrorKind::Other, "simulated process halted"));
+                return Err(io::Error::other("simulated process halted"));
             }
         }
         self.mutating_ops += 1;
