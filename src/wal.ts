@@ -1,3 +1,4 @@
+import { DurabilityWaiters } from './durability.js';
 import { OrderlyError } from './errors.js';
 import { NativeWal } from './native.js';
 
@@ -8,7 +9,7 @@ export interface WalOpenOptions {
   flushIntervalMs?: number;
   /** Cut the log at the first damaged record instead of refusing to open. */
   repair?: boolean;
-  /** Preallocate segment files. */
+  /** Zero-fill each segment file before use (default true: syncs then never journal a size change). */
   preallocate?: boolean;
 }
 
@@ -31,15 +32,6 @@ export interface WalStats {
   poisoned: boolean;
 }
 
-interface Waiter {
-  lsn: bigint;
-  resolve: () => void;
-  reject: (err: OrderlyError) => void;
-}
-
-/** Past this many settled waiters the queue array is compacted, keeping memory bound by what is pending (G7). */
-const COMPACT_AFTER = 1024;
-
 function closedError(): OrderlyError {
   return new OrderlyError('ERR_WAL_CLOSED', 'WAL is closed');
 }
@@ -60,20 +52,13 @@ export class Wal {
   readonly openReport: WalOpenReport;
 
   readonly #native: NativeWal;
-  // FIFO of promises waiting for durability. LSNs are pushed in non-decreasing
-  // order (a sync target or checkpoint ticket covers everything appended
-  // before it), so one watermark settles a prefix; `#head` makes that O(1).
-  #waiters: Waiter[] = [];
-  #head = 0;
-  #durable = 0n;
-  #poison: OrderlyError | undefined;
+  readonly #waiters: DurabilityWaiters;
   #closing: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
 
   private constructor(native: NativeWal) {
     this.#native = native;
+    this.#waiters = new DurabilityWaiters(native);
     this.openReport = Object.freeze({ ...native.openReport });
-    this.#durable = native.durableLsn();
   }
 
   /** Opens the log in `dir`, recovering it first; recovery runs off the JS thread. */
@@ -86,7 +71,7 @@ export class Wal {
     let wal: Wal | undefined;
     try {
       const native = await NativeWal.open(dir, options, (err, durableLsn) => {
-        if (wal) wal.#onEvent(err, durableLsn);
+        if (wal) wal.#waiters.onEvent(err, durableLsn);
       });
       wal = new Wal(native);
       return wal;
@@ -101,7 +86,7 @@ export class Wal {
       this.#ensureOpen();
       checkPayload(payload, 'payload');
       const lsn = this.#native.append(payload);
-      return this.#whenDurable(lsn).then(() => lsn);
+      return this.#waiters.whenDurable(lsn).then(() => lsn);
     } catch (err) {
       return Promise.reject(OrderlyError.from(err));
     }
@@ -118,7 +103,7 @@ export class Wal {
   sync(): Promise<void> {
     try {
       this.#ensureOpen();
-      return this.#whenDurable(this.#native.requestSync());
+      return this.#waiters.whenDurable(this.#native.requestSync());
     } catch (err) {
       return Promise.reject(OrderlyError.from(err));
     }
@@ -130,7 +115,7 @@ export class Wal {
       this.#ensureOpen();
       if (!Array.isArray(live)) throw new OrderlyError('ERR_INVALID_ARG', 'live must be an array');
       live.forEach((payload, i) => checkPayload(payload, `live[${i}]`));
-      return this.#whenDurable(this.#native.checkpoint(live));
+      return this.#waiters.whenDurable(this.#native.checkpoint(live));
     } catch (err) {
       return Promise.reject(OrderlyError.from(err));
     }
@@ -158,11 +143,7 @@ export class Wal {
   }
 
   async #close(): Promise<void> {
-    if (this.#pending() > 0) {
-      await new Promise<void>((resolve) => {
-        this.#drained = resolve;
-      });
-    }
+    await this.#waiters.drained();
     try {
       await this.#native.close();
     } catch (err) {
@@ -179,67 +160,6 @@ export class Wal {
       return fn();
     } catch (err) {
       throw OrderlyError.from(err);
-    }
-  }
-
-  #pending(): number {
-    return this.#waiters.length - this.#head;
-  }
-
-  #whenDurable(lsn: bigint): Promise<void> {
-    if (this.#poison) return Promise.reject(this.#poison);
-    if (lsn <= this.#durable) return Promise.resolve();
-    // A sync target may already be covered by a sync whose event is still
-    // queued, or whose watermark predates it; no new event would come.
-    const durable = this.#native.durableLsn();
-    if (durable > this.#durable) this.#durable = durable;
-    if (lsn <= this.#durable) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ lsn, resolve, reject });
-      // The event callback is weak so an idle log never keeps the process
-      // alive; it must while a promise waits on it.
-      if (this.#pending() === 1) this.#native.ref();
-    });
-  }
-
-  #onEvent(err: Error | null, durableLsn: bigint): void {
-    if (err) {
-      this.#failAll(OrderlyError.from(err));
-      return;
-    }
-    if (durableLsn > this.#durable) this.#durable = durableLsn;
-    const waiters = this.#waiters;
-    while (this.#head < waiters.length && waiters[this.#head]!.lsn <= this.#durable) {
-      const waiter = waiters[this.#head]!;
-      waiters[this.#head++] = undefined as unknown as Waiter;
-      waiter.resolve();
-    }
-    this.#afterSettle();
-  }
-
-  /** G6: after a failed write or sync nothing pending can become durable. */
-  #failAll(err: OrderlyError): void {
-    this.#poison ??= err;
-    const waiters = this.#waiters;
-    while (this.#head < waiters.length) {
-      const waiter = waiters[this.#head]!;
-      waiters[this.#head++] = undefined as unknown as Waiter;
-      waiter.reject(err);
-    }
-    this.#afterSettle();
-  }
-
-  #afterSettle(): void {
-    if (this.#head === 0) return;
-    if (this.#head === this.#waiters.length) {
-      this.#waiters = [];
-      this.#head = 0;
-      this.#native.unref();
-      this.#drained?.();
-      this.#drained = undefined;
-    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#waiters.length) {
-      this.#waiters = this.#waiters.slice(this.#head);
-      this.#head = 0;
     }
   }
 }

@@ -96,12 +96,18 @@ pub fn check_cap(group: &str, cap: u64) -> Result<()> {
 
 impl LeaseMap {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(clock, 0, 0)
+    }
+
+    /// Sized up front, so a store recovering many leases does not grow the
+    /// tables through repeated resizes.
+    pub fn with_capacity(clock: Arc<dyn Clock>, leases: usize, keys: usize) -> Self {
         LeaseMap {
-            leases: papaya::HashMap::new(),
+            leases: papaya::HashMap::with_capacity(leases),
             gates: Gates::default(),
             next_token: AtomicU64::new(1),
             held: AtomicU64::new(0),
-            last_run: papaya::HashMap::new(),
+            last_run: papaya::HashMap::with_capacity(keys),
             clock,
         }
     }
@@ -298,16 +304,27 @@ impl LeaseMap {
         self.next_token.fetch_max(token + 1, Ordering::AcqRel);
     }
 
-    /// Puts back a lease found held in the log after a restart. It counts
-    /// against its gate and does not expire by itself.
-    pub fn restore(&self, info: LeaseInfo, completed: bool) {
-        if let Some(g) = info.group.as_deref() {
-            self.gates.get(g).enter_unchecked();
+    /// Puts back leases found held in the log after a restart. They count
+    /// against their gates and do not expire by themselves.
+    pub fn restore(&self, held: impl IntoIterator<Item = (LeaseInfo, bool)>) {
+        let map = self.leases.pin();
+        for (info, completed) in held {
+            if let Some(g) = info.group.as_deref() {
+                self.gates.get(g).enter_unchecked();
+            }
+            self.raise_high_water(info.token);
+            let key = info.key.clone();
+            if map.insert(key, Entry { info: Arc::new(info), expires_mono: NEVER, completed }).is_none() {
+                self.held.fetch_add(1, Ordering::AcqRel);
+            }
         }
-        self.raise_high_water(info.token);
-        let key = info.key.clone();
-        if self.leases.pin().insert(key, Entry { info: Arc::new(info), expires_mono: NEVER, completed }).is_none() {
-            self.held.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Seeds lastRun from the log (only ever forward).
+    pub fn restore_last_runs(&self, runs: impl IntoIterator<Item = (String, u64)>) {
+        let map = self.last_run.pin();
+        for (key, at) in runs {
+            map.update_or_insert(key, |old| (*old).max(at), at);
         }
     }
 }

@@ -30,7 +30,14 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { default_ttl_ms: 10 * 60 * 1000, gates: Vec::new(), wal: WalOptions::default(), compact_after_bytes: 4 << 20 }
+        StoreOptions {
+            default_ttl_ms: 10 * 60 * 1000,
+            gates: Vec::new(),
+            // Small segments: each checkpoint writes (and preallocates) one,
+            // and a reopen replays at most the dead bytes since the last.
+            wal: WalOptions { segment_bytes: 1 << 20, ..WalOptions::default() },
+            compact_after_bytes: 2 << 20,
+        }
     }
 }
 
@@ -82,6 +89,66 @@ pub struct LeaseStore {
     closed: AtomicBool,
 }
 
+/// What the log says, before it is loaded into the concurrent maps.
+#[derive(Default)]
+struct Replayed {
+    held: HashMap<String, (LeaseInfo, bool)>,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    last_run: HashMap<String, u64>,
+    high_water: u64,
+    records: u64,
+    bytes: u64,
+}
+
+/// Applies the log's records in order. Tokens make it order-insensitive: a
+/// release or completion only touches the lease carrying its token.
+fn replay(wal: &Wal) -> Result<Replayed> {
+    let mut r = Replayed::default();
+    for rec in wal.take_records() {
+        r.records += 1;
+        r.bytes += framed(rec.payload.len());
+        match Rec::decode(&rec.payload).map_err(|detail| LeaseError::Malformed { lsn: rec.lsn, detail })? {
+            Rec::Acquire(info) => {
+                r.high_water = r.high_water.max(info.token);
+                bump(&mut r.last_run, &info.key, info.acquired_at);
+                // A higher token took over; a lower one is an old, replaced lease.
+                if r.held.get(&info.key).is_none_or(|(h, _)| h.token < info.token) {
+                    r.held.insert(info.key.clone(), (info, false));
+                }
+            }
+            Rec::Release { key, token } => {
+                if r.held.get(&key).is_some_and(|(h, _)| h.token == token) {
+                    r.held.remove(&key);
+                }
+            }
+            Rec::Complete { key, token, completed_at, outcome } => {
+                r.high_water = r.high_water.max(token);
+                if let Some((h, done)) = r.held.get_mut(&key) {
+                    if h.token == token {
+                        *done = true;
+                    }
+                }
+                r.outbox.insert(token, OutboxEntry { id: token, key, token, completed_at, outcome });
+            }
+            Rec::Ack { token } => {
+                r.outbox.remove(&token);
+            }
+            Rec::LastRun { key, at } => bump(&mut r.last_run, &key, at),
+            Rec::HighWater { token } => r.high_water = r.high_water.max(token),
+        }
+    }
+    Ok(r)
+}
+
+fn bump(runs: &mut HashMap<String, u64>, key: &str, at: u64) {
+    match runs.get_mut(key) {
+        Some(t) => *t = (*t).max(at),
+        None => {
+            runs.insert(key.to_owned(), at);
+        }
+    }
+}
+
 /// Record size as the log stores it (frame header and padding included).
 fn framed(len: usize) -> u64 {
     (24 + len as u64 + 7) & !7
@@ -98,89 +165,56 @@ impl LeaseStore {
         for (g, cap) in &opts.gates {
             check_cap(g, *cap)?;
         }
-        let map = LeaseMap::new(clock);
-        for (g, cap) in &opts.gates {
-            map.set_gate(g, *cap)?;
-        }
         let wal = match dir {
             Some(d) => Some(Wal::open_with_storage(d, opts.wal.clone(), storage)?),
             None => None,
         };
-        let mut store = LeaseStore {
+        let replayed = match &wal {
+            Some(w) => replay(w)?,
+            None => Replayed::default(),
+        };
+        let map = LeaseMap::with_capacity(clock, replayed.held.len(), replayed.last_run.len());
+        for (g, cap) in &opts.gates {
+            map.set_gate(g, *cap)?;
+        }
+        map.raise_high_water(replayed.high_water);
+        let mut held: Vec<(LeaseInfo, bool)> = replayed.held.into_values().collect();
+        held.sort_by_key(|(h, _)| h.token);
+        let mut last_run: Vec<(String, u64)> = replayed.last_run.into_iter().collect();
+        last_run.sort();
+        let recovered = Recovered {
+            held: held.iter().map(|(h, _)| h.clone()).collect(),
+            outbox: replayed.outbox.values().cloned().collect(),
+            last_run: last_run.clone(),
+        };
+        let live_records = (held.len() + recovered.outbox.len() + last_run.len() + 1) as u64;
+        map.restore(held);
+        map.restore_last_runs(last_run);
+        let outbox = papaya::HashMap::with_capacity(replayed.outbox.len());
+        {
+            let pinned = outbox.pin();
+            for (id, e) in replayed.outbox {
+                pinned.insert(id, Arc::new(e));
+            }
+        }
+        // Live bytes, estimated from the share of records still live.
+        let live_estimate = replayed.bytes * live_records.min(replayed.records) / replayed.records.max(1);
+        let store = LeaseStore {
             map,
             wal,
-            outbox: papaya::HashMap::new(),
-            recovered: Recovered::default(),
+            outbox,
+            recovered,
             default_ttl_ms: opts.default_ttl_ms,
             compact_after: opts.compact_after_bytes,
             snapshot: RwLock::new(()),
             compacting: AtomicBool::new(false),
-            since_checkpoint: AtomicU64::new(0),
-            live_estimate: AtomicU64::new(0),
+            since_checkpoint: AtomicU64::new(replayed.bytes),
+            live_estimate: AtomicU64::new(live_estimate),
             checkpoints: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         };
-        store.replay()?;
         store.maybe_compact();
         Ok(store)
-    }
-
-    fn replay(&mut self) -> Result<()> {
-        let Some(wal) = &self.wal else { return Ok(()) };
-        let mut held: HashMap<String, (LeaseInfo, bool)> = HashMap::new();
-        let mut outbox: BTreeMap<u64, OutboxEntry> = BTreeMap::new();
-        let mut high_water = 0u64;
-        let mut bytes = 0u64;
-        for r in wal.take_records() {
-            bytes += framed(r.payload.len());
-            let rec = Rec::decode(&r.payload).map_err(|detail| LeaseError::Malformed { lsn: r.lsn, detail })?;
-            match rec {
-                Rec::Acquire(info) => {
-                    high_water = high_water.max(info.token);
-                    self.map.note_last_run(&info.key, info.acquired_at);
-                    // A higher token took over; a lower one is an old, replaced lease.
-                    if held.get(&info.key).is_none_or(|(h, _)| h.token < info.token) {
-                        held.insert(info.key.clone(), (info, false));
-                    }
-                }
-                Rec::Release { key, token } => {
-                    if held.get(&key).is_some_and(|(h, _)| h.token == token) {
-                        held.remove(&key);
-                    }
-                }
-                Rec::Complete { key, token, completed_at, outcome } => {
-                    high_water = high_water.max(token);
-                    if let Some((h, done)) = held.get_mut(&key) {
-                        if h.token == token {
-                            *done = true;
-                        }
-                    }
-                    outbox.insert(token, OutboxEntry { id: token, key, token, completed_at, outcome });
-                }
-                Rec::Ack { token } => {
-                    outbox.remove(&token);
-                }
-                Rec::LastRun { key, at } => self.map.note_last_run(&key, at),
-                Rec::HighWater { token } => high_water = high_water.max(token),
-            }
-        }
-        self.map.raise_high_water(high_water);
-        let mut held: Vec<(LeaseInfo, bool)> = held.into_values().collect();
-        held.sort_by_key(|(h, _)| h.token);
-        let pinned = self.outbox.pin();
-        for e in outbox.values() {
-            pinned.insert(e.id, Arc::new(e.clone()));
-        }
-        drop(pinned);
-        for (info, completed) in &held {
-            self.map.restore(info.clone(), *completed);
-        }
-        let mut last_run = self.map.last_runs();
-        last_run.sort();
-        self.recovered = Recovered { held: held.into_iter().map(|(h, _)| h).collect(), outbox: outbox.into_values().collect(), last_run };
-        self.since_checkpoint.store(bytes, Ordering::Relaxed);
-        self.live_estimate.store(self.snapshot_records().iter().map(|r| framed(r.len())).sum(), Ordering::Relaxed);
-        Ok(())
     }
 
     fn usable(&self) -> Result<()> {

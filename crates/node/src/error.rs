@@ -4,6 +4,7 @@ use std::any::Any;
 use std::borrow::Cow;
 
 use napi::bindgen_prelude::{Env, JsError, Status};
+use orderly_lease::LeaseError;
 use orderly_wal::WalError;
 
 /// The JS `err.code` of everything this addon throws: the core's stable code
@@ -27,6 +28,10 @@ pub type Error = napi::Error<Code>;
 pub type Result<T> = napi::Result<T, Code>;
 
 pub fn wal_error(err: WalError) -> Error {
+    napi::Error::new(Code(Cow::Borrowed(err.code())), err.to_string())
+}
+
+pub fn lease_error(err: LeaseError) -> Error {
     napi::Error::new(Code(Cow::Borrowed(err.code())), err.to_string())
 }
 

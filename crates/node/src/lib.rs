@@ -5,6 +5,10 @@
 #![deny(clippy::all)]
 
 mod error;
+mod events;
+mod lease;
+mod options;
 mod wal;
 
+pub use lease::NativeLeaseStore;
 pub use wal::NativeWal;

@@ -4,112 +4,45 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{
-    AsyncTask, Buffer, Either, Env, FromNapiValue, Object, Task, Uint8ArraySlice, Unknown,
-    ValueType,
-};
-use napi::threadsafe_function::{
-    ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
-};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Env, Object, Task, Uint8ArraySlice};
 use napi_derive::napi;
-use orderly_wal::{DurableEvent, ListenerId, Wal, WalOptions};
+use orderly_wal::{ListenerId, Wal, WalOptions};
 
-use crate::error::{
-    from_napi, from_panic, into_task_error, invalid_arg, wal_error, Code, Error, Result,
-};
+use crate::error::{from_panic, into_task_error, wal_error, Error, Result};
+use crate::events::{forward_events, ref_events, unref_events, EventFn};
+use crate::options::{bool_option, integer_option};
 
-/// `onEvent(err, durableLsn)`: error-first, weak (it keeps the process alive
-/// only while JS holds a `ref()`), unbounded queue so the writer thread never
-/// blocks on JS.
-type EventFn = ThreadsafeFunction<u64, UnknownReturnValue, u64, Code, true, true, 0>;
-
-fn bytes<'p>(payload: &'p Either<Uint8ArraySlice<'_>, String>) -> &'p [u8] {
+pub(crate) fn bytes<'p>(payload: &'p Either<Uint8ArraySlice<'_>, String>) -> &'p [u8] {
     match payload {
         Either::A(bytes) => bytes,
         Either::B(text) => text.as_bytes(),
     }
 }
 
-const MIN_SEGMENT_BYTES: f64 = 4096.0;
-const MAX_SEGMENT_BYTES: f64 = (1u64 << 30) as f64;
-const MAX_FLUSH_INTERVAL_MS: f64 = 60_000.0;
-
-fn option<'env>(
-    options: &Object<'env>,
-    name: &str,
-    expected: ValueType,
-) -> Result<Option<Unknown<'env>>> {
-    let Some(value) = options.get::<Unknown>(name).map_err(from_napi)? else {
-        return Ok(None);
-    };
-    match value.get_type().map_err(from_napi)? {
-        ValueType::Undefined => Ok(None),
-        found if found == expected => Ok(Some(value)),
-        found => Err(invalid_arg(format!(
-            "options.{name} must be a {}, got {}",
-            format!("{expected}").to_lowercase(),
-            format!("{found}").to_lowercase()
-        ))),
-    }
+/// Log options shared by `NativeWal.open` and `NativeLeaseStore.open`; the
+/// core checks the ranges.
+pub(crate) fn wal_options(options: Option<&Object>) -> Result<WalOptions> {
+    wal_options_from(options, WalOptions::default())
 }
 
-fn integer_option(options: &Object, name: &str, min: f64, max: f64) -> Result<Option<u64>> {
-    let Some(value) = option(options, name, ValueType::Number)? else {
-        return Ok(None);
-    };
-    let n = f64::from_unknown(value).map_err(from_napi)?;
-    if n.fract() != 0.0 || n < min || n > max {
-        return Err(invalid_arg(format!(
-            "options.{name} must be an integer from {min} to {max}, got {n}"
-        )));
-    }
-    Ok(Some(n as u64))
-}
-
-fn bool_option(options: &Object, name: &str) -> Result<Option<bool>> {
-    match option(options, name, ValueType::Boolean)? {
-        Some(value) => bool::from_unknown(value).map(Some).map_err(from_napi),
-        None => Ok(None),
-    }
-}
-
-fn wal_options(options: Option<Object>) -> Result<WalOptions> {
-    let mut opts = WalOptions::default();
+pub(crate) fn wal_options_from(options: Option<&Object>, defaults: WalOptions) -> Result<WalOptions> {
+    let mut opts = defaults;
     let Some(options) = options else {
         return Ok(opts);
     };
-    if let Some(n) = integer_option(
-        &options,
-        "segmentBytes",
-        MIN_SEGMENT_BYTES,
-        MAX_SEGMENT_BYTES,
-    )? {
+    if let Some(n) = integer_option(options, "segmentBytes")? {
         opts.segment_bytes = n;
     }
-    if let Some(ms) = integer_option(&options, "flushIntervalMs", 1.0, MAX_FLUSH_INTERVAL_MS)? {
+    if let Some(ms) = integer_option(options, "flushIntervalMs")? {
         opts.flush_interval = Duration::from_millis(ms);
     }
-    if let Some(repair) = bool_option(&options, "repair")? {
+    if let Some(repair) = bool_option(options, "repair")? {
         opts.repair = repair;
     }
-    if let Some(preallocate) = bool_option(&options, "preallocate")? {
+    if let Some(preallocate) = bool_option(options, "preallocate")? {
         opts.preallocate = preallocate;
     }
     Ok(opts)
-}
-
-/// Forwards durability watermarks to JS from the writer thread. NonBlocking:
-/// the writer thread must never wait on the JS thread (group commit would
-/// stall behind a busy event loop).
-fn forward_events(events: Arc<EventFn>) -> impl Fn(DurableEvent) + Send + Sync + 'static {
-    move |event| {
-        let value = match event {
-            DurableEvent::Durable(lsn) => Ok(lsn),
-            DurableEvent::Poisoned(err) => Err(wal_error(err)),
-        };
-        // Only fails once the environment is shutting down; nobody is left to tell.
-        let _ = events.call(value, ThreadsafeFunctionCallMode::NonBlocking);
-    }
 }
 
 pub struct OpenTask {
@@ -217,7 +150,7 @@ impl NativeWal {
         options: Option<Object>,
         on_event: EventFn,
     ) -> Result<AsyncTask<OpenTask>> {
-        let options = wal_options(options)?;
+        let options = wal_options(options.as_ref())?;
         Ok(AsyncTask::new(OpenTask {
             dir,
             options,
@@ -228,23 +161,13 @@ impl NativeWal {
     /// Keeps the process alive for event delivery while JS waits on one.
     #[napi(catch_unwind, js_name = "ref")]
     pub fn ref_events(&self, env: Env) -> Result<()> {
-        if let Some(events) = &self.events {
-            let status =
-                unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), events.raw()) };
-            napi::check_status!(status).map_err(from_napi)?;
-        }
-        Ok(())
+        ref_events(&env, self.events.as_deref())
     }
 
     /// Lets the process exit while nothing waits on an event.
     #[napi(catch_unwind)]
     pub fn unref(&self, env: Env) -> Result<()> {
-        if let Some(events) = &self.events {
-            let status =
-                unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), events.raw()) };
-            napi::check_status!(status).map_err(from_napi)?;
-        }
-        Ok(())
+        unref_events(&env, self.events.as_deref())
     }
 
     #[napi(catch_unwind)]

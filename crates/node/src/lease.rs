@@ -1,0 +1,392 @@
+//! `NativeLeaseStore`: the JS face of `orderly_lease::LeaseStore`.
+//!
+//! The hot calls (`acquire`, `release`, `complete`) return a small status and
+//! write numbers into a caller-owned `Float64Array`, so no JS object is built
+//! per call; the TypeScript layer shapes the results.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{AsyncTask, BigInt, Buffer, Either, Env, Float64Array, Float64ArraySlice, Object, Task, Uint8Array, Uint8ArraySlice};
+use napi_derive::napi;
+use orderly_lease::{Acquired, LeaseInfo, LeaseStore, OutboxEntry, StoreOptions};
+use orderly_wal::ListenerId;
+
+use crate::error::{from_panic, into_task_error, invalid_arg, lease_error, Error, Result};
+use crate::events::{forward_events, ref_events, unref_events, EventFn};
+use crate::options::{gates_option, integer_option, whole_number};
+use crate::wal::{bytes, wal_options_from};
+
+/// `acquire` results.
+const GRANTED: u32 = 0;
+const HELD: u32 = 1;
+const GATE_FULL: u32 = 2;
+/// Where no LSN applies (in-memory store, relaxed record).
+const NO_LSN: f64 = -1.0;
+
+fn store_options(options: Option<&Object>) -> Result<StoreOptions> {
+    let defaults = StoreOptions::default();
+    let mut opts = StoreOptions { wal: wal_options_from(options, defaults.wal.clone())?, ..defaults };
+    let Some(options) = options else {
+        return Ok(opts);
+    };
+    if let Some(ttl) = integer_option(options, "defaultTtlMs")? {
+        opts.default_ttl_ms = ttl;
+    }
+    if let Some(bytes) = integer_option(options, "compactAfterBytes")? {
+        opts.compact_after_bytes = bytes;
+    }
+    opts.gates = gates_option(options, "gates")?;
+    Ok(opts)
+}
+
+fn lsn_number(lsn: Option<u64>) -> f64 {
+    lsn.map_or(NO_LSN, |l| l as f64)
+}
+
+fn out_slots<'a>(out: &'a mut Float64ArraySlice, n: usize) -> Result<&'a mut [f64]> {
+    // SAFETY: the JS thread is blocked in this call; nothing else touches the array.
+    let slots = unsafe { out.as_mut() };
+    if slots.len() < n {
+        return Err(invalid_arg(format!("result array needs {n} slots")));
+    }
+    Ok(slots)
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsLeaseInfo {
+    pub key: String,
+    pub token: BigInt,
+    pub acquired_at: f64,
+    pub expires_at: f64,
+    pub group: Option<String>,
+    pub meta: Option<Buffer>,
+}
+
+impl From<LeaseInfo> for JsLeaseInfo {
+    fn from(l: LeaseInfo) -> Self {
+        JsLeaseInfo {
+            key: l.key,
+            token: BigInt::from(l.token),
+            acquired_at: l.acquired_at as f64,
+            expires_at: l.expires_at as f64,
+            group: l.group,
+            meta: l.meta.map(Buffer::from),
+        }
+    }
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsOutboxEntry {
+    pub id: BigInt,
+    pub key: String,
+    pub token: BigInt,
+    pub completed_at: f64,
+    pub outcome: Buffer,
+}
+
+impl From<OutboxEntry> for JsOutboxEntry {
+    fn from(e: OutboxEntry) -> Self {
+        JsOutboxEntry { id: BigInt::from(e.id), key: e.key, token: BigInt::from(e.token), completed_at: e.completed_at as f64, outcome: e.outcome.into() }
+    }
+}
+
+/// Recovered leases as columns: building one JS object per lease through
+/// napi costs about a microsecond each, and a store may recover 10,000.
+#[napi(object, object_from_js = false)]
+pub struct JsHeldColumns {
+    pub keys: Vec<String>,
+    pub tokens: Float64Array,
+    pub acquired_at: Float64Array,
+    pub expires_at: Float64Array,
+    pub groups: Vec<Option<String>>,
+    /// All metas back to back; lease i's is `meta[metaStart[i]..metaStart[i+1]]`,
+    /// absent where `hasMeta[i]` is 0.
+    pub meta: Buffer,
+    pub meta_start: Float64Array,
+    pub has_meta: Uint8Array,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsRecovered {
+    pub held: JsHeldColumns,
+    pub outbox: Vec<JsOutboxEntry>,
+    pub last_run_keys: Vec<String>,
+    pub last_run_at: Float64Array,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsStoreStats {
+    pub held: f64,
+    pub outbox: f64,
+    pub checkpoints: f64,
+    pub wal_segments: f64,
+    pub wal_bytes: f64,
+    pub wal_syncs: f64,
+    pub poisoned: bool,
+}
+
+pub struct OpenStoreTask {
+    dir: Option<String>,
+    options: StoreOptions,
+    events: Arc<EventFn>,
+}
+
+impl Task for OpenStoreTask {
+    type Output = std::result::Result<(Arc<LeaseStore>, Option<ListenerId>), Error>;
+    type JsValue = NativeLeaseStore;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let open = AssertUnwindSafe(|| {
+            let opts = std::mem::take(&mut self.options);
+            let store = match &self.dir {
+                Some(dir) => orderly_lease::open_shared(Path::new(dir), opts).map_err(lease_error)?,
+                None => Arc::new(LeaseStore::open(None, opts).map_err(lease_error)?),
+            };
+            let listener = store.wal().map(|w| w.add_listener(forward_events(self.events.clone())));
+            Ok((store, listener))
+        });
+        Ok(catch_unwind(open).unwrap_or_else(|panic| Err(from_panic(panic))))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeLeaseStore> {
+        match output {
+            Ok((store, listener)) => Ok(NativeLeaseStore { store: Some(store), listener, events: Some(self.events.clone()) }),
+            Err(err) => Err(into_task_error(&env, err)),
+        }
+    }
+}
+
+pub struct CloseStoreTask {
+    store: Option<Arc<LeaseStore>>,
+    listener: Option<ListenerId>,
+    events: Option<Arc<EventFn>>,
+}
+
+impl Task for CloseStoreTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<()> {
+        let close = AssertUnwindSafe(|| {
+            if let Some(store) = self.store.take() {
+                if let (Some(w), Some(l)) = (store.wal(), self.listener.take()) {
+                    w.remove_listener(l);
+                }
+                // The last handle of this process closes the log (sync + join).
+                drop(store);
+            }
+            self.events = None;
+        });
+        let _ = catch_unwind(close);
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
+        Ok(())
+    }
+}
+
+/// One thread's handle to a lease store; every thread opening the same
+/// directory shares one store.
+#[napi]
+pub struct NativeLeaseStore {
+    store: Option<Arc<LeaseStore>>,
+    listener: Option<ListenerId>,
+    events: Option<Arc<EventFn>>,
+}
+
+impl NativeLeaseStore {
+    fn store(&self) -> Result<&Arc<LeaseStore>> {
+        self.store.as_ref().ok_or_else(|| lease_error(orderly_lease::LeaseError::Closed))
+    }
+}
+
+#[napi]
+impl NativeLeaseStore {
+    #[napi(
+        catch_unwind,
+        ts_args_type = "dir: string | null, options: { defaultTtlMs?: number; gates?: Record<string, number>; segmentBytes?: number; flushIntervalMs?: number; compactAfterBytes?: number } | undefined | null, onEvent: (err: Error | null, durableLsn: bigint) => void",
+        ts_return_type = "Promise<NativeLeaseStore>"
+    )]
+    pub fn open(dir: Option<String>, options: Option<Object>, on_event: EventFn) -> Result<AsyncTask<OpenStoreTask>> {
+        let options = store_options(options.as_ref())?;
+        Ok(AsyncTask::new(OpenStoreTask { dir, options, events: Arc::new(on_event) }))
+    }
+
+    #[napi(catch_unwind, js_name = "ref")]
+    pub fn ref_events(&self, env: Env) -> Result<()> {
+        ref_events(&env, self.events.as_deref())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn unref(&self, env: Env) -> Result<()> {
+        unref_events(&env, self.events.as_deref())
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn durable(&self) -> Result<bool> {
+        Ok(self.store()?.is_durable())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn durable_lsn(&self) -> Result<u64> {
+        Ok(self.store()?.wal().map_or(0, |w| w.durable_lsn()))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn recovered(&self) -> Result<JsRecovered> {
+        let r = self.store()?.recovered();
+        let mut meta = Vec::new();
+        let mut meta_start = Vec::with_capacity(r.held.len() + 1);
+        let mut has_meta = Vec::with_capacity(r.held.len());
+        for h in &r.held {
+            meta_start.push(meta.len() as f64);
+            has_meta.push(h.meta.is_some() as u8);
+            meta.extend_from_slice(h.meta.as_deref().unwrap_or_default());
+        }
+        meta_start.push(meta.len() as f64);
+        let column = |f: &dyn Fn(&LeaseInfo) -> f64| Float64Array::new(r.held.iter().map(f).collect());
+        Ok(JsRecovered {
+            held: JsHeldColumns {
+                keys: r.held.iter().map(|h| h.key.clone()).collect(),
+                tokens: column(&|h| h.token as f64),
+                acquired_at: column(&|h| h.acquired_at as f64),
+                expires_at: column(&|h| h.expires_at as f64),
+                groups: r.held.iter().map(|h| h.group.clone()).collect(),
+                meta: meta.into(),
+                meta_start: Float64Array::new(meta_start),
+                has_meta: Uint8Array::new(has_meta),
+            },
+            outbox: r.outbox.iter().cloned().map(Into::into).collect(),
+            last_run_keys: r.last_run.iter().map(|(k, _)| k.clone()).collect(),
+            last_run_at: Float64Array::new(r.last_run.iter().map(|(_, at)| *at as f64).collect()),
+        })
+    }
+
+    /// Returns 0 granted, 1 held, 2 gate full. When granted, `out` receives
+    /// `[token, acquiredAt, expiresAt, lsn]` (lsn -1 for in-memory stores).
+    #[napi(catch_unwind)]
+    pub fn acquire(
+        &self,
+        key: String,
+        ttl_ms: Option<f64>,
+        group: Option<String>,
+        meta: Option<Either<Uint8ArraySlice, String>>,
+        mut out: Float64ArraySlice,
+    ) -> Result<u32> {
+        let ttl = ttl_ms.map(|t| whole_number("ttlMs", t)).transpose()?;
+        let meta = meta.as_ref().map(|m| bytes(m).to_vec());
+        let (got, lsn) = self.store()?.acquire(&key, ttl, group, meta).map_err(lease_error)?;
+        match got {
+            Acquired::Granted(l) => {
+                let slots = out_slots(&mut out, 4)?;
+                slots[0] = l.token as f64;
+                slots[1] = l.acquired_at as f64;
+                slots[2] = l.expires_at as f64;
+                slots[3] = lsn_number(lsn);
+                Ok(GRANTED)
+            }
+            Acquired::Held => Ok(HELD),
+            Acquired::GateFull => Ok(GATE_FULL),
+        }
+    }
+
+    /// Undoes a granted acquire whose record did not become durable.
+    #[napi(catch_unwind)]
+    pub fn rollback(&self, key: String, token: f64) -> Result<()> {
+        self.store()?.rollback(&key, whole_number("token", token)?);
+        Ok(())
+    }
+
+    /// Returns the new expiresAt.
+    #[napi(catch_unwind)]
+    pub fn renew(&self, key: String, token: f64, ttl_ms: Option<f64>) -> Result<f64> {
+        let ttl = ttl_ms.map(|t| whole_number("ttlMs", t)).transpose()?;
+        let info = self.store()?.renew(&key, whole_number("token", token)?, ttl).map_err(lease_error)?;
+        Ok(info.expires_at as f64)
+    }
+
+    /// `out` receives `[completedAt, lsn]`.
+    #[napi(catch_unwind)]
+    pub fn complete(&self, key: String, token: f64, outcome: Either<Uint8ArraySlice, String>, mut out: Float64ArraySlice) -> Result<()> {
+        let (entry, lsn) = self.store()?.complete(&key, whole_number("token", token)?, bytes(&outcome).to_vec()).map_err(lease_error)?;
+        let slots = out_slots(&mut out, 2)?;
+        slots[0] = entry.completed_at as f64;
+        slots[1] = lsn_number(lsn);
+        Ok(())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn ack(&self, id: f64) -> Result<()> {
+        self.store()?.ack(whole_number("entry id", id)?).map_err(lease_error)
+    }
+
+    /// Returns the LSN to wait for when `durable`, else -1.
+    #[napi(catch_unwind)]
+    pub fn release(&self, key: String, token: f64, durable: bool) -> Result<f64> {
+        let lsn = self.store()?.release(&key, whole_number("token", token)?, durable).map_err(lease_error)?;
+        Ok(if durable { lsn_number(lsn) } else { NO_LSN })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn holder(&self, key: String) -> Result<Option<JsLeaseInfo>> {
+        Ok(self.store()?.holder(&key).map(Into::into))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn in_flight(&self, group: Option<String>) -> Result<f64> {
+        Ok(self.store()?.in_flight(group.as_deref()) as f64)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn set_gate(&self, group: String, cap: f64) -> Result<()> {
+        self.store()?.set_gate(&group, whole_number("cap", cap)?).map_err(lease_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn last_run(&self, key: String) -> Result<Option<f64>> {
+        Ok(self.store()?.last_run(&key).map(|t| t as f64))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn outbox(&self) -> Result<Vec<JsOutboxEntry>> {
+        Ok(self.store()?.outbox().into_iter().map(Into::into).collect())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> Result<JsStoreStats> {
+        let s = self.store()?.stats();
+        let w = s.wal.unwrap_or_default();
+        Ok(JsStoreStats {
+            held: s.held as f64,
+            outbox: s.outbox as f64,
+            checkpoints: s.checkpoints as f64,
+            wal_segments: w.segments as f64,
+            wal_bytes: w.bytes as f64,
+            wal_syncs: w.syncs as f64,
+            poisoned: w.poisoned,
+        })
+    }
+
+    /// Releases this handle off the JS thread; the last handle in the process
+    /// syncs and closes the log. Idempotent.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close(&mut self) -> AsyncTask<CloseStoreTask> {
+        AsyncTask::new(CloseStoreTask { store: self.store.take(), listener: self.listener.take(), events: self.events.take() })
+    }
+}
+
+impl Drop for NativeLeaseStore {
+    /// Collected without `close()`: unhook from the writer thread and let the
+    /// last handle's final sync happen off the JS thread (this runs in a GC finalizer).
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            if let (Some(w), Some(l)) = (store.wal(), self.listener.take()) {
+                w.remove_listener(l);
+            }
+            let _ = std::thread::Builder::new().name("orderly-lease-drop".into()).spawn(move || drop(store));
+        }
+    }
+}
