@@ -25,6 +25,7 @@ mod gate;
 mod map;
 mod record;
 mod registry;
+mod runlock;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -32,4 +33,5 @@ pub use error::{LeaseError, Result};
 pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MAX_KEY_BYTES, MAX_META_BYTES, MAX_TTL_MS};
 pub use record::Rec;
 pub use registry::open_shared;
+pub use runlock::{create_run_lock, run_lock_held};
 pub use store::{LeaseStore, OutboxEntry, Recovered, StoreOptions, StoreStats};

@@ -390,3 +390,20 @@ impl Drop for NativeLeaseStore {
         }
     }
 }
+
+/// Creates and locks a fire's run lock; returns the descriptor for the body to
+/// inherit (the caller closes its own copy after spawning).
+#[napi(catch_unwind)]
+pub fn create_run_lock(path: String) -> Result<i32> {
+    orderly_lease::create_run_lock(Path::new(&path)).map_err(|e| io_error("create run lock", &path, e))
+}
+
+/// Whether a body still holds the run lock at `path`.
+#[napi(catch_unwind)]
+pub fn run_lock_held(path: String) -> Result<bool> {
+    orderly_lease::run_lock_held(Path::new(&path)).map_err(|e| io_error("check run lock", &path, e))
+}
+
+fn io_error(op: &'static str, path: &str, e: std::io::Error) -> Error {
+    lease_error(orderly_lease::LeaseError::Wal(orderly_wal::WalError::Io { op, path: path.into(), message: e.to_string(), kind: e.kind() }))
+}

@@ -1,0 +1,14 @@
+export { OrderFileError } from './errors.js';
+export type { OrderFileErrorInit } from './errors.js';
+export { DURATION_UNITS, formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
+export { assertTimeZone, parseCron } from './cron.js';
+export type { CronSchedule } from './cron.js';
+export { loadOrderDir, parseOrderFile } from './load.js';
+export type { LoadedOrders, LoadOrderDirOptions, ParseOrderOptions } from './load.js';
+export { defineOrder } from './define.js';
+export type { OrderDefinition } from './define.js';
+export { validateScoped } from './scope.js';
+export { DEFAULT_NO_OP_EXIT_CODES, DEFAULT_TIMEOUT_MS, emitOrderWarning, ORDER_FILE_KEYS } from './spec.js';
+export type { OrderWarning, WarnFn } from './spec.js';
+export { scopedName, TRIGGERS } from './types.js';
+export type { AuditedOutcome, OrderSpec, Outcome, RunContext, ScopedOrder, Trigger } from './types.js';

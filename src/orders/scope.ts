@@ -1,0 +1,48 @@
+import { OrderFileError } from './errors.js';
+import { scopedName, type OrderSpec, type ScopedOrder } from './types.js';
+
+/**
+ * Binds orders to their scopes: a city order once under its name, a rig
+ * order (`scope = "rig"`) once per rig as `name:rig:<rig>`, in input order.
+ * Scoped names are the lease keys (G1), so two sources of one scoped name
+ * (a file and a code order, or a rig expansion that collides with an order
+ * literally named `x:rig:r`) are refused, naming both. With no rigs, rig
+ * orders bind to nothing.
+ */
+export function validateScoped(orders: readonly OrderSpec[], rigs: readonly string[]): ScopedOrder[] {
+  const seenRigs = new Set<string>();
+  for (const rig of rigs) {
+    if (typeof rig !== 'string' || rig.trim() === '') {
+      throw new OrderFileError({ field: 'rigs', problem: `rig names must be non-empty strings, got ${JSON.stringify(rig)}` });
+    }
+    if (seenRigs.has(rig)) throw new OrderFileError({ field: 'rigs', problem: `rig ${JSON.stringify(rig)} is listed twice` });
+    seenRigs.add(rig);
+  }
+
+  const scoped: ScopedOrder[] = [];
+  const owner = new Map<string, OrderSpec>();
+  const bind = (spec: OrderSpec, rig?: string): void => {
+    const key = scopedName(spec.name, rig);
+    const first = owner.get(key);
+    if (first !== undefined) {
+      throw new OrderFileError({
+        file: spec.file,
+        order: spec.file === undefined ? spec.name : undefined,
+        field: 'name',
+        problem: `duplicate order ${JSON.stringify(key)}: defined by ${source(first)} and by ${source(spec)}`,
+      });
+    }
+    owner.set(key, spec);
+    scoped.push(rig === undefined ? { scopedName: key, spec } : { scopedName: key, rig, spec });
+  };
+  for (const spec of orders) {
+    if (spec.scope === 'rig') for (const rig of rigs) bind(spec, rig);
+    else bind(spec);
+  }
+  return scoped;
+}
+
+function source(spec: OrderSpec): string {
+  const what = spec.scope === 'rig' ? `rig order ${JSON.stringify(spec.name)}` : `order ${JSON.stringify(spec.name)}`;
+  return spec.file === undefined ? `${what} (defined in code)` : `${what} (${spec.file})`;
+}
