@@ -1,0 +1,403 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, statSync, unlinkSync } from 'node:fs';
+import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Outcome } from '../orders/types.js';
+import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
+
+/**
+ * Running an exec body (DESIGN.md "A fire, end to end", step 3): `sh -c`, its
+ * own process group, a timeout that takes the whole group down, a bounded
+ * output tail. Never throws and never rejects: every way a body can go wrong
+ * is a `failed` or `timeout` result, because the caller must always get to
+ * write the audit record and release the lease.
+ */
+
+export interface RunBodyOptions {
+  command: string;
+  cwd: string;
+  /** The child's whole environment: nothing of process.env is merged in here. */
+  env: Record<string, string>;
+  /** Infinity or 0 disables the timeout. */
+  timeoutMs: number;
+  /** SIGTERM → SIGKILL; default 5000. */
+  graceMs?: number;
+  /** Where the body may write `no-op` / `did-work` (the caller names it in env as ORDERLY_STATUS_FILE). */
+  statusFile: string;
+  /** Bytes of combined stdout+stderr kept; default 64 KiB. */
+  tailBytes?: number;
+  noOpExitCodes: readonly number[];
+  /** Default '/bin/sh'. */
+  shell?: string;
+  /**
+   * Inherited by the body as fd 3, 4, …: the controller passes its locked
+   * run-lock fd so a restarted controller can tell the body still runs.
+   */
+  extraFds?: number[];
+}
+
+export interface BodyResult {
+  outcome: Outcome;
+  reason?: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** Epoch ms. */
+  startedAt: number;
+  /** Epoch ms at the shell's exit (leftover processes may be cleaned up after). */
+  endedAt: number;
+  /** Monotonic, whole ms. */
+  durationMs: number;
+  /** The last `tailBytes` bytes of stdout and stderr, interleaved in arrival order. */
+  outputTail: string;
+  /** Everything the body printed, counted. */
+  outputBytes: number;
+  statusFromFile?: StatusFromFile;
+}
+
+export interface RunningBody {
+  /** Also the process group id; undefined when the body could not be started. */
+  pid: number | undefined;
+  done: Promise<BodyResult>;
+}
+
+export const DEFAULT_GRACE_MS = 5_000;
+export const DEFAULT_TAIL_BYTES = 64 * 1024;
+/**
+ * How long to wait for stdout/stderr to reach EOF once the group is gone. Only
+ * a process that left the group (setsid) can still hold them; its output is
+ * not the body's business and must not keep the run open.
+ */
+export const DRAIN_MS = 250;
+const GROUP_POLL_MS = 50;
+/** A status file is one word; a bigger one is a script bug, not a status. */
+const STATUS_FILE_MAX_BYTES = 1024;
+/** setTimeout wraps longer delays to 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The last `limit` bytes of a stream, plus a count of all of them. Whole
+ * chunks are dropped from the front as soon as the rest still covers
+ * `limit`, so at most `limit` + one chunk is held, whatever the body prints.
+ */
+export class OutputTail {
+  private chunks: Buffer[] = [];
+  private held = 0;
+  private total = 0;
+
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = Math.max(0, Math.floor(limit));
+  }
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    if (chunk.length >= this.limit) {
+      // Copy: a subarray would pin the whole chunk.
+      this.chunks = [Buffer.from(chunk.subarray(chunk.length - this.limit))];
+      this.held = this.limit;
+      return;
+    }
+    this.chunks.push(chunk);
+    this.held += chunk.length;
+    while (this.chunks.length > 1 && this.held - this.chunks[0]!.length >= this.limit) {
+      this.held -= this.chunks.shift()!.length;
+    }
+  }
+
+  get totalBytes(): number {
+    return this.total;
+  }
+
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks, this.held);
+    let start = Math.max(0, all.length - this.limit);
+    if (this.total > all.length - start) {
+      // The cut may fall inside a UTF-8 sequence: drop its continuation bytes rather than print U+FFFD.
+      for (let i = 0; i < 3 && start < all.length && (all[start]! & 0xc0) === 0x80; i++) start++;
+    }
+    return all.toString('utf8', start);
+  }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Why `cwd` cannot be a working directory, or undefined if it can. */
+function cwdProblem(cwd: string): string | undefined {
+  try {
+    if (!statSync(cwd).isDirectory()) return `cwd is not a directory: ${cwd}`;
+    accessSync(cwd, fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return `cwd does not exist: ${cwd}`;
+    if (code === 'ENOTDIR') return `cwd is not a directory: ${cwd}`;
+    return `cwd not accessible: ${cwd} (${code ?? String(err)})`;
+  }
+}
+
+/** Node reports a missing cwd as ENOENT of the shell; tell the two apart. */
+function describeSpawnError(err: unknown, shell: string, cwd: string): string {
+  const code = errnoCode(err);
+  const cwdNow = code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR' ? cwdProblem(cwd) : undefined;
+  if (cwdNow !== undefined) return cwdNow;
+  if (code === 'ENOENT') return `shell not found: ${shell}`;
+  if (code === 'EACCES') return `shell not executable: ${shell} (EACCES)`;
+  const message = err instanceof Error ? err.message : String(err);
+  return `cannot start ${shell}: ${message}`;
+}
+
+/** ESRCH: the group is gone. EPERM: a member changed uid; nothing more we can do. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ignored on purpose, see above
+  }
+}
+
+/**
+ * Whether a process of group `pgid` still runs. kill(2) counts zombies as
+ * members, and an orphan is only a zombie until pid 1 reaps it (seconds, on
+ * some container inits), so /proc decides. Without /proc, assume it runs:
+ * the caller then kills the group, which is harmless.
+ */
+async function groupHasLiveMember(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    return errnoCode(err) !== 'ESRCH';
+  }
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return true;
+  }
+  const pids = entries.filter((name) => /^\d+$/.test(name));
+  for (let i = 0; i < pids.length; i += 64) {
+    const states = await Promise.all(
+      pids.slice(i, i + 64).map(async (pid) => {
+        try {
+          const stat = await readFile(`/proc/${pid}/stat`, 'latin1');
+          // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X';
+        } catch {
+          return false; // exited while we looked
+        }
+      }),
+    );
+    if (states.includes(true)) return true;
+  }
+  return false;
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface StatusRead {
+  status?: StatusFromFile;
+  ignored?: string;
+}
+
+/** Reads and deletes the status file. Absent is normal; anything unusable is reported, never fatal. */
+async function takeStatusFile(path: string): Promise<StatusRead> {
+  let text: string;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const stat = await file.stat();
+      if (!stat.isFile()) return { ignored: 'status file ignored: not a regular file' };
+      if (stat.size > STATUS_FILE_MAX_BYTES) return { ignored: `status file ignored: ${stat.size} bytes` };
+      const buffer = Buffer.alloc(STATUS_FILE_MAX_BYTES);
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+      text = buffer.toString('utf8', 0, bytesRead);
+    } finally {
+      await file.close();
+      await unlink(path).catch(() => undefined);
+    }
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return {};
+    return { ignored: `status file ignored: unreadable (${code ?? String(err)})` };
+  }
+  const status = parseStatusFile(text);
+  if (status !== undefined) return { status };
+  return { ignored: `status file ignored: ${JSON.stringify(text.trim().slice(0, 40))} is neither "no-op" nor "did-work"` };
+}
+
+function notStarted(spawnError: string, noOpExitCodes: readonly number[], startedAt = Date.now()): BodyResult {
+  const { outcome, reason } = classifyExit({ exitCode: null, signal: null, timedOut: false, noOpExitCodes, spawnError });
+  const result: BodyResult = {
+    outcome,
+    exitCode: null,
+    signal: null,
+    startedAt,
+    endedAt: Date.now(),
+    durationMs: 0,
+    outputTail: '',
+    outputBytes: 0,
+  };
+  if (reason !== undefined) result.reason = reason;
+  return result;
+}
+
+export function runBody(opts: RunBodyOptions): RunningBody {
+  const shell = opts.shell ?? '/bin/sh';
+  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  const tail = new OutputTail(opts.tailBytes ?? DEFAULT_TAIL_BYTES);
+
+  const badCwd = cwdProblem(opts.cwd);
+  if (badCwd !== undefined) return { pid: undefined, done: Promise.resolve(notStarted(badCwd, opts.noOpExitCodes)) };
+
+  // A stale file from a crashed earlier run must not speak for this one; if
+  // it cannot be removed, this run's status file cannot be trusted either.
+  let staleStatus: string | undefined;
+  try {
+    unlinkSync(opts.statusFile);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'ENOENT') staleStatus = `status file ignored: stale file could not be removed (${code ?? String(err)})`;
+  }
+
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  let child: ChildProcess;
+  try {
+    child = spawn(shell, ['-c', opts.command], {
+      cwd: opts.cwd,
+      env: opts.env,
+      // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
+    });
+  } catch (err) {
+    // Synchronous failures: ENOTDIR, EBADF (a bad extraFd), NUL bytes in the command.
+    const reason = describeSpawnError(err, shell, opts.cwd);
+    return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    // ENOENT / EACCES arrive as an 'error' event on the next tick.
+    const done = new Promise<BodyResult>((resolve) => {
+      child.once('error', (err) => resolve(notStarted(describeSpawnError(err, shell, opts.cwd), opts.noOpExitCodes, startedAt)));
+    });
+    return { pid: undefined, done };
+  }
+  return { pid, done: supervise(child, pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+}
+
+interface SuperviseState {
+  graceMs: number;
+  tail: OutputTail;
+  startedAt: number;
+  t0: number;
+  staleStatus: string | undefined;
+}
+
+async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions, s: SuperviseState): Promise<BodyResult> {
+  const stdout = child.stdout!;
+  const stderr = child.stderr!;
+  for (const stream of [stdout, stderr]) {
+    stream.on('data', (chunk: Buffer) => s.tail.push(chunk));
+    stream.on('error', () => undefined);
+  }
+  // After a successful spawn 'error' only reports a failed child.kill(), which we never call; an unheard 'error' would crash the process.
+  child.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  let timedOut = false;
+  let termSentAt: number | undefined;
+  let killSent = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const timeoutTimer =
+    Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          termSentAt = performance.now();
+          signalGroup(pgid, 'SIGTERM');
+          graceTimer = setTimeout(() => {
+            killSent = true;
+            signalGroup(pgid, 'SIGKILL');
+          }, s.graceMs);
+        }, Math.min(opts.timeoutMs, MAX_TIMER_MS))
+      : undefined;
+
+  const { code, signal } = await exited;
+  const endedAt = Date.now();
+  const durationMs = Math.round(performance.now() - s.t0);
+  clearTimeout(timeoutTimer);
+  clearTimeout(graceTimer);
+
+  // The shell is gone; whatever it left behind in its group is still this
+  // body, holding the run-lock fd and possibly writing what the next run
+  // reads. It goes now (SIGTERM, SIGKILL after the grace), so that when
+  // `done` resolves the next fire cannot overlap it (G1).
+  let leftovers = false;
+  if (!killSent && (await groupHasLiveMember(pgid))) {
+    leftovers = true;
+    if (termSentAt === undefined) {
+      termSentAt = performance.now();
+      signalGroup(pgid, 'SIGTERM');
+    }
+    const deadline = termSentAt + s.graceMs;
+    while (performance.now() < deadline) {
+      await delay(Math.min(GROUP_POLL_MS, Math.max(1, deadline - performance.now())));
+      if (!(await groupHasLiveMember(pgid))) break;
+    }
+    if (performance.now() >= deadline && (await groupHasLiveMember(pgid))) {
+      killSent = true;
+      signalGroup(pgid, 'SIGKILL');
+    }
+  }
+
+  let drainTimer: NodeJS.Timeout | undefined;
+  await Promise.race([closed, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))]);
+  clearTimeout(drainTimer);
+  stdout.destroy();
+  stderr.destroy();
+
+  const statusRead = await takeStatusFile(opts.statusFile);
+  const statusIgnored = s.staleStatus ?? statusRead.ignored;
+  const status = s.staleStatus === undefined ? statusRead.status : undefined;
+
+  const classified = classifyExit({
+    exitCode: code,
+    signal,
+    timedOut,
+    noOpExitCodes: opts.noOpExitCodes,
+    status,
+    statusIgnored,
+    timeoutMs: opts.timeoutMs,
+  });
+  const notes: string[] = [];
+  if (classified.reason !== undefined) notes.push(classified.reason);
+  if (timedOut && killSent) notes.push(`SIGKILL after ${s.graceMs} ms grace`);
+  if (!timedOut && leftovers) {
+    notes.push(`leftover processes of the body's group were sent SIGTERM${killSent ? ' and SIGKILL' : ''}`);
+  }
+
+  const result: BodyResult = {
+    outcome: classified.outcome,
+    exitCode: code,
+    signal,
+    startedAt: s.startedAt,
+    endedAt,
+    durationMs,
+    outputTail: s.tail.text(),
+    outputBytes: s.tail.totalBytes,
+  };
+  if (notes.length > 0) result.reason = notes.join('; ');
+  if (status !== undefined) result.statusFromFile = status;
+  return result;
+}
