@@ -1,0 +1,2 @@
+#!/bin/sh
+exec "$PACK_DIR/../../lib/sweep.sh" spawn-storm-detect

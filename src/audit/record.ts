@@ -1,0 +1,47 @@
+import type { AuditedOutcome } from '../orders/types.js';
+
+/** One run that did work, failed, timed out or was interrupted: written once, already closed (G3). */
+export interface AuditRecord {
+  /** Unique per fire; sinks insert idempotently on it. */
+  fireId: string;
+  order: string;
+  scopedName: string;
+  rig: string | null;
+  trigger: string;
+  outcome: AuditedOutcome;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt: number;
+  endedAt: number;
+  durationMs: number;
+  /** The lease's fencing token, as a decimal string (it is a u64). */
+  fence: string;
+  outputTail: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * Where audit records go. `write` stores a whole batch in ONE transaction and
+ * must be idempotent on `fireId`: the outbox re-sends whatever was not
+ * acknowledged, so a record may arrive twice and must be stored once.
+ */
+export interface AuditSink {
+  /** e.g. `sqlite:/var/lib/orderly/audit.db`, for messages and doctor. */
+  readonly url: string;
+  /** Creates and migrates the schema. */
+  open(): Promise<void>;
+  /** Returns how many records were new. */
+  write(records: readonly AuditRecord[]): Promise<{ inserted: number }>;
+  /** Cheap reachability check (doctor). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Decodes a record from its outbox payload; throws on anything else. */
+export function parseAuditRecord(payload: Buffer | string): AuditRecord {
+  const r = JSON.parse(payload.toString()) as AuditRecord;
+  if (typeof r !== 'object' || r === null || typeof r.fireId !== 'string' || typeof r.outcome !== 'string') {
+    throw new Error('outbox payload is not an audit record');
+  }
+  return r;
+}

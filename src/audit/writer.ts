@@ -1,0 +1,128 @@
+import type { AuditRecord, AuditSink } from './record.js';
+
+export interface AuditWriterOptions {
+  /** Most records in one transaction. */
+  maxBatch?: number;
+  /** How long the first record of a batch may wait for company. */
+  maxDelayMs?: number;
+  /** Backoff after a failed transaction: starts here, doubles, capped at maxRetryMs. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  /** Called with the outbox ids of a committed batch (the caller acks them). */
+  onCommitted: (ids: readonly bigint[]) => void;
+  onError?: (err: unknown, attempt: number) => void;
+}
+
+export interface AuditWriterStats {
+  transactions: number;
+  records: number;
+  inserted: number;
+  failures: number;
+  backlog: number;
+  lastError?: string;
+}
+
+interface Pending {
+  id: bigint;
+  record: AuditRecord;
+}
+
+/**
+ * The single owner of audit writes for a controller. Records that arrive
+ * while a transaction is in flight go into the next one (group commit), so
+ * forty completions at once cost a transaction or two, not forty
+ * (seeds/beads-load-analysis.md: per-write flushing made 20 concurrent
+ * writers 16x slower). A failed transaction is retried with capped backoff;
+ * records stay queued (and durable in the outbox) meanwhile.
+ */
+export class AuditWriter {
+  readonly #sink: AuditSink;
+  readonly #opts: Required<Omit<AuditWriterOptions, 'onError'>> & Pick<AuditWriterOptions, 'onError'>;
+  readonly #queue = new Map<string, Pending>();
+  #running: Promise<void> | undefined;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  readonly #stats: AuditWriterStats = { transactions: 0, records: 0, inserted: 0, failures: 0, backlog: 0 };
+
+  constructor(sink: AuditSink, opts: AuditWriterOptions) {
+    this.#sink = sink;
+    this.#opts = { maxBatch: 500, maxDelayMs: 20, retryMs: 200, maxRetryMs: 30_000, ...opts };
+  }
+
+  get sink(): AuditSink {
+    return this.#sink;
+  }
+
+  stats(): AuditWriterStats {
+    return { ...this.#stats, backlog: this.#queue.size };
+  }
+
+  /** Queues a record; the same fire queued twice is written once. */
+  enqueue(id: bigint, record: AuditRecord): void {
+    if (this.#closed) return;
+    this.#queue.set(record.fireId, { id, record });
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#closed) return;
+    this.#running = this.#run().finally(() => {
+      this.#running = undefined;
+      // Something may have arrived between the loop's last check and here.
+      if (this.#queue.size > 0) this.#kick();
+    });
+  }
+
+  /** Resolves when the queue is empty, or rejects after `timeoutMs`. */
+  async flush(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#queue.size > 0 && Date.now() < deadline) {
+      this.#wake?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.#queue.size === 0;
+  }
+
+  /** Stops writing; what is queued stays in the outbox for the next start. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.#closed = true;
+    this.#wake?.();
+    await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    while (this.#queue.size > 0 && !this.#closed) {
+      if (attempt === 0 && this.#queue.size < this.#opts.maxBatch) await this.#sleep(this.#opts.maxDelayMs);
+      const batch = [...this.#queue.values()].slice(0, this.#opts.maxBatch);
+      try {
+        const { inserted } = await this.#sink.write(batch.map((p) => p.record));
+        this.#stats.transactions++;
+        this.#stats.records += batch.length;
+        this.#stats.inserted += inserted;
+        delete this.#stats.lastError;
+        for (const p of batch) this.#queue.delete(p.record.fireId);
+        attempt = 0;
+        this.#opts.onCommitted(batch.map((p) => p.id));
+      } catch (err) {
+        attempt++;
+        this.#stats.failures++;
+        this.#stats.lastError = err instanceof Error ? err.message : String(err);
+        this.#opts.onError?.(err, attempt);
+        await this.#sleep(Math.min(this.#opts.retryMs * 2 ** (attempt - 1), this.#opts.maxRetryMs));
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+}

@@ -1,0 +1,74 @@
+import { createConnection, createServer, type Server } from 'node:net';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The running controller's control socket (`<state>/control.sock`): one JSON
+ * request per connection, one JSON answer. `orderly fire` goes through it so a
+ * manual run happens inside the controller that owns the state (the state
+ * directory's lock admits one process).
+ */
+export function controlPath(state: string): string {
+  return join(state, 'control.sock');
+}
+
+export type ControlRequest = { cmd: 'fire'; scopedName: string } | { cmd: 'status' };
+
+export function serveControl(state: string, handle: (req: ControlRequest) => Promise<unknown>): Server {
+  const path = controlPath(state);
+  // A socket file left by a controller that was killed: the state lock
+  // (held by us now) proves nobody listens on it.
+  rmSync(path, { force: true });
+  const server = createServer((conn) => {
+    let buf = '';
+    conn.setEncoding('utf8');
+    conn.on('data', (chunk) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(buf.slice(0, nl)) as ControlRequest;
+      } catch {
+        conn.end(JSON.stringify({ error: 'bad request' }) + '\n');
+        return;
+      }
+      handle(req).then(
+        (res) => conn.end(JSON.stringify(res) + '\n'),
+        (err: unknown) => conn.end(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }) + '\n'),
+      );
+    });
+    conn.on('error', () => undefined);
+  });
+  server.listen(path);
+  server.unref();
+  return server;
+}
+
+/** Sends a request to a running controller; undefined when none listens. */
+export function askControl(state: string, req: ControlRequest, timeoutMs = 600_000): Promise<unknown | undefined> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(controlPath(state));
+    let buf = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`the controller did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    conn.setEncoding('utf8');
+    conn.on('connect', () => conn.write(JSON.stringify(req) + '\n'));
+    conn.on('data', (c) => (buf += c));
+    conn.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf));
+      } catch {
+        reject(new Error(`unreadable answer from the controller: ${buf.slice(0, 200)}`));
+      }
+    });
+    conn.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
+      else reject(err);
+    });
+  });
+}

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { sinkFromUrl } from '../audit/url.js';
+import { Controller, type FireResult } from '../dispatcher/controller.js';
+import { loadCity } from '../orders/city.js';
+import { EXIT, parse, printer, UsageError } from './args.js';
+import { askControl } from './control.js';
+
+export const FIRE_USAGE = `usage: orderly fire <scoped-name> [--state DIR] [--orders DIR] [--json]
+
+Runs one order now and advances its cooldown. Goes through the controller
+running on the state directory; when none runs, fires it directly using the
+orders directory the last \`orderly run\` used (or --orders).
+Exit status: 0 ran (did-work or no-op), 1 failed or timed out, 3 skipped.`;
+
+export async function fire(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { state: { type: 'string' }, orders: { type: 'string' } }, FIRE_USAGE);
+  if (values.help) {
+    console.log(FIRE_USAGE);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError(`orderly fire takes one scoped order name\n\n${FIRE_USAGE}`);
+  const scopedName = positionals[0]!;
+  const state = resolve(values.state ?? '.orderly');
+  const print = printer(values.json === true);
+
+  let result = (await askControl(state, { cmd: 'fire', scopedName })) as (FireResult & { error?: string }) | undefined;
+  let via = 'the running controller';
+  if (result === undefined) {
+    via = 'a direct run (no controller is running)';
+    const saved = join(state, 'controller.json');
+    const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as { ordersDir: string; rigs: string[]; audit: string }) : undefined;
+    const ordersDir = values.orders ?? last?.ordersDir;
+    if (!ordersDir) throw new UsageError(`no controller runs on ${state} and no orders directory is known: pass --orders DIR`);
+    const { orders, rigs } = await loadCity(resolve(ordersDir));
+    const controller = await Controller.start({
+      state,
+      orders,
+      rigs: last?.rigs ?? rigs,
+      audit: sinkFromUrl(last?.audit ?? `jsonl:${join(state, 'audit.jsonl')}`),
+      schedule: false,
+    });
+    try {
+      result = await controller.fire(scopedName);
+    } finally {
+      await controller.stop();
+    }
+  }
+  if (result.error) throw new Error(result.error);
+  const what = result.skipped ? `skipped: ${result.skipped}${result.detail ? ` (${result.detail})` : ''}` : result.outcome;
+  print(`${scopedName}: ${what} via ${via}`, { ...result, via });
+  if (result.skipped) return EXIT.skipped;
+  return result.outcome === 'failed' || result.outcome === 'timeout' ? EXIT.failed : EXIT.ok;
+}

@@ -1,0 +1,133 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { sinkFromUrl } from '../audit/url.js';
+import { Controller } from '../dispatcher/controller.js';
+import type { ControllerEvent } from '../dispatcher/events.js';
+import { parseDuration } from '../orders/duration.js';
+import { loadCity } from '../orders/city.js';
+import { EXIT, parse, printer, UsageError } from './args.js';
+import { serveControl } from './control.js';
+
+export const RUN_USAGE = `usage: orderly run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
+
+Fires the orders of a city (city.toml + packs/*/orders/*.toml), a pack
+(<pack>/orders/*.toml) or a directory of order files until SIGINT/SIGTERM, or
+for DURATION. SIGHUP reloads the orders.
+  --state DIR     state directory (default .orderly)
+  --audit URL     where audited runs go (default jsonl:<state>/audit.jsonl)
+  --rig NAME      a rig; rig-scoped orders run once per rig (repeatable;
+                  replaces the rigs a city.toml declares)
+  --for DURATION  stop after this long (Go syntax: 90s, 5m, 1h30m)
+  --grace DURATION how long to wait for running bodies at shutdown (default 30s)
+  --events        also append every event to <state>/events.jsonl
+  --json          one JSON object per event, and a JSON summary`;
+
+function describe(e: ControllerEvent): string {
+  const t = new Date(e.at).toISOString();
+  switch (e.type) {
+    case 'fired':
+      return `${t} fired     ${e.scopedName} (${e.trigger}, fence ${e.fence})`;
+    case 'completed':
+      return `${t} ${e.outcome.padEnd(9)} ${e.scopedName} in ${e.durationMs} ms${e.reason ? ` (${e.reason})` : ''}${e.audited ? '' : ', no audit write'}`;
+    case 'skipped':
+      return `${t} skipped   ${e.scopedName}: ${e.reason}${e.detail ? ` (${e.detail})` : ''}`;
+    case 'recovered':
+      return `${t} recovered ${e.scopedName}: ${e.action}${e.fence ? ` (fence ${e.fence})` : ''}`;
+    case 'error':
+      return `${t} error     ${e.scopedName ?? ''} ${e.code}: ${e.message}`;
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      state: { type: 'string' },
+      audit: { type: 'string' },
+      rig: { type: 'string', multiple: true },
+      for: { type: 'string' },
+      grace: { type: 'string' },
+      events: { type: 'boolean' },
+    },
+    RUN_USAGE,
+  );
+  if (values.help) {
+    console.log(RUN_USAGE);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError(`orderly run takes one orders directory\n\n${RUN_USAGE}`);
+  const json = values.json === true;
+  const print = printer(json);
+  const ordersDir = resolve(positionals[0]!);
+  const state = resolve(values.state ?? '.orderly');
+  const forMs = values.for ? parseDuration(values.for, '--for') : undefined;
+  const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 30_000;
+  const city = await loadCity(ordersDir);
+  for (const w of city.warnings) process.stderr.write(`warning: ${w.message}\n`);
+  // --rig replaces the rigs a city declares.
+  const rigs = values.rig ?? city.rigs;
+  const auditUrl = values.audit ?? `jsonl:${join(state, 'audit.jsonl')}`;
+
+  const controller = await Controller.start({
+    state,
+    orders: city.orders,
+    rigs,
+    audit: sinkFromUrl(auditUrl),
+    ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
+  });
+  controller.on('event', (e) => print(describe(e), e as unknown as Record<string, unknown>));
+  // Lets `orderly fire` (and a direct fire) find what this controller runs.
+  writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, pid: process.pid }) + '\n');
+  const server = serveControl(state, async (req) => {
+    if (req.cmd === 'fire') return controller.fire(req.scopedName);
+    return controller.stats();
+  });
+  print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${auditUrl}`, {
+    type: 'started',
+    orders: controller.orders.map((o) => o.scopedName),
+    state,
+    audit: auditUrl,
+  });
+
+  const started = Date.now();
+  await new Promise<void>((resolveStop) => {
+    const stop = (): void => resolveStop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    process.on('SIGHUP', () => {
+      loadCity(ordersDir).then(
+        ({ orders: next, warnings: w }) => {
+          for (const x of w) process.stderr.write(`warning: ${x.message}\n`);
+          controller.reload(next);
+          print(`orderly: reloaded ${controller.orders.length} order(s)`, { type: 'reloaded', orders: controller.orders.map((o) => o.scopedName) });
+        },
+        (err: unknown) => process.stderr.write(`orderly: reload failed, keeping the current orders: ${(err as Error).message}\n`),
+      );
+    });
+    if (forMs !== undefined) setTimeout(stop, forMs);
+  });
+  server.close();
+  await controller.stop(graceMs);
+  const s = controller.stats();
+  const summary = {
+    type: 'summary',
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+    fires: s.fires,
+    noOps: s.noOps,
+    didWork: s.didWork,
+    failed: s.failed,
+    timeouts: s.timeouts,
+    skipped: s.skipped,
+    interrupted: s.interrupted,
+    auditWrites: s.audit.inserted,
+    auditTransactions: s.audit.transactions,
+    auditBacklog: s.audit.backlog,
+    walSyncs: s.walSyncs,
+  };
+  print(
+    `orderly: ${summary.fires} fire(s) in ${summary.seconds} s: ${summary.noOps} no-op, ${summary.didWork} did-work, ${summary.failed} failed, ${summary.timeouts} timeout; ` +
+      `${summary.auditWrites} audit write(s) in ${summary.auditTransactions} transaction(s), ${summary.auditBacklog} waiting; ${summary.walSyncs} WAL sync(s)`,
+    summary,
+  );
+  return EXIT.ok;
+}

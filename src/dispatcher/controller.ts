@@ -1,0 +1,593 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { appendFileSync, closeSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { JsonlSink } from '../audit/jsonl.js';
+import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
+import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
+import { crashPoint } from '../crash.js';
+import { OrderlyError } from '../errors.js';
+import { LeaseStore, type Lease, type LeaseInfo } from '../lease-store.js';
+import { createRunLock, runLockHeld } from '../native.js';
+import { parseCron } from '../orders/cron.js';
+import { validateScoped } from '../orders/scope.js';
+import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
+import { runBody, type BodyResult } from './body.js';
+import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
+import { runCheck } from './check.js';
+import { TimerHeap } from './timers.js';
+
+export interface ControllerOptions {
+  /** State directory: leases (the WAL), run locks, events. Created if missing. */
+  state: string;
+  orders: OrderSpec[];
+  /** Rig names; each `scope = "rig"` order runs once per rig. */
+  rigs?: string[];
+  /** Where audited runs go; default a JSON-lines file in the state directory. */
+  audit?: AuditSink;
+  /** Working directory of exec bodies; default the process's. */
+  cwd?: string;
+  /** Environment bodies start from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** SIGTERM→SIGKILL grace for timed-out bodies. */
+  killGraceMs?: number;
+  /** Append every event to this file as JSON lines (e.g. `<state>/events.jsonl`). */
+  eventsFile?: string;
+  /** Start the timers (default true); false for a controller that only fires on demand. */
+  schedule?: boolean;
+  /** Runs formula orders (Gas City agent workflows); without it they are reported, not run. */
+  formulaRunner?: (order: OrderSpec, ctx: { scopedName: string; rig?: string; fireId: string; fence: bigint }) => Promise<{ didWork: boolean }>;
+}
+
+export interface FireResult {
+  scopedName: string;
+  fireId?: string;
+  outcome?: Outcome;
+  skipped?: SkipReason;
+  detail?: string;
+}
+
+export interface ControllerStats {
+  fires: number;
+  noOps: number;
+  didWork: number;
+  failed: number;
+  timeouts: number;
+  skipped: number;
+  interrupted: number;
+  running: number;
+  audit: AuditWriterStats;
+  walSyncs: number;
+  walBytes: number;
+  poisoned: boolean;
+}
+
+interface Meta {
+  fireId: string;
+  order: string;
+  rig?: string;
+  trigger: string;
+  controllerPid: number;
+}
+
+const LEASE_MARGIN_MS = 60_000;
+const CHECK_TIMEOUT_MS = 10_000;
+const RETRY_HELD_MS = 5_000;
+const RETRY_GATE_MS = 1_000;
+const ADOPT_POLL_MS = 500;
+
+/**
+ * Fires orders on time, one run at a time per scoped order (G1), keeps the
+ * cadence across restarts (G2), turns every run that did work, failed or
+ * timed out into exactly one audit record (G3) and writes nothing for a
+ * no-op (G4). State lives in a durable LeaseStore in `state`.
+ */
+export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
+  readonly state: string;
+  readonly #store: LeaseStore;
+  readonly #audit: AuditWriter;
+  readonly #opts: ControllerOptions;
+  readonly #timers: TimerHeap;
+  readonly #runsDir: string;
+  #orders = new Map<string, ScopedOrder>();
+  /** Scoped names with a run in this process (or an adopted body). */
+  readonly #busy = new Map<string, Promise<FireResult>>();
+  readonly #lastCheck = new Map<string, number>();
+  #stopping = false;
+  #poisoned = false;
+  /** Log figures as of stop(), when the store closes. */
+  #finalWal: { walSyncs: number; walBytes: number; poisoned: boolean } | undefined;
+  readonly #counts = { fires: 0, noOps: 0, didWork: 0, failed: 0, timeouts: 0, skipped: 0, interrupted: 0 };
+
+  private constructor(opts: ControllerOptions, store: LeaseStore, audit: AuditWriter) {
+    super();
+    this.#opts = opts;
+    this.state = resolve(opts.state);
+    this.#store = store;
+    this.#audit = audit;
+    this.#runsDir = join(this.state, 'runs');
+    this.#timers = new TimerHeap((key) => this.#onDue(key));
+  }
+
+  /** Opens the state, recovers what a crash left, and starts the timers. */
+  static async start(opts: ControllerOptions): Promise<Controller> {
+    const state = resolve(opts.state);
+    mkdirSync(join(state, 'runs'), { recursive: true });
+    const store = await LeaseStore.open(join(state, 'leases'));
+    const sink = opts.audit ?? new JsonlSink(join(state, 'audit.jsonl'));
+    // The writer is built before the controller it reports to.
+    let report: { acked: (ids: readonly bigint[]) => void; failed: (message: string) => void } | undefined;
+    const writer = new AuditWriter(sink, {
+      onCommitted: (ids) => report?.acked(ids),
+      onError: (err, attempt) =>
+        report?.failed(`${sink.url}: ${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; records wait in the outbox)`),
+    });
+    const controller = new Controller(opts, store, writer);
+    report = {
+      acked: (ids) => controller.#acked(ids),
+      failed: (message) => controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message }),
+    };
+    try {
+      await sink.open();
+    } catch (err) {
+      // The sink being down is not fatal: records wait in the outbox (G3).
+      controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` });
+    }
+    controller.#setOrders(opts.orders);
+    await controller.#recover();
+    if (opts.schedule !== false) controller.#scheduleAll();
+    return controller;
+  }
+
+  get orders(): ScopedOrder[] {
+    return [...this.#orders.values()];
+  }
+
+  /** Next due time per scheduled order (epoch ms). */
+  nextDue(scopedName: string): number | undefined {
+    return this.#timers.due(scopedName);
+  }
+
+  stats(): ControllerStats {
+    const s = this.#poisonSafeStats();
+    return { ...this.#counts, running: this.#busy.size, audit: this.#audit.stats(), walSyncs: s.walSyncs, walBytes: s.walBytes, poisoned: this.#poisoned || s.poisoned };
+  }
+
+  lastRun(scopedName: string): number | undefined {
+    return this.#store.lastRun(scopedName);
+  }
+
+  /** A manual run: fires now if not running, and advances the cooldown. */
+  fire(scopedName: string): Promise<FireResult> {
+    const o = this.#orders.get(scopedName);
+    if (!o) {
+      this.#emit({ type: 'skipped', scopedName, reason: 'unknown-order' });
+      return Promise.resolve({ scopedName, skipped: 'unknown-order', detail: `no order named ${scopedName}` });
+    }
+    return this.#start(o, 'manual');
+  }
+
+  /** Fires the orders triggered by an event of this type. */
+  publish(eventType: string): Promise<FireResult[]> {
+    const hit = [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.on === eventType);
+    return Promise.all(hit.map((o) => this.#start(o, `event:${eventType}`)));
+  }
+
+  /** Swaps in a new order set; runs in flight and lastRun are kept. */
+  reload(orders: OrderSpec[]): void {
+    this.#opts.orders = orders;
+    const before = new Set(this.#orders.keys());
+    this.#setOrders(orders);
+    for (const key of before) if (!this.#orders.has(key)) this.#timers.delete(key);
+    this.#scheduleAll();
+  }
+
+  /**
+   * Stops firing, waits up to `graceMs` for running bodies, then closes the
+   * state. Bodies still running are left running: the next start adopts them.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#timers.stop();
+    const deadline = Date.now() + graceMs;
+    await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await this.#audit.close(Math.max(1000, deadline - Date.now()));
+    await this.#audit.sink.close().catch(() => undefined);
+    this.#finalWal = this.#poisonSafeStats();
+    await this.#store.close();
+  }
+
+  // ------------------------------------------------------------ scheduling
+
+  #setOrders(specs: OrderSpec[]): void {
+    const next = new Map<string, ScopedOrder>();
+    for (const o of validateScoped(specs, this.#opts.rigs ?? [])) next.set(o.scopedName, o);
+    for (const spec of specs) {
+      if (spec.formula !== undefined && !this.#opts.formulaRunner) {
+        this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'no-formula-runner', detail: `formula order ${spec.name} (formula ${spec.formula}) needs a formula runner; it is loaded and will not fire` });
+      }
+    }
+    this.#orders = next;
+  }
+
+  #scheduleAll(): void {
+    for (const o of this.#orders.values()) this.#schedule(o);
+  }
+
+  /** When `o` is next due, from lastRun so a restart keeps the cadence (G2). */
+  #schedule(o: ScopedOrder, retryInMs?: number): void {
+    if (this.#stopping || this.#opts.schedule === false) return;
+    const { spec } = o;
+    if (!spec.enabled || this.#busy.has(o.scopedName) || (spec.formula !== undefined && !this.#opts.formulaRunner)) {
+      this.#timers.delete(o.scopedName);
+      return;
+    }
+    const now = Date.now();
+    if (retryInMs !== undefined) {
+      this.#timers.set(o.scopedName, now + retryInMs);
+      return;
+    }
+    const last = this.#store.lastRun(o.scopedName);
+    switch (spec.trigger) {
+      case 'cooldown': {
+        const jitter = spec.jitterMs > 0 ? Math.floor(Math.random() * spec.jitterMs) : 0;
+        this.#timers.set(o.scopedName, last === undefined ? now : last + spec.intervalMs! + jitter);
+        break;
+      }
+      case 'cron': {
+        const cron = parseCron(spec.schedule!, spec.tz, 'schedule');
+        const missedOnce = spec.missed === 'once' && last !== undefined && (cron.next(last) ?? Infinity) <= now;
+        const next = missedOnce ? now : cron.next(Math.max(now, last ?? 0));
+        if (next !== undefined) this.#timers.set(o.scopedName, next);
+        break;
+      }
+      case 'condition': {
+        const checked = this.#lastCheck.get(o.scopedName);
+        this.#timers.set(o.scopedName, checked === undefined ? now : checked + spec.intervalMs!);
+        break;
+      }
+      default:
+        this.#timers.delete(o.scopedName);
+    }
+  }
+
+  #onDue(key: string): void {
+    const o = this.#orders.get(key);
+    if (!o || this.#stopping) return;
+    if (o.spec.trigger === 'condition') {
+      void this.#checkCondition(o);
+      return;
+    }
+    void this.#start(o, o.spec.trigger);
+  }
+
+  async #checkCondition(o: ScopedOrder): Promise<void> {
+    this.#lastCheck.set(o.scopedName, Date.now());
+    const pass = await runCheck(o.spec.check!, { cwd: this.#cwd(), env: this.#env(o, 'check'), timeoutMs: CHECK_TIMEOUT_MS });
+    if (pass && !this.#stopping) await this.#start(o, 'condition');
+    else this.#schedule(o);
+  }
+
+  // ------------------------------------------------------------ one fire
+
+  #start(o: ScopedOrder, trigger: string): Promise<FireResult> {
+    if (this.#stopping) return Promise.resolve({ scopedName: o.scopedName, skipped: 'stopping' });
+    if (!o.spec.enabled) return Promise.resolve(this.#skip(o, 'disabled'));
+    if (o.spec.formula !== undefined && !this.#opts.formulaRunner) {
+      return Promise.resolve(this.#skip(o, 'no-formula-runner', `formula ${o.spec.formula} needs a formula runner`));
+    }
+    const running = this.#busy.get(o.scopedName);
+    if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
+    this.#timers.delete(o.scopedName);
+    const run = this.#fire(o, trigger).finally(() => {
+      this.#busy.delete(o.scopedName);
+      this.#schedule(o, this.#retryAfter.get(o.scopedName));
+      this.#retryAfter.delete(o.scopedName);
+    });
+    this.#busy.set(o.scopedName, run);
+    return run;
+  }
+
+  readonly #retryAfter = new Map<string, number>();
+
+  #skip(o: ScopedOrder, reason: SkipReason, detail?: string): FireResult {
+    this.#counts.skipped++;
+    this.#emit({ type: 'skipped', scopedName: o.scopedName, reason, ...(detail ? { detail } : {}) });
+    return { scopedName: o.scopedName, skipped: reason, ...(detail ? { detail } : {}) };
+  }
+
+  async #fire(o: ScopedOrder, trigger: string): Promise<FireResult> {
+    const { spec } = o;
+    const fireId = randomUUID();
+    const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid };
+    let lease: Lease | null;
+    try {
+      lease = await this.#store.acquire(o.scopedName, {
+        ttlMs: spec.timeoutMs + (this.#opts.killGraceMs ?? 5_000) + LEASE_MARGIN_MS,
+        ...(spec.group ? { group: spec.group } : {}),
+        meta: JSON.stringify(meta),
+      });
+    } catch (err) {
+      // G6: a poisoned log or a full disk means no order fires.
+      this.#poisoned = true;
+      this.#retryAfter.set(o.scopedName, RETRY_HELD_MS);
+      return this.#skip(o, 'store-poisoned', OrderlyError.from(err).message);
+    }
+    if (!lease) {
+      const held = this.#store.holder(o.scopedName) !== undefined;
+      this.#retryAfter.set(o.scopedName, held ? RETRY_HELD_MS : RETRY_GATE_MS);
+      return this.#skip(o, held ? 'held' : 'gate-full');
+    }
+    crashPoint('fire:acquired');
+    this.#counts.fires++;
+    this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger });
+    const result = await this.#runBody(o, lease, fireId);
+    crashPoint('fire:body-exited');
+    this.#count(result.outcome);
+    if (result.outcome === 'no-op') {
+      // G4: nothing to audit, and the release is a relaxed local record.
+      this.#store.release(lease);
+      this.#emitCompleted(o, fireId, result, false);
+      return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
+    }
+    const record: AuditRecord = {
+      fireId,
+      order: spec.name,
+      scopedName: o.scopedName,
+      rig: o.rig ?? null,
+      trigger,
+      outcome: result.outcome,
+      exitCode: result.exitCode,
+      signal: result.signal,
+      startedAt: result.startedAt,
+      endedAt: result.endedAt,
+      durationMs: result.durationMs,
+      fence: String(lease.token),
+      outputTail: result.outputTail,
+      labels: result.reason ? { reason: result.reason } : {},
+    };
+    try {
+      const entry = await this.#store.complete(lease, JSON.stringify(record));
+      crashPoint('fire:completed');
+      this.#store.release(lease);
+      this.#audit.enqueue(entry.id, record);
+    } catch (err) {
+      this.#poisoned = true;
+      this.#emit({ type: 'error', scopedName: o.scopedName, code: OrderlyError.from(err).code, message: `could not record the outcome of ${fireId}: ${OrderlyError.from(err).message}` });
+    }
+    this.#emitCompleted(o, fireId, result, true);
+    return { scopedName: o.scopedName, fireId, outcome: result.outcome };
+  }
+
+  async #runBody(o: ScopedOrder, lease: Lease, fireId: string): Promise<BodyResult> {
+    const { spec } = o;
+    if (spec.exec !== undefined) {
+      const lockPath = join(this.#runsDir, `${fireId}.lock`);
+      let fd: number | undefined;
+      try {
+        // The body inherits the locked descriptor: a restarted controller
+        // finds the lock held exactly while the body (or a child) lives.
+        fd = createRunLock(lockPath);
+        const run = runBody({
+          command: spec.exec,
+          cwd: this.#cwd(),
+          env: { ...this.#env(o, fireId), ORDERLY_FENCE: String(lease.token), ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`) },
+          timeoutMs: spec.timeoutMs,
+          graceMs: this.#opts.killGraceMs ?? 5_000,
+          statusFile: join(this.#runsDir, `${fireId}.status`),
+          noOpExitCodes: spec.noOpExitCodes,
+          extraFds: [fd],
+        });
+        closeSync(fd);
+        fd = undefined;
+        crashPoint('fire:spawned');
+        return await run.done;
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+        rmSync(lockPath, { force: true });
+      }
+    }
+    return this.#runCode(o, lease, fireId);
+  }
+
+  async #runCode(o: ScopedOrder, lease: Lease, fireId: string): Promise<BodyResult> {
+    const { spec } = o;
+    const startedAt = Date.now();
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort(new OrderlyError('ERR_TIMEOUT', `timed out after ${spec.timeoutMs} ms`));
+    }, spec.timeoutMs);
+    const done = (outcome: Outcome, reason?: string): BodyResult => {
+      const endedAt = Date.now();
+      return { outcome, exitCode: null, signal: null, startedAt, endedAt, durationMs: endedAt - startedAt, outputTail: '', outputBytes: 0, ...(reason ? { reason } : {}) };
+    };
+    try {
+      const ctx = { order: spec.name, scopedName: o.scopedName, ...(o.rig ? { rig: o.rig } : {}), fireId, fence: lease.token, signal: abort.signal };
+      const body = spec.run ? spec.run(ctx) : this.#opts.formulaRunner!(spec, ctx);
+      const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason)));
+      const { didWork } = await Promise.race([body, timeout]);
+      return done(didWork ? 'did-work' : 'no-op');
+    } catch (err) {
+      if (timedOut) return done('timeout', `timed out after ${spec.timeoutMs} ms`);
+      return done('failed', err instanceof Error ? err.message : String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #cwd(): string {
+    return this.#opts.cwd ?? process.cwd();
+  }
+
+  /** What Gas City gives bodies (ORDER_DIR, PACK_DIR, GC_PACK_DIR, GC_RIG) plus orderly's own. */
+  #env(o: ScopedOrder, fireId: string): Record<string, string> {
+    const { spec } = o;
+    const base = Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    return {
+      ...base,
+      ...(spec.file ? { ORDER_DIR: dirname(spec.file) } : {}),
+      ...(spec.packDir ? { PACK_DIR: spec.packDir, GC_PACK_DIR: spec.packDir } : {}),
+      ...(o.rig ? { GC_RIG: o.rig, ORDERLY_RIG: o.rig } : {}),
+      ORDERLY_ORDER: spec.name,
+      ORDERLY_SCOPED_NAME: o.scopedName,
+      ORDERLY_FIRE_ID: fireId,
+      ...spec.env,
+    };
+  }
+
+  #count(outcome: Outcome): void {
+    if (outcome === 'no-op') this.#counts.noOps++;
+    else if (outcome === 'did-work') this.#counts.didWork++;
+    else if (outcome === 'timeout') this.#counts.timeouts++;
+    else this.#counts.failed++;
+  }
+
+  #emitCompleted(o: ScopedOrder, fireId: string, r: BodyResult, audited: boolean): void {
+    this.#emit({
+      type: 'completed',
+      scopedName: o.scopedName,
+      fireId,
+      outcome: r.outcome,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      durationMs: r.durationMs,
+      audited,
+      ...(r.reason ? { reason: r.reason } : {}),
+    });
+  }
+
+  #acked(ids: readonly bigint[]): void {
+    for (const id of ids) {
+      try {
+        this.#store.ack({ id, key: '', token: id, completedAt: 0, outcome: Buffer.alloc(0) });
+      } catch {
+        // Closed or poisoned: the entry stays in the outbox and is re-sent (idempotent).
+      }
+    }
+    crashPoint('audit:acked');
+  }
+
+  // ------------------------------------------------------------ recovery
+
+  /**
+   * The seed's boot state machine, made stronger: a lease held at the crash
+   * whose body still runs is adopted until it exits; a dead one becomes an
+   * `interrupted` record; the unacknowledged outbox is re-sent.
+   */
+  async #recover(): Promise<void> {
+    const { held, outbox } = this.#store.recovered;
+    const inOutbox = new Set(outbox.map((e) => e.id));
+    for (const entry of outbox) {
+      try {
+        this.#audit.enqueue(entry.id, parseAuditRecord(entry.outcome));
+        this.#emit({ type: 'recovered', scopedName: entry.key, action: 'resent', fence: String(entry.token) });
+      } catch (err) {
+        this.#emit({ type: 'error', scopedName: entry.key, code: 'ERR_OUTBOX', message: `outbox entry ${entry.id} is unreadable: ${String(err)}` });
+      }
+    }
+    for (const lease of held) {
+      const meta = parseMeta(lease);
+      if (inOutbox.has(lease.token)) {
+        // Completed before the crash; its record is being re-sent.
+        this.#store.release(lease);
+        this.#emit({ type: 'recovered', scopedName: lease.key, action: 'released', fence: String(lease.token), ...(meta ? { fireId: meta.fireId } : {}) });
+        continue;
+      }
+      const lockPath = meta ? join(this.#runsDir, `${meta.fireId}.lock`) : undefined;
+      if (lockPath && runLockHeld(lockPath)) {
+        this.#adopt(lease, meta!, lockPath);
+        continue;
+      }
+      await this.#interrupted(lease, meta);
+      if (lockPath) rmSync(lockPath, { force: true });
+    }
+  }
+
+  #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
+    this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
+    const watch = new Promise<FireResult>((resolvePromise) => {
+      const poll = setInterval(() => {
+        if (this.#stopping) {
+          clearInterval(poll);
+          resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
+          return;
+        }
+        if (runLockHeld(lockPath)) return;
+        clearInterval(poll);
+        rmSync(lockPath, { force: true });
+        void this.#interrupted(lease, meta).then(() => resolvePromise({ scopedName: lease.key, fireId: meta.fireId, outcome: 'failed' }));
+      }, ADOPT_POLL_MS);
+    });
+    const run = watch.finally(() => {
+      this.#busy.delete(lease.key);
+      const o = this.#orders.get(lease.key);
+      if (o) this.#schedule(o);
+    });
+    this.#busy.set(lease.key, run);
+  }
+
+  async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<void> {
+    const endedAt = Date.now();
+    const record: AuditRecord = {
+      fireId: meta?.fireId ?? `lease-${lease.token}`,
+      order: meta?.order ?? lease.key.split(':rig:')[0]!,
+      scopedName: lease.key,
+      rig: meta?.rig ?? null,
+      trigger: meta?.trigger ?? 'unknown',
+      outcome: 'interrupted' satisfies AuditedOutcome,
+      exitCode: null,
+      signal: null,
+      startedAt: lease.acquiredAt,
+      endedAt,
+      durationMs: endedAt - lease.acquiredAt,
+      fence: String(lease.token),
+      outputTail: '',
+      labels: { reason: 'the controller stopped or crashed while this run was in progress' },
+    };
+    try {
+      const entry = await this.#store.complete(lease, JSON.stringify(record));
+      this.#store.release(lease);
+      this.#audit.enqueue(entry.id, record);
+      this.#counts.interrupted++;
+      this.#emit({ type: 'recovered', scopedName: lease.key, action: 'interrupted', fireId: record.fireId, fence: record.fence });
+    } catch (err) {
+      this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not record the interrupted run ${record.fireId}: ${OrderlyError.from(err).message}` });
+    }
+  }
+
+  // ------------------------------------------------------------ events
+
+  #emit(e: ControllerEventInput): void {
+    const event = { at: Date.now(), ...e } as ControllerEvent;
+    if (this.#opts.eventsFile) {
+      try {
+        appendFileSync(this.#opts.eventsFile, JSON.stringify(event) + '\n');
+      } catch {
+        // The event log is a convenience; a full disk must not stop the controller here.
+      }
+    }
+    this.emit('event', event);
+  }
+
+  #poisonSafeStats(): { walSyncs: number; walBytes: number; poisoned: boolean } {
+    if (this.#finalWal) return this.#finalWal;
+    try {
+      const s = this.#store.stats();
+      return { walSyncs: s.walSyncs, walBytes: s.walBytes, poisoned: s.poisoned };
+    } catch {
+      return { walSyncs: 0, walBytes: 0, poisoned: true };
+    }
+  }
+}
+
+function parseMeta(lease: LeaseInfo): Meta | undefined {
+  try {
+    const m = JSON.parse(lease.meta?.toString() ?? '') as Meta;
+    return typeof m.fireId === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}

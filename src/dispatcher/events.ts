@@ -1,0 +1,24 @@
+import type { Outcome } from '../orders/types.js';
+
+export type SkipReason = 'held' | 'gate-full' | 'store-poisoned' | 'disabled' | 'no-formula-runner' | 'stopping' | 'unknown-order';
+
+export type ControllerEvent =
+  | { type: 'fired'; at: number; scopedName: string; fireId: string; fence: string; trigger: string }
+  | {
+      type: 'completed';
+      at: number;
+      scopedName: string;
+      fireId: string;
+      outcome: Outcome;
+      exitCode: number | null;
+      signal: string | null;
+      durationMs: number;
+      reason?: string;
+      audited: boolean;
+    }
+  | { type: 'skipped'; at: number; scopedName: string; reason: SkipReason; detail?: string }
+  | { type: 'recovered'; at: number; scopedName: string; action: 'adopted' | 'interrupted' | 'resent' | 'released'; fireId?: string; fence?: string }
+  | { type: 'error'; at: number; scopedName?: string; code: string; message: string };
+
+type Distribute<T> = T extends { type: string } ? Omit<T, 'at'> : never;
+export type ControllerEventInput = Distribute<ControllerEvent>;
