@@ -106,7 +106,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#store = store;
     this.#audit = audit;
     this.#runsDir = join(this.state, 'runs');
-    this.#timers = new TimerHeap((key) => this.#onDue(key));
+    this.#timers = new TimerHeap((key, due) => this.#onDue(key, due));
   }
 
   /** Opens the state, recovers what a crash left, and starts the timers. */
@@ -252,14 +252,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
   }
 
-  #onDue(key: string): void {
+  #onDue(key: string, due: number): void {
     const o = this.#orders.get(key);
     if (!o || this.#stopping) return;
     if (o.spec.trigger === 'condition') {
       void this.#checkCondition(o);
       return;
     }
-    void this.#start(o, o.spec.trigger);
+    void this.#start(o, o.spec.trigger, due);
   }
 
   async #checkCondition(o: ScopedOrder): Promise<void> {
@@ -271,7 +271,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   // ------------------------------------------------------------ one fire
 
-  #start(o: ScopedOrder, trigger: string): Promise<FireResult> {
+  #start(o: ScopedOrder, trigger: string, due?: number): Promise<FireResult> {
     if (this.#stopping) return Promise.resolve({ scopedName: o.scopedName, skipped: 'stopping' });
     if (!o.spec.enabled) return Promise.resolve(this.#skip(o, 'disabled'));
     if (o.spec.formula !== undefined && !this.#opts.formulaRunner) {
@@ -280,7 +280,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const running = this.#busy.get(o.scopedName);
     if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
     this.#timers.delete(o.scopedName);
-    const run = this.#fire(o, trigger).finally(() => {
+    const run = this.#fire(o, trigger, due).finally(() => {
       this.#busy.delete(o.scopedName);
       this.#schedule(o, this.#retryAfter.get(o.scopedName));
       this.#retryAfter.delete(o.scopedName);
@@ -297,7 +297,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { scopedName: o.scopedName, skipped: reason, ...(detail ? { detail } : {}) };
   }
 
-  async #fire(o: ScopedOrder, trigger: string): Promise<FireResult> {
+  async #fire(o: ScopedOrder, trigger: string, due?: number): Promise<FireResult> {
     const { spec } = o;
     const fireId = randomUUID();
     const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid };
@@ -321,7 +321,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     crashPoint('fire:acquired');
     this.#counts.fires++;
-    this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger });
+    this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger, ...(due !== undefined ? { due } : {}) });
     const result = await this.#runBody(o, lease, fireId);
     crashPoint('fire:body-exited');
     this.#count(result.outcome);
