@@ -74,8 +74,8 @@ export async function run(argv: string[]): Promise<number> {
     rigs,
     audit: sinkFromUrl(auditUrl),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
+    onEvent: (e) => print(describe(e), e as unknown as Record<string, unknown>),
   });
-  controller.on('event', (e) => print(describe(e), e as unknown as Record<string, unknown>));
   // Lets `orderly fire` (and a direct fire) find what this controller runs.
   writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, pid: process.pid }) + '\n');
   const server = serveControl(state, async (req) => {

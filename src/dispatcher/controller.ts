@@ -7,7 +7,7 @@ import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/rec
 import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
 import { crashPoint } from '../crash.js';
 import { OrderlyError } from '../errors.js';
-import { LeaseStore, type Lease, type LeaseInfo } from '../lease-store.js';
+import { LeaseStore, type Lease, type LeaseInfo, type LeaseStoreOptions } from '../lease-store.js';
 import { createRunLock, runLockHeld } from '../native.js';
 import { parseCron } from '../orders/cron.js';
 import { validateScoped } from '../orders/scope.js';
@@ -33,6 +33,10 @@ export interface ControllerOptions {
   killGraceMs?: number;
   /** Append every event to this file as JSON lines (e.g. `<state>/events.jsonl`). */
   eventsFile?: string;
+  /** Receives every event, including those of boot recovery (which happen before `start` resolves). */
+  onEvent?: (event: ControllerEvent) => void;
+  /** Options of the lease store under `<state>/leases` (segment size, gates, …). */
+  store?: LeaseStoreOptions;
   /** Start the timers (default true); false for a controller that only fires on demand. */
   schedule?: boolean;
   /** Runs formula orders (Gas City agent workflows); without it they are reported, not run. */
@@ -113,7 +117,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   static async start(opts: ControllerOptions): Promise<Controller> {
     const state = resolve(opts.state);
     mkdirSync(join(state, 'runs'), { recursive: true });
-    const store = await LeaseStore.open(join(state, 'leases'));
+    const store = await LeaseStore.open(join(state, 'leases'), opts.store);
     const sink = opts.audit ?? new JsonlSink(join(state, 'audit.jsonl'));
     // The writer is built before the controller it reports to.
     let report: { acked: (ids: readonly bigint[]) => void; failed: (message: string) => void } | undefined;
@@ -123,6 +127,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         report?.failed(`${sink.url}: ${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; records wait in the outbox)`),
     });
     const controller = new Controller(opts, store, writer);
+    if (opts.onEvent) controller.on('event', opts.onEvent);
     report = {
       acked: (ids) => controller.#acked(ids),
       failed: (message) => controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message }),
@@ -282,7 +287,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#timers.delete(o.scopedName);
     const run = this.#fire(o, trigger, due).finally(() => {
       this.#busy.delete(o.scopedName);
-      this.#schedule(o, this.#retryAfter.get(o.scopedName));
+      // The order as it is now: a reload during the run may have changed it.
+      const current = this.#orders.get(o.scopedName);
+      if (current) this.#schedule(current, this.#retryAfter.get(o.scopedName));
       this.#retryAfter.delete(o.scopedName);
     });
     this.#busy.set(o.scopedName, run);
