@@ -467,6 +467,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   #acked(ids: readonly bigint[]): void {
+    crashPoint('audit:committed');
     for (const id of ids) {
       try {
         this.#store.ack({ id, key: '', token: id, completedAt: 0, outcome: Buffer.alloc(0) });
