@@ -1,5 +1,6 @@
 import { DurabilityWaiters } from './durability.js';
 import { OrderlyError } from './errors.js';
+import { MemoryLeases } from './memory-leases.js';
 import { NativeLeaseStore } from './native.js';
 
 export interface LeaseInfo {
@@ -103,19 +104,24 @@ function fromNative(l: { key: string; token: bigint; acquiredAt: number; expires
  * `complete` resolve once their record is synced, and leases held at a crash
  * are held again at the next open (`recovered`). Every thread of a process
  * that opens the same directory shares one store. With `null` it lives in
- * memory and writes nothing.
+ * memory, in this thread only, and writes nothing.
  */
 export class LeaseStore {
   readonly recovered: Recovered;
 
-  readonly #native: NativeLeaseStore;
+  readonly #native: NativeLeaseStore | MemoryLeases;
   readonly #waiters: DurabilityWaiters | undefined;
   readonly #out = new Float64Array(4);
   #closing: Promise<void> | undefined;
 
-  private constructor(native: NativeLeaseStore) {
+  private constructor(native: NativeLeaseStore | MemoryLeases) {
     this.#native = native;
-    this.#waiters = native.durable ? new DurabilityWaiters(native) : undefined;
+    if (native instanceof MemoryLeases) {
+      this.#waiters = undefined;
+      this.recovered = Object.freeze({ held: [], outbox: [], lastRun: Object.freeze({}) });
+      return;
+    }
+    this.#waiters = new DurabilityWaiters(native);
     const r = native.recovered();
     const h = r.held;
     const held: LeaseInfo[] = h.keys.map((key, i) =>
@@ -143,6 +149,7 @@ export class LeaseStore {
     }
     let store: LeaseStore | undefined;
     try {
+      if (dir === null) return new LeaseStore(new MemoryLeases(options));
       const native = await NativeLeaseStore.open(dir, options, (err, durableLsn) => {
         if (store) store.#waiters?.onEvent(err, durableLsn);
       });
@@ -286,7 +293,7 @@ export class LeaseStore {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#waiters?.drained();
-      await this.#native.close();
+      if (!(this.#native instanceof MemoryLeases)) await this.#native.close();
     })();
     return this.#closing;
   }
