@@ -35,6 +35,10 @@ export interface AuditSink {
   /** Cheap reachability check (doctor). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** Newest first; `before` is an exclusive endedAt bound (ms). */
+  history?(q: { scopedName?: string; limit: number; before?: number }): Promise<AuditRecord[]>;
+  /** Retention: deletes records older than `olderThanMs` but keeps `keepPerOrder` per scoped order, `batch` rows per transaction. */
+  prune?(p: { olderThanMs: number; keepPerOrder: number; batch: number }): Promise<number>;
 }
 
 /** Decodes a record from its outbox payload; throws on anything else. */

@@ -12,7 +12,7 @@ export function controlPath(state: string): string {
   return join(state, 'control.sock');
 }
 
-export type ControlRequest = { cmd: 'fire'; scopedName: string } | { cmd: 'status' };
+export type ControlRequest = { cmd: 'fire'; scopedName: string } | { cmd: 'status' } | { cmd: 'feed' };
 
 export function serveControl(state: string, handle: (req: ControlRequest) => Promise<unknown>): Server {
   const path = controlPath(state);

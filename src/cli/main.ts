@@ -1,22 +1,34 @@
 #!/usr/bin/env node
 import { OrderlyError } from '../errors.js';
 import { EXIT, UsageError } from './args.js';
+import { doctorCommand, DOCTOR_USAGE } from './doctor.js';
+import { feedCommand, FEED_USAGE } from './feed.js';
 import { fire, FIRE_USAGE } from './fire.js';
+import { historyCommand, HISTORY_USAGE } from './history.js';
 import { run, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: orderly <command> [options]
 
 commands:
-  run <orders-dir>     fire orders until stopped
+  run <city|pack|dir>  fire orders until stopped
   fire <scoped-name>   run one order now
+  history <name>       one order's runs, newest first
+  feed                 every order: last fired, last status
+  doctor               is the state healthy?
 
 Every command takes --json and --help.
 
 ${RUN_USAGE}
 
-${FIRE_USAGE}`;
+${FIRE_USAGE}
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { run, fire };
+${HISTORY_USAGE}
+
+${FEED_USAGE}
+
+${DOCTOR_USAGE}`;
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = { run, fire, history: historyCommand, feed: feedCommand, doctor: doctorCommand };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -28,6 +40,12 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(commands).join(', ')}`);
   return command(rest);
 }
+
+// `orderly feed | head` closes stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -80,7 +80,8 @@ export async function run(argv: string[]): Promise<number> {
   writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, pid: process.pid }) + '\n');
   const server = serveControl(state, async (req) => {
     if (req.cmd === 'fire') return controller.fire(req.scopedName);
-    return controller.stats();
+    if (req.cmd === 'feed') return { entries: controller.feed() };
+    return { ...controller.stats(), pid: process.pid };
   });
   print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${auditUrl}`, {
     type: 'started',

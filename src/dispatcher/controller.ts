@@ -51,6 +51,20 @@ export interface FireResult {
   detail?: string;
 }
 
+/** One order's line in the feed: what no-op runs leave behind without a row per tick. */
+export interface FeedEntry {
+  scopedName: string;
+  description?: string;
+  trigger: string;
+  /** active: running now; no-op / completed / failed: how the last run ended; never: not fired yet. */
+  status: 'active' | 'no-op' | 'completed' | 'failed' | 'never';
+  lastFiredAt?: number;
+  lastFireId?: string;
+  lastOutcome?: Outcome | 'interrupted';
+  noOpsSinceStart: number;
+  nextDueAt?: number;
+}
+
 export interface ControllerStats {
   fires: number;
   noOps: number;
@@ -97,6 +111,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Scoped names with a run in this process (or an adopted body). */
   readonly #busy = new Map<string, Promise<FireResult>>();
   readonly #lastCheck = new Map<string, number>();
+  readonly #lastFire = new Map<string, { fireId: string; outcome?: Outcome | 'interrupted' }>();
+  readonly #noOps = new Map<string, number>();
   #stopping = false;
   #poisoned = false;
   /** Log figures as of stop(), when the store closes. */
@@ -151,6 +167,38 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Next due time per scheduled order (epoch ms). */
   nextDue(scopedName: string): number | undefined {
     return this.#timers.due(scopedName);
+  }
+
+  /** Every order with its lastFiredAt, last outcome and no-op count since start (G4 keeps no-ops out of the database). */
+  feed(): FeedEntry[] {
+    return [...this.#orders.values()].map((o) => {
+      const last = this.#lastFire.get(o.scopedName);
+      const lastFiredAt = this.#store.lastRun(o.scopedName);
+      const running = this.#busy.has(o.scopedName);
+      const status: FeedEntry['status'] = running
+        ? 'active'
+        : last?.outcome === 'no-op'
+          ? 'no-op'
+          : last?.outcome === 'did-work'
+            ? 'completed'
+            : last?.outcome
+              ? 'failed'
+              : lastFiredAt !== undefined
+                ? 'no-op'
+                : 'never';
+      const nextDueAt = this.#timers.due(o.scopedName);
+      return {
+        scopedName: o.scopedName,
+        ...(o.spec.description ? { description: o.spec.description } : {}),
+        trigger: o.spec.trigger,
+        status,
+        ...(lastFiredAt !== undefined ? { lastFiredAt } : {}),
+        ...(last ? { lastFireId: last.fireId } : {}),
+        ...(last?.outcome ? { lastOutcome: last.outcome } : {}),
+        noOpsSinceStart: this.#noOps.get(o.scopedName) ?? 0,
+        ...(nextDueAt !== undefined ? { nextDueAt } : {}),
+      };
+    });
   }
 
   stats(): ControllerStats {
@@ -328,11 +376,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     crashPoint('fire:acquired');
     this.#counts.fires++;
+    this.#lastFire.set(o.scopedName, { fireId });
     this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger, ...(due !== undefined ? { due } : {}) });
     const result = await this.#runBody(o, lease, fireId);
     crashPoint('fire:body-exited');
     this.#count(result.outcome);
+    this.#lastFire.set(o.scopedName, { fireId, outcome: result.outcome });
     if (result.outcome === 'no-op') {
+      this.#noOps.set(o.scopedName, (this.#noOps.get(o.scopedName) ?? 0) + 1);
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
       this.#emitCompleted(o, fireId, result, false);

@@ -34,4 +34,4 @@ pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MA
 pub use record::Rec;
 pub use registry::open_shared;
 pub use runlock::{create_run_lock, run_lock_held};
-pub use store::{LeaseStore, OutboxEntry, Recovered, StoreOptions, StoreStats};
+pub use store::{inspect, LeaseStore, OutboxEntry, Recovered, StoreInspection, StoreOptions, StoreStats};

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use orderly_wal::{FsStorage, Storage, Wal, WalOptions, WalStats};
+use orderly_wal::{FsStorage, Inspection, Record, Storage, Wal, WalOptions, WalStats};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{LeaseError, Result};
@@ -102,9 +102,9 @@ struct Replayed {
 
 /// Applies the log's records in order. Tokens make it order-insensitive: a
 /// release or completion only touches the lease carrying its token.
-fn replay(wal: &Wal) -> Result<Replayed> {
+fn replay(records: Vec<Record>) -> Result<Replayed> {
     let mut r = Replayed::default();
-    for rec in wal.take_records() {
+    for rec in records {
         r.records += 1;
         r.bytes += framed(rec.payload.len());
         match Rec::decode(&rec.payload).map_err(|detail| LeaseError::Malformed { lsn: rec.lsn, detail })? {
@@ -170,7 +170,7 @@ impl LeaseStore {
             None => None,
         };
         let replayed = match &wal {
-            Some(w) => replay(w)?,
+            Some(w) => replay(w.take_records())?,
             None => Replayed::default(),
         };
         let map = LeaseMap::with_capacity(clock, replayed.held.len(), replayed.last_run.len());
@@ -442,4 +442,47 @@ impl Drop for LeaseStore {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// A read-only look at a store's directory, taken without its lock (doctor).
+#[derive(Debug, Clone)]
+pub struct StoreInspection {
+    pub segments: u64,
+    pub bytes: u64,
+    pub records: u64,
+    /// Records a checkpoint would keep.
+    pub live_records: u64,
+    pub held: Vec<LeaseInfo>,
+    pub outbox: Vec<OutboxEntry>,
+    pub last_run: Vec<(String, u64)>,
+    pub high_water: u64,
+    /// Bytes the next open would cut as a torn tail, and why.
+    pub would_truncate: u64,
+    pub reason: Option<String>,
+    pub leftover_files: u64,
+}
+
+/// Reads `dir` as an open would, changing nothing.
+pub fn inspect(dir: &Path) -> Result<StoreInspection> {
+    let Inspection { segments, bytes, leftover_files, records, would_truncate, reason } = orderly_wal::inspect(&FsStorage, dir)?;
+    let total = records.len() as u64;
+    let r = replay(records)?;
+    let mut held: Vec<LeaseInfo> = r.held.into_values().map(|(h, _)| h).collect();
+    held.sort_by_key(|h| h.token);
+    let mut last_run: Vec<(String, u64)> = r.last_run.into_iter().collect();
+    last_run.sort();
+    let outbox: Vec<OutboxEntry> = r.outbox.into_values().collect();
+    Ok(StoreInspection {
+        segments,
+        bytes,
+        records: total,
+        live_records: (held.len() + outbox.len() + last_run.len() + 1) as u64,
+        held,
+        outbox,
+        last_run,
+        high_water: r.high_water,
+        would_truncate,
+        reason,
+        leftover_files,
+    })
 }

@@ -407,3 +407,39 @@ pub fn run_lock_held(path: String) -> Result<bool> {
 fn io_error(op: &'static str, path: &str, e: std::io::Error) -> Error {
     lease_error(orderly_lease::LeaseError::Wal(orderly_wal::WalError::Io { op, path: path.into(), message: e.to_string(), kind: e.kind() }))
 }
+
+#[napi(object, object_from_js = false)]
+pub struct JsStoreInspection {
+    pub segments: f64,
+    pub bytes: f64,
+    pub records: f64,
+    pub live_records: f64,
+    pub held: Vec<JsLeaseInfo>,
+    pub outbox: f64,
+    pub last_run_keys: Vec<String>,
+    pub last_run_at: Vec<f64>,
+    pub high_water: f64,
+    pub would_truncate: f64,
+    pub reason: Option<String>,
+    pub leftover_files: f64,
+}
+
+/// Reads a lease store's directory without taking its lock or changing it.
+#[napi(catch_unwind)]
+pub fn inspect_store(dir: String) -> Result<JsStoreInspection> {
+    let i = orderly_lease::inspect(Path::new(&dir)).map_err(lease_error)?;
+    Ok(JsStoreInspection {
+        segments: i.segments as f64,
+        bytes: i.bytes as f64,
+        records: i.records as f64,
+        live_records: i.live_records as f64,
+        held: i.held.into_iter().map(Into::into).collect(),
+        outbox: i.outbox.len() as f64,
+        last_run_keys: i.last_run.iter().map(|(k, _)| k.clone()).collect(),
+        last_run_at: i.last_run.iter().map(|(_, t)| *t as f64).collect(),
+        high_water: i.high_water as f64,
+        would_truncate: i.would_truncate as f64,
+        reason: i.reason,
+        leftover_files: i.leftover_files as f64,
+    })
+}

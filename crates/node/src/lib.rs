@@ -10,5 +10,5 @@ mod lease;
 mod options;
 mod wal;
 
-pub use lease::{create_run_lock, run_lock_held, NativeLeaseStore};
+pub use lease::{create_run_lock, inspect_store, run_lock_held, NativeLeaseStore};
 pub use wal::NativeWal;

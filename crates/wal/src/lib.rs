@@ -29,4 +29,5 @@ pub use crash::crash_point;
 pub use error::{Result, WalError};
 pub use storage::{FsStorage, Storage, StorageFile};
 pub use frame::MAX_PAYLOAD;
+pub use recovery::{inspect, Inspection};
 pub use wal::{DurableEvent, ListenerId, OpenReport, Record, Wal, WalOptions, WalStats, MAX_FLUSH_INTERVAL, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};

@@ -58,11 +58,28 @@ fn new_salt() -> u64 {
     })
 }
 
-pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Recovered> {
+/// Everything an open would find, before anything is changed.
+struct Scan {
+    seqs: Vec<u64>,
+    temps: Vec<String>,
+    live: Vec<Scanned>,
+    stale: Vec<u64>,
+    dropped_segments: Vec<u64>,
+    /// (live index, cut at, zero up to) for a torn or repaired tail.
+    tail_fix: Option<(usize, usize, usize)>,
+    last_end: usize,
+    records: Vec<Record>,
+    notes: Vec<String>,
+    bytes_truncated: u64,
+    next_lsn: u64,
+    salt: u64,
+}
+
+fn scan(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Scan> {
     let names = storage.list(dir).map_err(|e| WalError::io("list", dir, &e))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     seqs.sort_unstable();
-    let temps: Vec<&String> = names.iter().filter(|n| is_temp_name(n)).collect();
+    let temps: Vec<String> = names.iter().filter(|n| is_temp_name(n)).cloned().collect();
 
     // Newest first, down to the newest checkpoint: older segments are
     // superseded leftovers of a checkpoint that crashed before deleting them.
@@ -166,11 +183,44 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> R
     dropped_segments.extend(live[keep..].iter().map(|s| s.seq));
     live.truncate(keep);
     let salt = live.first().map(|s| s.header.salt).unwrap_or_else(new_salt);
+    Ok(Scan { seqs, temps, live, stale, dropped_segments, tail_fix, last_end, records, notes, bytes_truncated, next_lsn: expected, salt })
+}
+
+/// What the log in `dir` holds and what opening it would cut, read without
+/// taking the lock or changing a byte (for `orderly doctor` beside a running
+/// controller). A corrupt log is reported as the error an open would give.
+pub fn inspect(storage: &dyn Storage, dir: &Path) -> Result<Inspection> {
+    let s = scan(storage, dir, &WalOptions::default())?;
+    Ok(Inspection {
+        segments: s.live.len() as u64,
+        bytes: s.live.iter().map(|x| x.data.len() as u64).sum(),
+        leftover_files: (s.temps.len() + s.stale.len()) as u64,
+        records: s.records,
+        would_truncate: s.bytes_truncated,
+        reason: if s.notes.is_empty() { None } else { Some(s.notes.join("; ")) },
+    })
+}
+
+/// A read-only look at a log directory.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub segments: u64,
+    pub bytes: u64,
+    /// Leftovers an open would delete (interrupted segment creation or checkpoint).
+    pub leftover_files: u64,
+    pub records: Vec<Record>,
+    /// Bytes an open would cut off as a torn tail.
+    pub would_truncate: u64,
+    pub reason: Option<String>,
+}
+
+pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Recovered> {
+    let Scan { seqs, temps, live, stale, dropped_segments, tail_fix, last_end, records, notes, bytes_truncated, next_lsn: expected, salt } = scan(storage, dir, opts)?;
 
     // From here on the directory is modified: leftovers of interrupted
     // checkpoints and segment creations go, then the tail is made whole.
     let mut dir_changed = false;
-    for name in temps {
+    for name in &temps {
         let p = dir.join(name);
         storage.remove(&p).map_err(|e| WalError::io("remove", &p, &e))?;
         dir_changed = true;

@@ -1,0 +1,145 @@
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { sinkFromUrl } from './audit/url.js';
+import { askControl } from './cli/control.js';
+import type { ControllerStats } from './dispatcher/controller.js';
+import { inspectStore, runLockHeld } from './native.js';
+
+export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+export interface DoctorOptions {
+  state: string;
+  /** Audit sink to reach; default the one the last `orderly run` used. */
+  audit?: string;
+  /** Free space below this fails (bytes); default 256 MiB. */
+  minFreeBytes?: number;
+  /** Outbox entries above this fail; default 10,000. */
+  maxBacklog?: number;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** Says whether a controller's state is healthy, one check per concern. */
+export async function doctor(opts: DoctorOptions): Promise<Check[]> {
+  const state = resolve(opts.state);
+  const checks: Check[] = [];
+  const add = (name: string, status: CheckStatus, detail: string): void => void checks.push({ name, status, detail });
+  if (!existsSync(state)) {
+    add('state', 'FAIL', `${state} does not exist`);
+    return checks;
+  }
+  const leases = join(state, 'leases');
+  const saved = join(state, 'controller.json');
+  const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as { audit?: string; pid?: number }) : {};
+
+  const status = (await askControl(state, { cmd: 'status' }, 5_000).catch(() => undefined)) as (ControllerStats & { pid?: number }) | undefined;
+  add('controller', 'OK', status ? `running (pid ${status.pid ?? '?'}), ${status.running} run(s) in progress` : 'not running');
+
+  // The log, read as an open would read it, without its lock.
+  let held: Array<{ key: string; acquiredAt: number; expiresAt: number; token: bigint }> = [];
+  let outbox = 0;
+  try {
+    const i = inspectStore(leases);
+    const dead = i.records > 0 ? 1 - i.liveRecords / i.records : 0;
+    add('wal', 'OK', `${i.segments} segment(s), ${mib(i.bytes)}, ${i.records} record(s), ${(dead * 100).toFixed(0)}% dead`);
+    if (i.wouldTruncate > 0) {
+      add('wal tail', status ? 'OK' : 'WARN', status ? `a write is in progress at the tail (${i.wouldTruncate} bytes)` : `the next open cuts ${i.wouldTruncate} bytes: ${i.reason}`);
+    }
+    if (i.leftoverFiles > 0) add('wal leftovers', 'WARN', `${i.leftoverFiles} file(s) from an interrupted checkpoint or segment creation; the next open removes them`);
+    held = i.held;
+    outbox = i.outbox;
+  } catch (err) {
+    add('wal', 'FAIL', (err as Error).message);
+  }
+
+  if (status) add('poisoned', status.poisoned ? 'FAIL' : 'OK', status.poisoned ? 'the log refused a write or sync: no order fires until the controller is restarted with the cause fixed (disk space, I/O errors)' : 'no');
+  else add('poisoned', 'OK', 'no controller running (the next open re-verifies the log)');
+
+  const lockFile = join(leases, 'LOCK');
+  if (existsSync(lockFile)) {
+    const pid = Number(readFileSync(lockFile, 'utf8').trim());
+    const isHeld = runLockHeld(lockFile);
+    if (isHeld && pid && !alive(pid)) add('lock', 'FAIL', `held, but its recorded holder pid ${pid} is not running: a process that inherited the lock keeps the state locked`);
+    else if (isHeld) add('lock', 'OK', `held by pid ${pid || '?'}`);
+    else add('lock', 'OK', `free${pid && !alive(pid) ? ` (last holder pid ${pid} has exited)` : ''}`);
+  } else {
+    add('lock', 'OK', 'free');
+  }
+
+  const fs = statfsSync(state);
+  const free = fs.bavail * fs.bsize;
+  const min = opts.minFreeBytes ?? 256 * 1048576;
+  add('disk', free < min ? 'FAIL' : 'OK', `${mib(free)} free on the state's filesystem (threshold ${mib(min)})`);
+
+  const now = Date.now();
+  if (held.length === 0) add('leases', 'OK', 'none held');
+  else {
+    const desc = held.map((h) => `${h.key} ${Math.round((now - h.acquiredAt) / 1000)} s`).join(', ');
+    const stale = !status;
+    add('leases', stale ? 'WARN' : 'OK', `${held.length} held: ${desc}${stale ? '; the next start adopts the live ones and records the rest as interrupted' : ''}`);
+  }
+
+  const backlog = status ? status.audit.backlog : outbox;
+  const maxBacklog = opts.maxBacklog ?? 10_000;
+  add(
+    'outbox',
+    backlog > maxBacklog ? 'FAIL' : backlog > 0 && !status ? 'WARN' : 'OK',
+    `${backlog} audit record(s) waiting${status?.audit.lastError ? ` (last error: ${status.audit.lastError})` : ''}${!status && backlog > 0 ? '; the next start re-sends them' : ''}`,
+  );
+
+  const url = opts.audit ?? last.audit;
+  if (!url) add('audit', 'WARN', 'no audit sink known: pass --audit URL');
+  else {
+    try {
+      const sink = sinkFromUrl(url);
+      await withTimeout(
+        (async () => {
+          await sink.open();
+          try {
+            await sink.ping();
+          } finally {
+            await sink.close();
+          }
+        })(),
+        5_000,
+      );
+      add('audit', 'OK', `${url} reachable`);
+    } catch (err) {
+      add('audit', 'FAIL', `${url}: ${(err as Error).message}`);
+    }
+  }
+  return checks;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolvePromise(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,79 @@
+import { join, resolve } from 'node:path';
+import { askControl } from './cli/control.js';
+import type { AuditRecord, AuditSink } from './audit/record.js';
+import type { FeedEntry } from './dispatcher/controller.js';
+import { inspectStore } from './native.js';
+
+/** A run as history shows it: audited runs carry their record, no-op runs only when they happened. */
+export interface HistoryEntry {
+  scopedName: string;
+  status: 'no-op' | 'active' | 'completed' | 'failed';
+  at: number;
+  fireId?: string;
+  record?: AuditRecord;
+}
+
+function statusOf(r: AuditRecord): HistoryEntry['status'] {
+  return r.outcome === 'did-work' ? 'completed' : 'failed';
+}
+
+/**
+ * The feed: every order with its lastFiredAt and last status. No-op runs
+ * write nothing to the database (G4), so the running controller (or, when
+ * none runs, the lease store's lastRun) supplies what the audit rows cannot.
+ */
+export async function feed(opts: { state: string; sink?: AuditSink; limit?: number }): Promise<{ live: boolean; entries: FeedEntry[] }> {
+  const state = resolve(opts.state);
+  const answer = (await askControl(state, { cmd: 'feed' }, 10_000)) as { entries?: FeedEntry[] } | undefined;
+  let entries: FeedEntry[];
+  const live = answer?.entries !== undefined;
+  if (answer?.entries) {
+    entries = answer.entries;
+  } else {
+    const i = inspectStore(join(state, 'leases'));
+    const held = new Set(i.held.map((h) => h.key));
+    entries = i.lastRunKeys.map((key, n) => ({
+      scopedName: key,
+      trigger: 'unknown',
+      status: held.has(key) ? 'active' : 'no-op',
+      lastFiredAt: i.lastRunAt[n]!,
+      noOpsSinceStart: 0,
+    }));
+  }
+  if (opts.sink?.history) {
+    // The newest audit record of each order upgrades its status.
+    const recent = await opts.sink.history({ limit: Math.max(opts.limit ?? 1000, entries.length * 4) });
+    for (const e of entries) {
+      const r = recent.find((x) => x.scopedName === e.scopedName);
+      if (r && e.status !== 'active' && (e.lastFiredAt === undefined || r.startedAt >= e.lastFiredAt - 1000)) {
+        e.status = statusOf(r);
+        e.lastFireId = r.fireId;
+        e.lastOutcome = r.outcome;
+      }
+    }
+  }
+  entries.sort((a, b) => (b.lastFiredAt ?? 0) - (a.lastFiredAt ?? 0) || a.scopedName.localeCompare(b.scopedName));
+  return { live, entries: opts.limit ? entries.slice(0, opts.limit) : entries };
+}
+
+/**
+ * One order's runs, newest first: its audit records, plus its latest fire as
+ * a no-op entry when that fire left no record (unless `auditedOnly`).
+ */
+export async function history(
+  scopedName: string,
+  opts: { state: string; sink?: AuditSink; limit?: number; before?: number; auditedOnly?: boolean },
+): Promise<HistoryEntry[]> {
+  const limit = opts.limit ?? 20;
+  const records = opts.sink?.history ? await opts.sink.history({ scopedName, limit, ...(opts.before !== undefined ? { before: opts.before } : {}) }) : [];
+  const out: HistoryEntry[] = records.map((r) => ({ scopedName, status: statusOf(r), at: r.startedAt, fireId: r.fireId, record: r }));
+  if (!opts.auditedOnly) {
+    const { entries } = await feed({ state: opts.state });
+    const e = entries.find((x) => x.scopedName === scopedName);
+    const covered = e?.lastFiredAt !== undefined && records.some((r) => r.startedAt >= e.lastFiredAt! - 1000);
+    if (e?.lastFiredAt !== undefined && !covered && (opts.before === undefined || e.lastFiredAt < opts.before)) {
+      out.unshift({ scopedName, status: e.status === 'active' ? 'active' : 'no-op', at: e.lastFiredAt, ...(e.lastFireId ? { fireId: e.lastFireId } : {}) });
+    }
+  }
+  return out.slice(0, limit);
+}
