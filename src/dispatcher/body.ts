@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, fstatSync, constants as fsConstants, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Outcome } from '../orders/types.js';
@@ -34,7 +35,30 @@ export interface RunBodyOptions {
    * run-lock fd so a restarted controller can tell the body still runs.
    */
   extraFds?: number[];
+  /**
+   * Run files, for bodies that must outlive the controller: output goes to
+   * `output` instead of pipes (a pipe whose reader died kills a writing body
+   * with SIGPIPE), and a wrapper records the exit status in `exit`, so a
+   * restarted controller that adopts the body learns how it ended.
+   */
+  runFiles?: RunFiles;
 }
+
+export interface RunFiles {
+  output: string;
+  exit: string;
+}
+
+/**
+ * Runs the body under `sh -c`, then records its status (written to a temp
+ * name and renamed, so a reader never sees half of it). A body killed by a
+ * signal shows as 128+n; the wrapper re-raises that signal on itself, so the
+ * runner still sees a signal death, as it would without the wrapper.
+ */
+const EXIT_WRAPPER =
+  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; ' +
+  'printf %s "$rc" > "$ORDERLY_EXIT_FILE.tmp" && mv -f "$ORDERLY_EXIT_FILE.tmp" "$ORDERLY_EXIT_FILE"; ' +
+  'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
 
 export interface BodyResult {
   outcome: Outcome;
@@ -103,6 +127,12 @@ export class OutputTail {
     while (this.chunks.length > 1 && this.held - this.chunks[0]!.length >= this.limit) {
       this.held -= this.chunks.shift()!.length;
     }
+  }
+
+  /** A tail read back from a file: `chunk` is its end, `total` the file's size. */
+  pushCounted(chunk: Buffer, total: number): void {
+    this.push(chunk);
+    this.total = total;
   }
 
   get totalBytes(): number {
@@ -270,19 +300,28 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   const startedAt = Date.now();
   const t0 = performance.now();
   let child: ChildProcess;
+  let outputFd: number | undefined;
   try {
-    child = spawn(shell, ['-c', opts.command], {
+    const files = opts.runFiles;
+    if (files) {
+      rmSync(files.exit, { force: true });
+      outputFd = openSync(files.output, 'w');
+    }
+    child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,
-      env: opts.env,
+      env: files ? { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit } : opts.env,
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
+      stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...(opts.extraFds ?? [])],
     });
   } catch (err) {
+    if (outputFd !== undefined) closeSync(outputFd);
     // Synchronous failures: ENOTDIR, EBADF (a bad extraFd), NUL bytes in the command.
     const reason = describeSpawnError(err, shell, opts.cwd);
     return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
   }
+  // The child has its own copy; ours would only keep the file open.
+  if (outputFd !== undefined) closeSync(outputFd);
   const pid = child.pid;
   if (pid === undefined) {
     // ENOENT / EACCES arrive as an 'error' event on the next tick.
@@ -303,9 +342,8 @@ interface SuperviseState {
 }
 
 async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions, s: SuperviseState): Promise<BodyResult> {
-  const stdout = child.stdout!;
-  const stderr = child.stderr!;
-  for (const stream of [stdout, stderr]) {
+  const streams = [child.stdout, child.stderr].filter((x): x is NonNullable<typeof x> => x !== null);
+  for (const stream of streams) {
     stream.on('data', (chunk: Buffer) => s.tail.push(chunk));
     stream.on('error', () => undefined);
   }
@@ -364,8 +402,12 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
   let drainTimer: NodeJS.Timeout | undefined;
   await Promise.race([closed, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))]);
   clearTimeout(drainTimer);
-  stdout.destroy();
-  stderr.destroy();
+  for (const stream of streams) stream.destroy();
+  if (opts.runFiles) {
+    readTailFile(opts.runFiles.output, s.tail);
+    rmSync(opts.runFiles.output, { force: true });
+    rmSync(opts.runFiles.exit, { force: true });
+  }
 
   const statusRead = await takeStatusFile(opts.statusFile);
   const statusIgnored = s.staleStatus ?? statusRead.ignored;
@@ -400,4 +442,73 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
   if (notes.length > 0) result.reason = notes.join('; ');
   if (status !== undefined) result.statusFromFile = status;
   return result;
+}
+
+/** Fills `tail` with the end of an output file (at most its limit, so a huge file is not read whole). */
+function readTailFile(path: string, tail: OutputTail): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const want = Math.min(size, tail.limit);
+    const buf = Buffer.alloc(want);
+    readSync(fd, buf, 0, want, size - want);
+    tail.pushCounted(buf, size);
+  } catch {
+    // No output file: nothing was printed, or it could not be created.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * How an adopted body ended, read from its run files once its run lock is
+ * free: undefined when it left no exit status (killed with its wrapper, e.g.
+ * by a reboot), which the caller records as interrupted. The files are removed.
+ */
+export async function collectFinished(
+  files: RunFiles & { status: string },
+  facts: { noOpExitCodes: readonly number[]; startedAt: number; tailBytes?: number },
+): Promise<BodyResult | undefined> {
+  let text: string;
+  let endedAt: number;
+  try {
+    text = readFileSync(files.exit, 'utf8').trim();
+    endedAt = statSync(files.exit).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  const rc = Number(text);
+  if (!/^\d+$/.test(text) || rc > 255) return undefined;
+  const tail = new OutputTail(facts.tailBytes ?? DEFAULT_TAIL_BYTES);
+  readTailFile(files.output, tail);
+  const statusRead = await takeStatusFile(files.status);
+  const signal = rc > 128 && rc < 160 ? (signalName(rc - 128) ?? null) : null;
+  const classified = classifyExit({
+    exitCode: signal ? null : rc,
+    signal,
+    timedOut: false,
+    noOpExitCodes: facts.noOpExitCodes,
+    status: statusRead.status,
+    statusIgnored: statusRead.ignored,
+  });
+  rmSync(files.output, { force: true });
+  rmSync(files.exit, { force: true });
+  const result: BodyResult = {
+    outcome: classified.outcome,
+    exitCode: signal ? null : rc,
+    signal,
+    startedAt: facts.startedAt,
+    endedAt: Math.round(endedAt),
+    durationMs: Math.max(0, Math.round(endedAt - facts.startedAt)),
+    outputTail: tail.text(),
+    outputBytes: tail.totalBytes,
+  };
+  if (classified.reason !== undefined) result.reason = classified.reason;
+  if (statusRead.status !== undefined) result.statusFromFile = statusRead.status;
+  return result;
+}
+
+function signalName(n: number): NodeJS.Signals | undefined {
+  return (Object.entries(osConstants.signals) as Array<[NodeJS.Signals, number]>).find(([, v]) => v === n)?.[0];
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { appendFileSync, closeSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { JsonlSink } from '../audit/jsonl.js';
 import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
@@ -12,7 +12,7 @@ import { createRunLock, runLockHeld } from '../native.js';
 import { parseCron } from '../orders/cron.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
-import { runBody, type BodyResult } from './body.js';
+import { collectFinished, runBody, type BodyResult } from './body.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { runCheck } from './check.js';
 import { TimerHeap } from './timers.js';
@@ -422,6 +422,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { spec } = o;
     if (spec.exec !== undefined) {
       const lockPath = join(this.#runsDir, `${fireId}.lock`);
+      const files = this.#runFiles(fireId);
       let fd: number | undefined;
       try {
         // The body inherits the locked descriptor: a restarted controller
@@ -436,14 +437,23 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           statusFile: join(this.#runsDir, `${fireId}.status`),
           noOpExitCodes: spec.noOpExitCodes,
           extraFds: [fd],
+          runFiles: files,
         });
         closeSync(fd);
         fd = undefined;
+        // What a controller that adopts this body after a crash needs to time it out.
+        if (run.pid !== undefined) {
+          try {
+            writeFileSync(files.pid, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }));
+          } catch {
+            // A full disk must not fail the run: an adopter just cannot time this body out.
+          }
+        }
         crashPoint('fire:spawned');
         return await run.done;
       } finally {
         if (fd !== undefined) closeSync(fd);
-        rmSync(lockPath, { force: true });
+        for (const f of [lockPath, files.pid, files.status]) rmSync(f, { force: true });
       }
     }
     return this.#runCode(o, lease, fireId);
@@ -474,6 +484,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  #runFiles(fireId: string): { output: string; exit: string; status: string; pid: string } {
+    const base = join(this.#runsDir, fireId);
+    return { output: `${base}.out`, exit: `${base}.exit`, status: `${base}.status`, pid: `${base}.pid` };
   }
 
   #cwd(): string {
@@ -560,13 +575,21 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#adopt(lease, meta!, lockPath);
         continue;
       }
-      await this.#interrupted(lease, meta);
+      await this.#finishRecovered(lease, meta);
       if (lockPath) rmSync(lockPath, { force: true });
     }
   }
 
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
     this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
+    const files = this.#runFiles(meta.fireId);
+    let pid: { pgid: number; timeoutAt: number } | undefined;
+    try {
+      pid = JSON.parse(readFileSync(files.pid, 'utf8')) as { pgid: number; timeoutAt: number };
+    } catch {
+      // Crashed before the pid was written: the body cannot be timed out, only waited for.
+    }
+    let termAt: number | undefined;
     const watch = new Promise<FireResult>((resolvePromise) => {
       const poll = setInterval(() => {
         if (this.#stopping) {
@@ -574,10 +597,24 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
           return;
         }
-        if (runLockHeld(lockPath)) return;
+        if (runLockHeld(lockPath)) {
+          // Its timeout still applies: the same SIGTERM, then SIGKILL after the grace, as a body this controller started.
+          const now = Date.now();
+          if (pid && now >= pid.timeoutAt) {
+            if (termAt === undefined) {
+              termAt = now;
+              signalGroup(pid.pgid, 'SIGTERM');
+            } else if (now - termAt >= (this.#opts.killGraceMs ?? 5_000)) {
+              signalGroup(pid.pgid, 'SIGKILL');
+            }
+          }
+          return;
+        }
         clearInterval(poll);
         rmSync(lockPath, { force: true });
-        void this.#interrupted(lease, meta).then(() => resolvePromise({ scopedName: lease.key, fireId: meta.fireId, outcome: 'failed' }));
+        void this.#finishRecovered(lease, meta, termAt !== undefined).then((outcome) =>
+          resolvePromise({ scopedName: lease.key, fireId: meta.fireId, ...(outcome ? { outcome } : {}) }),
+        );
       }, ADOPT_POLL_MS);
     });
     const run = watch.finally(() => {
@@ -586,6 +623,60 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (o) this.#schedule(o);
     });
     this.#busy.set(lease.key, run);
+  }
+
+  /**
+   * A run begun by an earlier controller has ended: its exit status file
+   * says how (a no-op releases with no audit write, G4); without one it was
+   * killed along with its wrapper, and is recorded as interrupted (G3).
+   */
+  async #finishRecovered(lease: LeaseInfo, meta: Meta | undefined, timedOut = false): Promise<Outcome | undefined> {
+    const spec = this.#orders.get(lease.key)?.spec;
+    const files = meta ? this.#runFiles(meta.fireId) : undefined;
+    const result = files
+      ? await collectFinished(files, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt })
+      : undefined;
+    if (files) for (const f of [files.pid, files.status, files.output, files.exit]) rmSync(f, { force: true });
+    if (!result && !timedOut) {
+      await this.#interrupted(lease, meta);
+      return undefined;
+    }
+    const endedAt = Date.now();
+    const r: BodyResult = result ?? { outcome: 'timeout', exitCode: null, signal: 'SIGTERM', startedAt: lease.acquiredAt, endedAt, durationMs: endedAt - lease.acquiredAt, outputTail: '', outputBytes: 0 };
+    if (timedOut) r.outcome = 'timeout';
+    const scoped: ScopedOrder = this.#orders.get(lease.key) ?? { scopedName: lease.key, spec: { name: meta?.order ?? lease.key } as OrderSpec };
+    this.#count(r.outcome);
+    this.#lastFire.set(lease.key, { fireId: meta?.fireId ?? `lease-${lease.token}`, outcome: r.outcome });
+    if (r.outcome === 'no-op') {
+      this.#store.release(lease);
+      this.#emitCompleted(scoped, meta?.fireId ?? '', r, false);
+      return r.outcome;
+    }
+    const record: AuditRecord = {
+      fireId: meta?.fireId ?? `lease-${lease.token}`,
+      order: meta?.order ?? lease.key.split(':rig:')[0]!,
+      scopedName: lease.key,
+      rig: meta?.rig ?? null,
+      trigger: meta?.trigger ?? 'unknown',
+      outcome: r.outcome,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      startedAt: r.startedAt,
+      endedAt: r.endedAt,
+      durationMs: r.durationMs,
+      fence: String(lease.token),
+      outputTail: r.outputTail,
+      labels: { ...(r.reason ? { reason: r.reason } : {}), recovered: 'true' },
+    };
+    try {
+      const entry = await this.#store.complete(lease, JSON.stringify(record));
+      this.#store.release(lease);
+      this.#audit.enqueue(entry.id, record);
+    } catch (err) {
+      this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not record the recovered run ${record.fireId}: ${OrderlyError.from(err).message}` });
+    }
+    this.#emitCompleted(scoped, record.fireId, r, true);
+    return r.outcome;
   }
 
   async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<void> {
@@ -648,5 +739,13 @@ function parseMeta(lease: LeaseInfo): Meta | undefined {
     return typeof m.fireId === 'string' ? m : undefined;
   } catch {
     return undefined;
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // Already gone.
   }
 }
