@@ -34,7 +34,56 @@ function summarize(samples, completed, seconds) {
  * @param {() => void} [o.onMeasureStart] called as the window opens
  * @param {() => void} [o.onMeasureEnd] called as the window closes
  */
-export async function closedLoop({ inFlight, seconds, warmupSeconds, op, onMeasureStart, onMeasureEnd }) {
+export function closedLoop({ inFlight, seconds, warmupSeconds, op, onMeasureStart, onMeasureEnd }) {
+  return runClosedLoop({
+    inFlight,
+    seconds,
+    warmupSeconds,
+    onMeasureStart,
+    onMeasureEnd,
+    async iteration(id) {
+      const t0 = performance.now();
+      await op(id);
+      return performance.now() - t0;
+    },
+  });
+}
+
+/**
+ * Like closedLoop, for acquire/release pairs: each of `inFlight` loops awaits
+ * `acquire(loop)`, then awaits `release(loop, acquired)`, then starts over.
+ * Throughput counts pairs; latency is the acquire's alone (from the call to
+ * its resolution), since that is what a caller waits on before acting.
+ *
+ * @template T
+ * @param {object} o
+ * @param {number} o.inFlight
+ * @param {number} o.seconds measured window
+ * @param {number} o.warmupSeconds
+ * @param {(loop: number) => Promise<T>} o.acquire
+ * @param {(loop: number, acquired: T) => unknown} o.release may return a promise
+ * @param {() => void} [o.onMeasureStart]
+ * @param {() => void} [o.onMeasureEnd]
+ */
+export function closedLoopPairs({ inFlight, seconds, warmupSeconds, acquire, release, onMeasureStart, onMeasureEnd }) {
+  return runClosedLoop({
+    inFlight,
+    seconds,
+    warmupSeconds,
+    onMeasureStart,
+    onMeasureEnd,
+    async iteration(id) {
+      const t0 = performance.now();
+      const acquired = await acquire(id);
+      const latency = performance.now() - t0;
+      await release(id, acquired);
+      return latency;
+    },
+  });
+}
+
+/** The closed-loop driver: `iteration(id)` does one unit of work and returns the latency (ms) to sample. */
+async function runClosedLoop({ inFlight, seconds, warmupSeconds, iteration, onMeasureStart, onMeasureEnd }) {
   const samples = new Samples();
   let measuring = false;
   let stopped = false;
@@ -43,12 +92,10 @@ export async function closedLoop({ inFlight, seconds, warmupSeconds, op, onMeasu
   async function writer(id) {
     while (!stopped) {
       const startedInside = measuring;
-      const t0 = performance.now();
-      await op(id);
-      const t1 = performance.now();
+      const latency = await iteration(id);
       if (measuring && !stopped) {
         completed++;
-        if (startedInside) samples.push(t1 - t0);
+        if (startedInside) samples.push(latency);
       }
     }
   }
@@ -124,4 +171,82 @@ export function syncRoundRobin({ writers, seconds, warmupSeconds, op }) {
     lastAck[i] = now;
   }
   return summarize(samples, completed, (now - start) / 1000);
+}
+
+/**
+ * syncRoundRobin for acquire/release pairs on a synchronous API: `writers`
+ * logical acquirers take turns on this thread, each doing `acquire(w)` then
+ * `release(w, acquired)`. Throughput counts pairs. An acquirer's acquire
+ * latency runs from its previous release to this acquire's return, so it
+ * includes waiting for the other acquirers' turns, as N callers sharing one
+ * synchronous connection experience it. Blocks the event loop for the run.
+ *
+ * @template T
+ * @param {object} o
+ * @param {number} o.writers
+ * @param {number} o.seconds
+ * @param {number} o.warmupSeconds
+ * @param {(writer: number) => T} o.acquire
+ * @param {(writer: number, acquired: T) => void} o.release
+ */
+export function syncRoundRobinPairs({ writers, seconds, warmupSeconds, acquire, release }) {
+  const samples = new Samples();
+  const lastRelease = new Float64Array(writers);
+  const warmupEnd = performance.now() + warmupSeconds * 1000;
+  let now = performance.now();
+  for (let i = 0; now < warmupEnd; i = (i + 1) % writers) {
+    release(i, acquire(i));
+    now = performance.now();
+    lastRelease[i] = now;
+  }
+
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  // An acquirer whose previous release was in the warm-up would report a
+  // wait that straddles the window edge; its first pair inside is not sampled.
+  const sampled = new Uint8Array(writers);
+  let completed = 0;
+  for (let i = 0; now < end; i = (i + 1) % writers) {
+    const acquired = acquire(i);
+    const acquiredAt = performance.now();
+    release(i, acquired);
+    now = performance.now();
+    completed++;
+    if (sampled[i]) samples.push(acquiredAt - lastRelease[i]);
+    sampled[i] = 1;
+    lastRelease[i] = now;
+  }
+  return summarize(samples, completed, (now - start) / 1000);
+}
+
+/**
+ * Throughput of a tight loop too cheap to time per operation: calls
+ * `chunk(n, first)` (which runs operations first..first+n-1 inline, sync or
+ * async) repeatedly, reading the clock only between chunks.
+ *
+ * @param {object} o
+ * @param {number} o.seconds measured window
+ * @param {number} o.warmupSeconds
+ * @param {(n: number, first: number) => unknown} o.chunk may return a promise
+ * @param {number} [o.chunkSize] operations per chunk (default 1024)
+ */
+export async function tightLoop({ seconds, warmupSeconds, chunk, chunkSize = 1024 }) {
+  let done = 0;
+  const warmupEnd = performance.now() + warmupSeconds * 1000;
+  while (performance.now() < warmupEnd) {
+    await chunk(chunkSize, done);
+    done += chunkSize;
+  }
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let ops = 0;
+  let now = start;
+  while (now < end) {
+    await chunk(chunkSize, done);
+    done += chunkSize;
+    ops += chunkSize;
+    now = performance.now();
+  }
+  const elapsed = (now - start) / 1000;
+  return { ops, seconds: elapsed, opsPerSec: ops / elapsed, nsPerOp: (elapsed * 1e9) / ops };
 }
