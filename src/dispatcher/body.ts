@@ -238,7 +238,8 @@ interface StatusRead {
 }
 
 /** Reads and deletes the status file. Absent is normal; anything unusable is reported, never fatal. */
-async function takeStatusFile(path: string): Promise<StatusRead> {
+/** Reads the status file; removes it unless `keep` (run files are removed by their owner). */
+async function takeStatusFile(path: string, keep = false): Promise<StatusRead> {
   let text: string;
   try {
     const file = await open(path, 'r');
@@ -251,7 +252,7 @@ async function takeStatusFile(path: string): Promise<StatusRead> {
       text = buffer.toString('utf8', 0, bytesRead);
     } finally {
       await file.close();
-      await unlink(path).catch(() => undefined);
+      if (!keep) await unlink(path).catch(() => undefined);
     }
   } catch (err) {
     const code = errnoCode(err);
@@ -403,13 +404,11 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
   await Promise.race([closed, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))]);
   clearTimeout(drainTimer);
   for (const stream of streams) stream.destroy();
-  if (opts.runFiles) {
-    readTailFile(opts.runFiles.output, s.tail);
-    rmSync(opts.runFiles.output, { force: true });
-    rmSync(opts.runFiles.exit, { force: true });
-  }
+  // The run files stay: until the caller has recorded the outcome durably,
+  // they are how a restarted controller learns it.
+  if (opts.runFiles) readTailFile(opts.runFiles.output, s.tail);
 
-  const statusRead = await takeStatusFile(opts.statusFile);
+  const statusRead = await takeStatusFile(opts.statusFile, opts.runFiles !== undefined);
   const statusIgnored = s.staleStatus ?? statusRead.ignored;
   const status = s.staleStatus === undefined ? statusRead.status : undefined;
 
@@ -464,7 +463,8 @@ function readTailFile(path: string, tail: OutputTail): void {
 /**
  * How an adopted body ended, read from its run files once its run lock is
  * free: undefined when it left no exit status (killed with its wrapper, e.g.
- * by a reboot), which the caller records as interrupted. The files are removed.
+ * by a reboot), which the caller records as interrupted. The files stay
+ * until the caller has recorded the outcome.
  */
 export async function collectFinished(
   files: RunFiles & { status: string },
@@ -482,7 +482,7 @@ export async function collectFinished(
   if (!/^\d+$/.test(text) || rc > 255) return undefined;
   const tail = new OutputTail(facts.tailBytes ?? DEFAULT_TAIL_BYTES);
   readTailFile(files.output, tail);
-  const statusRead = await takeStatusFile(files.status);
+  const statusRead = await takeStatusFile(files.status, true);
   const signal = rc > 128 && rc < 160 ? (signalName(rc - 128) ?? null) : null;
   const classified = classifyExit({
     exitCode: signal ? null : rc,
@@ -492,8 +492,6 @@ export async function collectFinished(
     status: statusRead.status,
     statusIgnored: statusRead.ignored,
   });
-  rmSync(files.output, { force: true });
-  rmSync(files.exit, { force: true });
   const result: BodyResult = {
     outcome: classified.outcome,
     exitCode: signal ? null : rc,

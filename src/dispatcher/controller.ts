@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { appendFileSync, closeSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { JsonlSink } from '../audit/jsonl.js';
 import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
@@ -93,6 +93,8 @@ const CHECK_TIMEOUT_MS = 10_000;
 const RETRY_HELD_MS = 5_000;
 const RETRY_GATE_MS = 1_000;
 const ADOPT_POLL_MS = 500;
+/** Longer than the lease store's flush interval (100 ms), with margin. */
+const RUN_FILES_LINGER_MS = 2_000;
 
 /**
  * Fires orders on time, one run at a time per scoped order (G1), keeps the
@@ -249,6 +251,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     await this.#audit.sink.close().catch(() => undefined);
     this.#finalWal = this.#poisonSafeStats();
     await this.#store.close();
+    // Closing synced every release: the run files have done their job.
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweep(true);
   }
 
   // ------------------------------------------------------------ scheduling
@@ -345,6 +350,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   readonly #retryAfter = new Map<string, number>();
+  readonly #sweepQueue: Array<{ fireId: string; at: number }> = [];
+  #sweeper: NodeJS.Timeout | undefined;
 
   #skip(o: ScopedOrder, reason: SkipReason, detail?: string): FireResult {
     this.#counts.skipped++;
@@ -386,6 +393,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#noOps.set(o.scopedName, (this.#noOps.get(o.scopedName) ?? 0) + 1);
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
+      this.#forget(fireId);
       this.#emitCompleted(o, fireId, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
@@ -409,6 +417,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const entry = await this.#store.complete(lease, JSON.stringify(record));
       crashPoint('fire:completed');
       this.#store.release(lease);
+      this.#forget(fireId);
       this.#audit.enqueue(entry.id, record);
     } catch (err) {
       this.#poisoned = true;
@@ -453,7 +462,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         return await run.done;
       } finally {
         if (fd !== undefined) closeSync(fd);
-        for (const f of [lockPath, files.pid, files.status]) rmSync(f, { force: true });
+        rmSync(lockPath, { force: true });
       }
     }
     return this.#runCode(o, lease, fireId);
@@ -483,6 +492,34 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return done('failed', err instanceof Error ? err.message : String(err));
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A fire's run files go once its outcome cannot be lost: a COMPLETE record
+   * is durable at once, but a no-op's release is relaxed, and until it is
+   * synced a crash would bring the lease back, to be settled from these
+   * files. So they go after the log's flush interval, with margin.
+   */
+  #forget(fireId: string): void {
+    this.#sweepQueue.push({ fireId, at: Date.now() + RUN_FILES_LINGER_MS });
+    this.#sweeper ??= setInterval(() => this.#sweep(false), RUN_FILES_LINGER_MS / 2).unref();
+  }
+
+  #sweep(all: boolean): void {
+    const now = Date.now();
+    while (this.#sweepQueue.length > 0 && (all || this.#sweepQueue[0]!.at <= now)) {
+      const { fireId } = this.#sweepQueue.shift()!;
+      const f = this.#runFiles(fireId);
+      for (const path of [f.output, f.exit, f.status, f.pid]) rmSync(path, { force: true });
+    }
+  }
+
+  /** Run files of fires no held lease refers to are leftovers of settled runs (G7). */
+  #sweepLeftovers(keep: Set<string>): void {
+    for (const name of readdirSync(this.#runsDir)) {
+      const fireId = name.slice(0, name.indexOf('.'));
+      if (!keep.has(fireId)) rmSync(join(this.#runsDir, name), { force: true });
     }
   }
 
@@ -554,6 +591,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   async #recover(): Promise<void> {
     const { held, outbox } = this.#store.recovered;
     const inOutbox = new Set(outbox.map((e) => e.id));
+    this.#sweepLeftovers(new Set(held.map((l) => parseMeta(l)?.fireId).filter((id): id is string => id !== undefined)));
     for (const entry of outbox) {
       try {
         this.#audit.enqueue(entry.id, parseAuditRecord(entry.outcome));
@@ -636,7 +674,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const result = files
       ? await collectFinished(files, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt })
       : undefined;
-    if (files) for (const f of [files.pid, files.status, files.output, files.exit]) rmSync(f, { force: true });
+    if (meta) this.#forget(meta.fireId);
     if (!result && !timedOut) {
       await this.#interrupted(lease, meta);
       return undefined;
