@@ -36,9 +36,27 @@ export interface AuditSink {
   ping(): Promise<void>;
   close(): Promise<void>;
   /** Newest first; `before` is an exclusive endedAt bound (ms). */
-  history?(q: { scopedName?: string; limit: number; before?: number }): Promise<AuditRecord[]>;
+  history?(q: HistoryQuery): Promise<AuditRecord[]>;
   /** Retention: deletes records older than `olderThanMs` but keeps `keepPerOrder` per scoped order, `batch` rows per transaction. */
-  prune?(p: { olderThanMs: number; keepPerOrder: number; batch: number }): Promise<number>;
+  prune?(p: PruneOptions): Promise<number>;
+}
+
+export interface HistoryQuery {
+  /** One scoped order (`name` or `name:rig:<rig>`); all orders when omitted. */
+  scopedName?: string;
+  /** Most records returned. */
+  limit: number;
+  /** Only records that ended before this (epoch ms, exclusive): the next page of a listing. */
+  before?: number;
+}
+
+export interface PruneOptions {
+  /** An age in ms: records that ended longer ago than this are deleted… */
+  olderThanMs: number;
+  /** …except the newest `keepPerOrder` records of each scoped order, whatever their age. */
+  keepPerOrder: number;
+  /** Most rows deleted per transaction (short transactions, no long locks). */
+  batch: number;
 }
 
 /** Decodes a record from its outbox payload; throws on anything else. */

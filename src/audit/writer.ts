@@ -3,7 +3,11 @@ import type { AuditRecord, AuditSink } from './record.js';
 export interface AuditWriterOptions {
   /** Most records in one transaction. */
   maxBatch?: number;
-  /** How long the first record of a batch may wait for company. */
+  /**
+   * How long the first record of a batch waits for company; default 0.
+   * Group commit needs no wait (what arrives during a transaction goes into
+   * the next); a wait only pays where each commit is dear (Dolt).
+   */
   maxDelayMs?: number;
   /** Backoff after a failed transaction: starts here, doubles, capped at maxRetryMs. */
   retryMs?: number;
@@ -46,7 +50,8 @@ export class AuditWriter {
 
   constructor(sink: AuditSink, opts: AuditWriterOptions) {
     this.#sink = sink;
-    this.#opts = { maxBatch: 500, maxDelayMs: 20, retryMs: 200, maxRetryMs: 30_000, ...opts };
+    // Retries are capped at 5 s so a database that returns is caught up with quickly.
+    this.#opts = { maxBatch: 500, maxDelayMs: 0, retryMs: 200, maxRetryMs: 5_000, ...opts };
   }
 
   get sink(): AuditSink {
@@ -94,7 +99,7 @@ export class AuditWriter {
   async #run(): Promise<void> {
     let attempt = 0;
     while (this.#queue.size > 0 && !this.#closed) {
-      if (attempt === 0 && this.#queue.size < this.#opts.maxBatch) await this.#sleep(this.#opts.maxDelayMs);
+      if (attempt === 0 && this.#opts.maxDelayMs > 0 && this.#queue.size < this.#opts.maxBatch) await this.#sleep(this.#opts.maxDelayMs);
       const batch = [...this.#queue.values()].slice(0, this.#opts.maxBatch);
       try {
         const { inserted } = await this.#sink.write(batch.map((p) => p.record));

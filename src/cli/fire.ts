@@ -37,7 +37,7 @@ export async function fire(argv: string[]): Promise<number> {
       state,
       orders,
       rigs: last?.rigs ?? rigs,
-      audit: sinkFromUrl(last?.audit ?? `jsonl:${join(state, 'audit.jsonl')}`),
+      audit: sinkFromUrl(last?.audit ?? `sqlite:${join(state, 'audit.db')}`),
       schedule: false,
     });
     try {

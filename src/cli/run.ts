@@ -14,7 +14,7 @@ Fires the orders of a city (city.toml + packs/*/orders/*.toml), a pack
 (<pack>/orders/*.toml) or a directory of order files until SIGINT/SIGTERM, or
 for DURATION. SIGHUP reloads the orders.
   --state DIR     state directory (default .orderly)
-  --audit URL     where audited runs go (default jsonl:<state>/audit.jsonl)
+  --audit URL     where audited runs go (default sqlite:<state>/audit.db)
   --rig NAME      a rig; rig-scoped orders run once per rig (repeatable;
                   replaces the rigs a city.toml declares)
   --for DURATION  stop after this long (Go syntax: 90s, 5m, 1h30m)
@@ -66,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const w of city.warnings) process.stderr.write(`warning: ${w.message}\n`);
   // --rig replaces the rigs a city declares.
   const rigs = values.rig ?? city.rigs;
-  const auditUrl = values.audit ?? `jsonl:${join(state, 'audit.jsonl')}`;
+  const auditUrl = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
 
   const controller = await Controller.start({
     state,

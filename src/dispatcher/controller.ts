@@ -93,6 +93,8 @@ const CHECK_TIMEOUT_MS = 10_000;
 const RETRY_HELD_MS = 5_000;
 const RETRY_GATE_MS = 1_000;
 const ADOPT_POLL_MS = 500;
+/** Sink errors no retry can fix. */
+const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDIT_URL']);
 /** Longer than the lease store's flush interval (100 ms), with margin. */
 const RUN_FILES_LINGER_MS = 2_000;
 
@@ -153,7 +155,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     try {
       await sink.open();
     } catch (err) {
-      // The sink being down is not fatal: records wait in the outbox (G3).
+      // A database that is down is not fatal: records wait in the outbox (G3).
+      // A configuration mistake is: it would retry forever.
+      const code = OrderlyError.from(err).code;
+      if (CONFIG_ERRORS.has(code)) {
+        await store.close();
+        throw OrderlyError.from(err);
+      }
       controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` });
     }
     controller.#setOrders(opts.orders);

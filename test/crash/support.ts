@@ -152,7 +152,7 @@ export interface ControllerRun {
 
 /** `node dist/cli.js run <ordersDir> --state <state> --json ...extra`. */
 export function startController(ordersDir: string, state: string, extra: string[] = []): ControllerRun {
-  const child = spawn(process.execPath, [cliPath, 'run', ordersDir, '--state', state, '--json', ...extra], {
+  const child = spawn(process.execPath, [cliPath, 'run', ordersDir, '--state', state, '--audit', `jsonl:${join(state, 'audit.jsonl')}`, '--json', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ORDERLY_CRASH_POINT: '' },
   });

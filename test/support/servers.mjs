@@ -50,11 +50,16 @@ const LOG_TAIL_BYTES = 8192;
  * @property {string} dataDir the server's data directory (inside `root`)
  * @property {string} root the temp directory holding data, socket and logs; removed by stop()
  * @property {string} socketPath unix socket path (postgres: the socket directory's socket file)
- * @property {number} pid server process id
+ * @property {number} pid server process id (a new one after resume())
  * @property {(sql: string) => Promise<string>} sql runs SQL in `orderly` through the command
  *   line client (psql / mariadb); resolves with its unaligned, header-less output, trimmed
  * @property {() => string} log the tail of the server's log output
  * @property {() => Promise<void>} stop fast shutdown, then delete `root`; idempotent
+ * @property {() => Promise<void>} pause shut the server down as stop() does, keeping its data
+ *   directory (an outage); no-op when paused; rejects after stop()
+ * @property {() => Promise<void>} resume start it again on the same data directory and port
+ *   (same `url`); no-op while running; rejects after stop()
+ * @property {() => boolean} isRunning whether the server process runs
  */
 
 // ------------------------------------------------------------ shared helpers
