@@ -17,7 +17,8 @@ function dir(prefix: string): string {
 }
 
 function dirBytes(path: string): number {
-  return readdirSync(path).reduce((n, f) => n + statSync(join(path, f)).size, 0);
+  // A checkpoint may rename or delete a file between the listing and the stat.
+  return readdirSync(path).reduce((n, f) => n + (statSync(join(path, f), { throwIfNoEntry: false })?.size ?? 0), 0);
 }
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {

@@ -23,6 +23,8 @@ export interface AuditWriterStats {
   inserted: number;
   failures: number;
   backlog: number;
+  /** Records deleted by retention. */
+  pruned?: number;
   lastError?: string;
 }
 
@@ -45,6 +47,8 @@ export class AuditWriter {
   readonly #queue = new Map<string, Pending>();
   #running: Promise<void> | undefined;
   #closed = false;
+  #pruning = false;
+  #retention: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
   readonly #stats: AuditWriterStats = { transactions: 0, records: 0, inserted: 0, failures: 0, backlog: 0 };
 
@@ -88,8 +92,35 @@ export class AuditWriter {
     return this.#queue.size === 0;
   }
 
+  /**
+   * Retention: every `everyMs`, when nothing waits to be written, deletes
+   * records older than `days` but keeps `keepPerOrder` per order, `batch`
+   * rows per transaction. Never in the hot path: it skips a turn while a
+   * batch is queued or being written.
+   */
+  scheduleRetention(r: { days: number; keepPerOrder: number; everyMs?: number; batch?: number }, onPruned?: (deleted: number) => void): void {
+    const prune = this.#sink.prune?.bind(this.#sink);
+    if (!prune) return;
+    const run = async (): Promise<void> => {
+      if (this.#closed || this.#pruning || this.#running || this.#queue.size > 0) return;
+      this.#pruning = true;
+      try {
+        const deleted = await prune({ olderThanMs: r.days * 86_400_000, keepPerOrder: r.keepPerOrder, batch: r.batch ?? 1000 });
+        this.#stats.pruned = (this.#stats.pruned ?? 0) + deleted;
+        onPruned?.(deleted);
+      } catch (err) {
+        this.#opts.onError?.(err, 0);
+      } finally {
+        this.#pruning = false;
+      }
+    };
+    this.#retention = setInterval(() => void run(), r.everyMs ?? 3_600_000).unref();
+    setTimeout(() => void run(), 1_000).unref();
+  }
+
   /** Stops writing; what is queued stays in the outbox for the next start. */
   async close(timeoutMs = 5_000): Promise<void> {
+    if (this.#retention) clearInterval(this.#retention);
     await this.flush(timeoutMs);
     this.#closed = true;
     this.#wake?.();

@@ -19,6 +19,8 @@ for DURATION. SIGHUP reloads the orders.
                   replaces the rigs a city.toml declares)
   --for DURATION  stop after this long (Go syntax: 90s, 5m, 1h30m)
   --grace DURATION how long to wait for running bodies at shutdown (default 30s)
+  --retention-days N   delete audit records older than N days (default 90; 0 keeps all)
+  --retention-keep K   but keep at least K per order (default 100)
   --events        also append every event to <state>/events.jsonl
   --json          one JSON object per event, and a JSON summary`;
 
@@ -48,6 +50,8 @@ export async function run(argv: string[]): Promise<number> {
       for: { type: 'string' },
       grace: { type: 'string' },
       events: { type: 'boolean' },
+      'retention-days': { type: 'string' },
+      'retention-keep': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -67,12 +71,18 @@ export async function run(argv: string[]): Promise<number> {
   // --rig replaces the rigs a city declares.
   const rigs = values.rig ?? city.rigs;
   const auditUrl = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
+  const retentionDays = Number(values['retention-days'] ?? 90);
+  const retentionKeep = Number(values['retention-keep'] ?? 100);
+  if (!(retentionDays >= 0) || !Number.isInteger(retentionKeep) || retentionKeep < 0) {
+    throw new UsageError(`--retention-days must be a non-negative number and --retention-keep a non-negative integer`);
+  }
 
   const controller = await Controller.start({
     state,
     orders: city.orders,
     rigs,
     audit: sinkFromUrl(auditUrl),
+    ...(retentionDays > 0 ? { retention: { days: retentionDays, keepPerOrder: retentionKeep } } : {}),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
     onEvent: (e) => print(describe(e), e as unknown as Record<string, unknown>),
   });

@@ -33,6 +33,14 @@ export interface ControllerOptions {
   killGraceMs?: number;
   /** Append every event to this file as JSON lines (e.g. `<state>/events.jsonl`). */
   eventsFile?: string;
+  /**
+   * Most audit records that may wait for the sink (default 10,000). At the
+   * bound no order fires (skipped: audit-backlog-full) until the sink catches
+   * up: records are never dropped, and the outbox on disk stays bounded.
+   */
+  maxAuditBacklog?: number;
+  /** Delete audit records older than `days`, keeping `keepPerOrder` per order; hourly, never in the hot path. */
+  retention?: { days: number; keepPerOrder: number; everyMs?: number };
   /** Receives every event, including those of boot recovery (which happen before `start` resolves). */
   onEvent?: (event: ControllerEvent) => void;
   /** Options of the lease store under `<state>/leases` (segment size, gates, …). */
@@ -93,6 +101,7 @@ const CHECK_TIMEOUT_MS = 10_000;
 const RETRY_HELD_MS = 5_000;
 const RETRY_GATE_MS = 1_000;
 const ADOPT_POLL_MS = 500;
+const DEFAULT_MAX_AUDIT_BACKLOG = 10_000;
 /** Sink errors no retry can fix. */
 const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDIT_URL']);
 /** Longer than the lease store's flush interval (100 ms), with margin. */
@@ -164,6 +173,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       }
       controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` });
     }
+    if (opts.retention) writer.scheduleRetention(opts.retention);
     controller.#setOrders(opts.orders);
     await controller.#recover();
     if (opts.schedule !== false) controller.#scheduleAll();
@@ -345,6 +355,15 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     const running = this.#busy.get(o.scopedName);
     if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
+    const backlog = this.#audit.stats().backlog;
+    const max = this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG;
+    if (backlog >= max) {
+      this.#retryAfter.set(o.scopedName, RETRY_HELD_MS);
+      this.#timers.delete(o.scopedName);
+      const skipped = this.#skip(o, 'audit-backlog-full', `${backlog} audit records wait for ${this.#audit.sink.url}; orders fire again once it catches up`);
+      this.#schedule(o, RETRY_HELD_MS);
+      return Promise.resolve(skipped);
+    }
     this.#timers.delete(o.scopedName);
     const run = this.#fire(o, trigger, due).finally(() => {
       this.#busy.delete(o.scopedName);

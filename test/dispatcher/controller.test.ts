@@ -267,3 +267,24 @@ describe('Controller on a full disk', () => {
     await again.stop();
   });
 });
+
+describe('Controller with an unreachable audit sink', () => {
+  it('stops firing at the backlog bound, drops nothing, and delivers everything once a sink answers', async () => {
+    const state = dir('backlog');
+    const orders = [defineOrder({ name: 'work', trigger: 'manual', run: async () => ({ didWork: true }) })];
+    const down = new JsonlSink('/nonexistent/dir/audit.jsonl');
+    const c = await Controller.start({ state, orders, audit: down, schedule: false, maxAuditBacklog: 3 });
+    for (let i = 0; i < 3; i++) expect((await c.fire('work')).outcome).toBe('did-work');
+    const r = await c.fire('work');
+    expect(r.skipped).toBe('audit-backlog-full');
+    expect(r.detail).toContain('/nonexistent/dir/audit.jsonl');
+    expect(c.stats().audit.backlog).toBe(3);
+    await c.stop(1_000);
+    const audit = join(state, 'audit.jsonl');
+    const again = await Controller.start({ state, orders, audit: new JsonlSink(audit), schedule: false });
+    await waitFor(() => auditRecords(audit).length === 3);
+    expect((await again.fire('work')).outcome).toBe('did-work');
+    await again.stop();
+    expect(new Set(auditRecords(audit).map((x) => x.fireId)).size).toBe(4);
+  });
+});

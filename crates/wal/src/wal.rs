@@ -162,6 +162,7 @@ impl Wal {
             segments: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            poison_announced: AtomicBool::new(false),
         });
         let writer = Writer::new(shared.clone(), rec.salt, rec.tail, last_lsn, rec.segments);
         let thread = std::thread::Builder::new()
@@ -290,7 +291,7 @@ impl Wal {
             if shared.durable.load(Ordering::Acquire) >= lsn {
                 return Ok(());
             }
-            if shared.poisoned.load(Ordering::Acquire) {
+            if shared.poison_announced.load(Ordering::Acquire) {
                 return Err(q.poisoned.clone().unwrap_or(WalError::Closed));
             }
             if q.writer_done {

@@ -54,7 +54,10 @@ pub(crate) struct Shared {
     pub syncs: AtomicU64,
     pub segments: AtomicU64,
     pub bytes: AtomicU64,
+    /// Set the moment a write or sync fails (stats, new appends).
     pub poisoned: AtomicBool,
+    /// Set once every listener has heard of the poison; waiters wake only then.
+    pub poison_announced: AtomicBool,
 }
 
 impl Shared {
@@ -173,9 +176,9 @@ impl Writer {
         self.shared.bytes.store(self.segments.values().sum(), Ordering::Relaxed);
     }
 
-    /// New appends are refused from the first step; waiters are woken only
-    /// after the listeners have heard, so whoever sees the poison through
-    /// `wait_durable` or `stats` knows every listener was told.
+    /// New appends are refused and `stats` says poisoned from the first step;
+    /// waiters are woken only after the listeners have heard, so whoever sees
+    /// the poison through `wait_durable` knows every listener was told.
     fn poison(&mut self, cause: String) {
         let err = WalError::Poisoned { cause };
         {
@@ -183,10 +186,11 @@ impl Writer {
             q.poisoned = Some(err.clone());
             q.entries.clear();
             q.arena.clear();
+            self.shared.poisoned.store(true, Ordering::Release);
         }
         self.shared.emit(DurableEvent::Poisoned(err));
         let _q = self.shared.lock();
-        self.shared.poisoned.store(true, Ordering::Release);
+        self.shared.poison_announced.store(true, Ordering::Release);
         self.shared.wake_waiters.notify_all();
     }
 
