@@ -15,6 +15,14 @@ interface Waiter {
 
 /** Past this many settled waiters the queue array is compacted, keeping memory bound by what is pending (G7). */
 const COMPACT_AFTER = 1024;
+/**
+ * Most waiters settled in one macrotask. Each settlement runs its caller's
+ * continuation (often the next append) before timers get a turn; at hundreds
+ * of thousands of appends a second one group commit covers hundreds of them,
+ * so the rest continue after a setImmediate and the event loop stays
+ * responsive (bench/wal.mjs: p99 delay 23 ms at 256 in flight without this).
+ */
+const SETTLE_PER_TURN = 128;
 
 /**
  * Promises that settle when the writer thread's fdatasync watermark covers
@@ -29,6 +37,7 @@ export class DurabilityWaiters {
   #durable: bigint;
   #poison: OrderlyError | undefined;
   #drained: (() => void) | undefined;
+  #settleScheduled = false;
 
   constructor(source: DurabilitySource) {
     this.#source = source;
@@ -78,8 +87,23 @@ export class DurabilityWaiters {
       return;
     }
     if (durableLsn > this.#durable) this.#durable = durableLsn;
+    this.#settle();
+  }
+
+  #settle(): void {
     const waiters = this.#waiters;
+    let n = 0;
     while (this.#head < waiters.length && waiters[this.#head]!.lsn <= this.#durable) {
+      if (n++ === SETTLE_PER_TURN) {
+        if (!this.#settleScheduled) {
+          this.#settleScheduled = true;
+          setImmediate(() => {
+            this.#settleScheduled = false;
+            if (!this.#poison) this.#settle();
+          });
+        }
+        break;
+      }
       const waiter = waiters[this.#head]!;
       waiters[this.#head++] = undefined as unknown as Waiter;
       waiter.resolve();

@@ -61,14 +61,10 @@ pub fn create_segment(
     file.write_at(0, &data)?;
     let mut len = write_offset;
     if preallocate_to > len {
-        // Zero-filled ahead of use: a later fdatasync then only writes data
-        // blocks and never has to journal a file-size change.
-        let zeros = vec![0u8; 1 << 20];
-        while len < preallocate_to {
-            let n = (preallocate_to - len).min(zeros.len() as u64) as usize;
-            file.write_at(len, &zeros[..n])?;
-            len += n as u64;
-        }
+        // Allocated ahead of use: a later fdatasync then never has to journal
+        // a file-size change.
+        file.allocate(len, preallocate_to)?;
+        len = preallocate_to;
     }
     crate::crash_point(&format!("{crash_prefix}:written"));
     file.sync_data()?;
