@@ -22,7 +22,7 @@ const COMPACT_AFTER = 1024;
  * so the rest continue after a setImmediate and the event loop stays
  * responsive (bench/wal.mjs: p99 delay 23 ms at 256 in flight without this).
  */
-const SETTLE_PER_TURN = 128;
+const SETTLE_PER_TURN = 64;
 
 /**
  * Promises that settle when the writer thread's fdatasync watermark covers
