@@ -424,32 +424,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#emitCompleted(o, fireId, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
-    const record: AuditRecord = {
-      fireId,
-      order: spec.name,
-      scopedName: o.scopedName,
-      rig: o.rig ?? null,
-      trigger,
-      outcome: result.outcome,
-      exitCode: result.exitCode,
-      signal: result.signal,
-      startedAt: result.startedAt,
-      endedAt: result.endedAt,
-      durationMs: result.durationMs,
-      fence: String(lease.token),
-      outputTail: result.outputTail,
-      labels: result.reason ? { reason: result.reason } : {},
-    };
-    try {
-      const entry = await this.#store.complete(lease, JSON.stringify(record));
-      crashPoint('fire:completed');
-      this.#store.release(lease);
-      this.#forget(fireId);
-      this.#audit.enqueue(entry.id, record);
-    } catch (err) {
-      this.#poisoned = true;
-      this.#emit({ type: 'error', scopedName: o.scopedName, code: OrderlyError.from(err).code, message: `could not record the outcome of ${fireId}: ${OrderlyError.from(err).message}` });
-    }
+    const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence: String(lease.token) }, result);
+    await this.#record(lease, record);
     this.#emitCompleted(o, fireId, result, true);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
@@ -717,59 +693,44 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#emitCompleted(scoped, meta?.fireId ?? '', r, false);
       return r.outcome;
     }
-    const record: AuditRecord = {
-      fireId: meta?.fireId ?? `lease-${lease.token}`,
-      order: meta?.order ?? lease.key.split(':rig:')[0]!,
-      scopedName: lease.key,
-      rig: meta?.rig ?? null,
-      trigger: meta?.trigger ?? 'unknown',
-      outcome: r.outcome,
-      exitCode: r.exitCode,
-      signal: r.signal,
-      startedAt: r.startedAt,
-      endedAt: r.endedAt,
-      durationMs: r.durationMs,
-      fence: String(lease.token),
-      outputTail: r.outputTail,
-      labels: { ...(r.reason ? { reason: r.reason } : {}), recovered: 'true' },
-    };
-    try {
-      const entry = await this.#store.complete(lease, JSON.stringify(record));
-      this.#store.release(lease);
-      this.#audit.enqueue(entry.id, record);
-    } catch (err) {
-      this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not record the recovered run ${record.fireId}: ${OrderlyError.from(err).message}` });
-    }
+    const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true' });
+    await this.#record(lease, record);
     this.#emitCompleted(scoped, record.fireId, r, true);
     return r.outcome;
   }
 
   async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<void> {
     const endedAt = Date.now();
-    const record: AuditRecord = {
-      fireId: meta?.fireId ?? `lease-${lease.token}`,
-      order: meta?.order ?? lease.key.split(':rig:')[0]!,
-      scopedName: lease.key,
-      rig: meta?.rig ?? null,
-      trigger: meta?.trigger ?? 'unknown',
-      outcome: 'interrupted' satisfies AuditedOutcome,
-      exitCode: null,
-      signal: null,
-      startedAt: lease.acquiredAt,
-      endedAt,
-      durationMs: endedAt - lease.acquiredAt,
-      fence: String(lease.token),
-      outputTail: '',
-      labels: { reason: 'the controller stopped or crashed while this run was in progress' },
-    };
-    try {
-      const entry = await this.#store.complete(lease, JSON.stringify(record));
-      this.#store.release(lease);
-      this.#audit.enqueue(entry.id, record);
+    const record = auditRecord(
+      recoveredRun(lease, meta),
+      { outcome: 'interrupted', exitCode: null, signal: null, startedAt: lease.acquiredAt, endedAt, durationMs: endedAt - lease.acquiredAt, outputTail: '' },
+      { reason: 'the controller stopped or crashed while this run was in progress' },
+    );
+    if (await this.#record(lease, record)) {
       this.#counts.interrupted++;
       this.#emit({ type: 'recovered', scopedName: lease.key, action: 'interrupted', fireId: record.fireId, fence: record.fence });
+    }
+  }
+
+  /**
+   * The outcome of a run that did work, failed, timed out or was
+   * interrupted: durable in the outbox first (COMPLETE), then the lease is
+   * released and the audit writer takes the record (G3). False if the log
+   * refused it (poisoned): the lease stays held and the next start settles it.
+   */
+  async #record(lease: LeaseInfo, record: AuditRecord): Promise<boolean> {
+    try {
+      const entry = await this.#store.complete(lease, JSON.stringify(record));
+      crashPoint('fire:completed');
+      this.#store.release(lease);
+      this.#forget(record.fireId);
+      this.#audit.enqueue(entry.id, record);
+      return true;
     } catch (err) {
-      this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not record the interrupted run ${record.fireId}: ${OrderlyError.from(err).message}` });
+      this.#poisoned = true;
+      const e = OrderlyError.from(err);
+      this.#emit({ type: 'error', scopedName: lease.key, code: e.code, message: `could not record the outcome of ${record.fireId}: ${e.message}` });
+      return false;
     }
   }
 
@@ -796,6 +757,37 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return { walSyncs: 0, walBytes: 0, poisoned: true };
     }
   }
+}
+
+/** Who ran, for a run begun by an earlier controller. */
+function recoveredRun(lease: LeaseInfo, meta: Meta | undefined) {
+  return {
+    fireId: meta?.fireId ?? `lease-${lease.token}`,
+    order: meta?.order ?? lease.key.split(':rig:')[0]!,
+    scopedName: lease.key,
+    rig: meta?.rig ?? null,
+    trigger: meta?.trigger ?? 'unknown',
+    fence: String(lease.token),
+  };
+}
+
+/** One closed audit record: who ran, and how it ended. */
+function auditRecord(
+  who: Pick<AuditRecord, 'fireId' | 'order' | 'scopedName' | 'rig' | 'trigger' | 'fence'>,
+  r: Pick<AuditRecord, 'exitCode' | 'signal' | 'startedAt' | 'endedAt' | 'durationMs' | 'outputTail'> & { outcome: AuditedOutcome | Outcome; reason?: string },
+  labels: Record<string, string> = {},
+): AuditRecord {
+  return {
+    ...who,
+    outcome: r.outcome as AuditedOutcome,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    durationMs: r.durationMs,
+    outputTail: r.outputTail,
+    labels: { ...(r.reason ? { reason: r.reason } : {}), ...labels },
+  };
 }
 
 function parseMeta(lease: LeaseInfo): Meta | undefined {
