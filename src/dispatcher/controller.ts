@@ -358,7 +358,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const backlog = this.#audit.stats().backlog;
     const max = this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG;
     if (backlog >= max) {
-      this.#retryAfter.set(o.scopedName, RETRY_HELD_MS);
+      // No run starts, so nothing consumes #retryAfter here: retry directly.
       this.#timers.delete(o.scopedName);
       const skipped = this.#skip(o, 'audit-backlog-full', `${backlog} audit records wait for ${this.#audit.sink.url}; orders fire again once it catches up`);
       this.#schedule(o, RETRY_HELD_MS);

@@ -288,3 +288,22 @@ describe('Controller with an unreachable audit sink', () => {
     expect(new Set(auditRecords(audit).map((x) => x.fireId)).size).toBe(4);
   });
 });
+
+describe('Controller after the audit backlog drains', () => {
+  it('keeps the cooldown: the run after a backlog skip is next due at lastRun + interval', async () => {
+    const state = dir('backlog-cadence');
+    const real = new JsonlSink(join(state, 'audit.jsonl'));
+    let down = true;
+    // The real sink behind a switch: the database "goes down", then returns.
+    const sink = { url: real.url, open: () => real.open(), ping: () => real.ping(), close: () => real.close(), write: (r: Parameters<typeof real.write>[0]) => (down ? Promise.reject(new Error('connection refused')) : real.write(r)) };
+    const spec = defineOrder({ name: 'work', trigger: 'cooldown', interval: '1h', run: async () => ({ didWork: true }) });
+    const { c, events } = await start(state, [spec], { schedule: true, audit: sink, maxAuditBacklog: 1 });
+    await waitFor(() => events.some((e) => e.type === 'completed'));
+    expect((await c.fire('work')).skipped).toBe('audit-backlog-full');
+    down = false;
+    await waitFor(() => c.stats().audit.backlog === 0, 15_000);
+    expect((await c.fire('work')).outcome).toBe('did-work');
+    expect(c.nextDue('work')).toBe(c.lastRun('work')! + 3600_000);
+    await c.stop();
+  });
+});
