@@ -86,8 +86,7 @@ export class MysqlSink implements AuditSink {
 
   async #init(): Promise<Pool> {
     if (!this.#pool) {
-      const mod = await loadDriver('mysql2', 'mysql://', () => import('mysql2/promise'));
-      const mysql = (mod as unknown as { default?: typeof mod }).default ?? mod;
+      const mysql = await loadDriver('mysql2', 'mysql://', () => import('mysql2/promise'));
       const config: PoolOptions = {
         uri: this.#uri,
         connectionLimit: this.#opts.poolSize ?? 2,

@@ -68,8 +68,7 @@ export class PostgresSink implements AuditSink {
 
   async #init(): Promise<Pool> {
     if (!this.#pool) {
-      const mod = await loadDriver('pg', 'postgres://', () => import('pg'));
-      const pg = (mod as unknown as { default?: typeof mod }).default ?? mod;
+      const pg = await loadDriver('pg', 'postgres://', () => import('pg'));
       const config: PoolConfig = {
         connectionString: this.#connectionString,
         max: this.#opts.poolSize ?? 2,

@@ -326,20 +326,22 @@ export async function sqlPrune(db: SqlReader, p: PruneOptions, now = Date.now())
  * Loads an optional driver (a peer dependency) on first use; if it is not
  * installed, says which npm package the URL scheme needs.
  */
+/** The error for a sink whose optional driver package is not installed. */
+export function driverMissing(pkg: string, scheme: string, cause: unknown): OrderlyError {
+  return new OrderlyError('ERR_AUDIT_DRIVER', `the ${scheme} audit sink needs the npm package "${pkg}", which is not installed: npm install ${pkg}`, { cause });
+}
+
+/** Imports an optional driver, unwrapping a CommonJS default export. */
 export async function loadDriver<T>(pkg: string, scheme: string, load: () => Promise<T>): Promise<T> {
+  let mod: T;
   try {
-    return await load();
+    mod = await load();
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new OrderlyError(
-        'ERR_AUDIT_DRIVER',
-        `the ${scheme} audit sink needs the npm package "${pkg}", which is not installed: npm install ${pkg}`,
-        { cause: err },
-      );
-    }
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw driverMissing(pkg, scheme, err);
     throw err;
   }
+  return (mod as unknown as { default?: T }).default ?? mod;
 }
 
 /** The URL with any password replaced, for messages. */

@@ -2,9 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { OrderlyError } from '../errors.js';
 import type { AuditRecord, AuditSink, HistoryQuery, PruneOptions } from './record.js';
 import {
+  driverMissing,
   AUDIT_TABLE,
   COLUMN_LIST,
   COLUMNS,
@@ -116,9 +116,7 @@ function driverPath(): string {
   try {
     return requireHere.resolve('better-sqlite3');
   } catch (err) {
-    throw new OrderlyError('ERR_AUDIT_DRIVER', 'the sqlite: audit sink needs the npm package "better-sqlite3", which is not installed: npm install better-sqlite3', {
-      cause: err,
-    });
+    throw driverMissing('better-sqlite3', 'sqlite:', err);
   }
 }
 
