@@ -240,6 +240,11 @@ impl LeaseStore {
     /// stores); if that wait fails, call [`LeaseStore::rollback`].
     pub fn acquire(&self, key: &str, ttl_ms: Option<u64>, group: Option<String>, meta: Option<Vec<u8>>) -> Result<(Acquired, Option<u64>)> {
         self.usable()?;
+        // A key whose release was lost to the poison still looks held: say
+        // why nothing can be acquired rather than "held".
+        if let Some(err) = self.wal.as_ref().and_then(|w| w.poison_error()) {
+            return Err(err.into());
+        }
         let ttl_ms = ttl_ms.unwrap_or(self.default_ttl_ms);
         let result = {
             let _shared = self.shared();

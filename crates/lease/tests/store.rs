@@ -135,3 +135,22 @@ fn shared_opens_of_one_directory_return_one_store() {
     granted(&a, "k", None);
     assert!(matches!(b.acquire("k", None, None, None).unwrap().0, Acquired::Held));
 }
+
+#[test]
+fn a_poisoned_store_refuses_every_acquire_even_of_a_key_it_still_holds() {
+    use orderly_wal::sim::{Fault, Op, SimStorage};
+    let sim = Arc::new(SimStorage::new());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let dir = Path::new("/state/leases");
+    let store = LeaseStore::open_with(Some(dir), StoreOptions::default(), sim.clone(), clock).unwrap();
+    let held = granted(&store, "held", None);
+    // Recording the outcome fails: the log is poisoned and "held" stays held,
+    // as the controller leaves a run whose outcome it could not record.
+    sim.fail_nth(Op::Sync, 1, Fault::Enospc);
+    let (_, lsn) = store.complete("held", held.token, b"did-work".to_vec()).unwrap();
+    assert!(store.wal().unwrap().wait_durable(lsn.unwrap()).is_err());
+    for key in ["held", "free"] {
+        let err = store.acquire(key, Some(60_000), None, None).unwrap_err();
+        assert_eq!(err.code(), "ERR_WAL_POISONED", "{key}: {err}");
+    }
+}

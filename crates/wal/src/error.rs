@@ -1,6 +1,6 @@
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Every failure a caller of the log can act on, one variant each.
 #[derive(Debug, Clone)]
@@ -24,6 +24,16 @@ pub enum WalError {
 }
 
 impl WalError {
+    /// Qualifies the segment an error names with the directory it lives in.
+    pub(crate) fn in_dir(self, dir: &Path) -> Self {
+        let full = |segment: String| dir.join(segment).display().to_string();
+        match self {
+            WalError::Corrupt { segment, offset, detail } => WalError::Corrupt { segment: full(segment), offset, detail },
+            WalError::UnsupportedVersion { segment, found, supported } => WalError::UnsupportedVersion { segment: full(segment), found, supported },
+            other => other,
+        }
+    }
+
     /// Stable machine-readable code, identical across Rust and JS.
     pub fn code(&self) -> &'static str {
         match self {

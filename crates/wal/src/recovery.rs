@@ -76,6 +76,11 @@ struct Scan {
 }
 
 fn scan(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Scan> {
+    // Errors name the segment by its full path: the user has to find it.
+    scan_segments(storage, dir, opts).map_err(|e| e.in_dir(dir))
+}
+
+fn scan_segments(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Scan> {
     let names = storage.list(dir).map_err(|e| WalError::io("list", dir, &e))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     seqs.sort_unstable();
@@ -90,7 +95,11 @@ fn scan(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Scan> {
         let path = segment_path(dir, seq);
         let data = storage.read(&path).map_err(|e| WalError::io("read", &path, &e))?;
         match SegmentHeader::decode(&data) {
-            Ok(header) => {
+            // Frames are seeded with the header's segment number but new ones
+            // with the file name's: in a renamed or copied segment, frames
+            // appended after this open would not validate on the next one and
+            // acknowledged records would be cut off as a torn tail.
+            Ok(header) if header.seq == seq => {
                 let is_checkpoint = header.kind == SegmentKind::Checkpoint;
                 live.push(Scanned { seq, header, data });
                 if is_checkpoint {
@@ -101,8 +110,11 @@ fn scan(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Scan> {
             Err(HeaderError::Version(found)) => {
                 return Err(WalError::UnsupportedVersion { segment: segment_name(seq), found, supported: FORMAT_VERSION });
             }
-            Err(e) => {
-                let detail = format!("segment header invalid ({e:?})");
+            bad => {
+                let detail = match bad {
+                    Ok(h) => format!("segment header belongs to segment {} (the file was renamed or copied)", segment_name(h.seq)),
+                    Err(e) => format!("segment header invalid ({e:?})"),
+                };
                 if !opts.repair {
                     return Err(corrupt(seq, 0, detail));
                 }

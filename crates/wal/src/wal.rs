@@ -329,6 +329,14 @@ impl Wal {
         self.h.shared.poisoned.load(Ordering::Acquire)
     }
 
+    /// The error every append gets once the log is poisoned.
+    pub fn poison_error(&self) -> Option<WalError> {
+        if !self.is_poisoned() {
+            return None;
+        }
+        self.h.shared.lock().poisoned.clone()
+    }
+
     /// Syncs what is queued, stops the writer and releases the directory.
     /// Later calls on any clone fail with [`WalError::Closed`].
     pub fn close(&self) -> Result<()> {

@@ -101,7 +101,7 @@ fn every_bit_flip_in_the_last_three_records_is_detected() {
                     // this is damage to acknowledged data, never a torn tail.
                     assert!(idx < items.len() - 1, "bit {bit}: the last record has no witness");
                     assert_eq!(offset as usize, start);
-                    assert_eq!(segment, seg.file_name().unwrap().to_str().unwrap());
+                    assert_eq!(segment, case.path().join(seg.file_name().unwrap()).to_str().unwrap());
                     refused += 1;
                 }
                 Ok(wal) => {
@@ -138,7 +138,7 @@ fn damage_in_a_sealed_segment_is_refused_naming_segment_and_offset_and_repair_sa
     let name = victim.file_name().unwrap().to_str().unwrap();
     match &err {
         WalError::Corrupt { segment, offset, .. } => {
-            assert_eq!(segment, name);
+            assert_eq!(segment, d.path().join(name).to_str().unwrap());
             assert_eq!(*offset as usize, HEADER + 3 * 128);
         }
         e => panic!("{e}"),
@@ -201,6 +201,7 @@ fn a_newer_format_version_is_refused_and_nothing_is_touched() {
     let err = Wal::open(d.path(), o).unwrap_err();
     assert_eq!(err.code(), "ERR_WAL_VERSION", "{err}");
     assert!(err.to_string().contains("version 9"), "{err}");
+    assert!(err.to_string().contains(seg.to_str().unwrap()), "names the segment's path: {err}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
     assert!(d.path().join("00000000000000ff.wal.tmp").exists());
 }
