@@ -21,6 +21,8 @@ for DURATION. SIGHUP reloads the orders.
   --grace DURATION how long to wait for running bodies at shutdown (default 30s)
   --retention-days N   delete audit records older than N days (default 90; 0 keeps all)
   --retention-keep K   but keep at least K per order (default 100)
+  --store-segment-bytes N  lease-store log segment size (default 1 MiB)
+  --store-compact-after N  dead log bytes that trigger a checkpoint (default 2 MiB)
   --events        also append every event to <state>/events.jsonl
   --json          one JSON object per event, and a JSON summary`;
 
@@ -40,6 +42,14 @@ function describe(e: ControllerEvent): string {
   }
 }
 
+/** A positive whole number of bytes, or nothing when the option is absent. */
+function byteOption<K extends string>(raw: string | undefined, flag: string, key: K): Partial<Record<K, number>> {
+  if (raw === undefined) return {};
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive whole number of bytes, got ${JSON.stringify(raw)}`);
+  return { [key]: n } as Partial<Record<K, number>>;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
@@ -52,6 +62,8 @@ export async function run(argv: string[]): Promise<number> {
       events: { type: 'boolean' },
       'retention-days': { type: 'string' },
       'retention-keep': { type: 'string' },
+      'store-segment-bytes': { type: 'string' },
+      'store-compact-after': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -77,8 +89,14 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--retention-days must be a non-negative number and --retention-keep a non-negative integer`);
   }
 
+  const store = {
+    ...byteOption(values['store-segment-bytes'], '--store-segment-bytes', 'segmentBytes'),
+    ...byteOption(values['store-compact-after'], '--store-compact-after', 'compactAfterBytes'),
+  };
+
   const controller = await Controller.start({
     state,
+    store,
     orders: city.orders,
     rigs,
     audit: sinkFromUrl(auditUrl),
