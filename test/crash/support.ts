@@ -150,11 +150,16 @@ export interface ControllerRun {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `node dist/cli.js run <ordersDir> --state <state> --json ...extra`. */
-export function startController(ordersDir: string, state: string, extra: string[] = []): ControllerRun {
-  const child = spawn(process.execPath, [cliPath, 'run', ordersDir, '--state', state, '--audit', `jsonl:${join(state, 'audit.jsonl')}`, '--json', ...extra], {
+/**
+ * `node dist/cli.js run <ordersDir> --state <state> --json ...extra`, auditing
+ * to `<state>/audit.jsonl` unless `opts.audit` names another sink;
+ * `opts.crashPoint` arms ORDERLY_CRASH_POINT (`name` or `name@n`).
+ */
+export function startController(ordersDir: string, state: string, extra: string[] = [], opts: { audit?: string; crashPoint?: string } = {}): ControllerRun {
+  const audit = opts.audit ?? `jsonl:${join(state, 'audit.jsonl')}`;
+  const child = spawn(process.execPath, [cliPath, 'run', ordersDir, '--state', state, '--audit', audit, '--json', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ORDERLY_CRASH_POINT: '' },
+    env: { ...process.env, ORDERLY_CRASH_POINT: opts.crashPoint ?? '' },
   });
   const events: Array<Record<string, unknown>> = [];
   let buf = '';
