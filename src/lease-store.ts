@@ -1,7 +1,7 @@
 import { DurabilityWaiters } from './durability.js';
 import { OrderlyError } from './errors.js';
 import { MemoryLeases } from './memory-leases.js';
-import { NativeLeaseStore } from './native.js';
+import { NativeLeaseStore, type SimDisk } from './native.js';
 
 export interface LeaseInfo {
   readonly key: string;
@@ -36,8 +36,14 @@ export interface LeaseStoreOptions {
   segmentBytes?: number;
   /** Longest time a relaxed record (release, ack) waits for a sync. */
   flushIntervalMs?: number;
-  /** Dead log bytes that trigger a checkpoint; default 4 MiB. */
+  /** Dead log bytes that trigger a checkpoint (and at least twice the live set); default 2 MiB. */
   compactAfterBytes?: number;
+  /**
+   * Internal, for crash tests only: keep the log on this simulated disk
+   * (`dir` is then a path on it) so a test can cut the power. Nothing on it
+   * outlives the process. See `src/testing.ts`.
+   */
+  storage?: SimDisk;
 }
 
 export interface AcquireOptions {
@@ -149,7 +155,10 @@ export class LeaseStore {
     }
     let store: LeaseStore | undefined;
     try {
-      if (dir === null) return new LeaseStore(new MemoryLeases(options));
+      if (dir === null) {
+        if (options?.storage) throw new OrderlyError('ERR_INVALID_ARG', 'options.storage needs a directory (on that disk) to open the store in');
+        return new LeaseStore(new MemoryLeases(options));
+      }
       const native = await NativeLeaseStore.open(dir, options, (err, durableLsn) => {
         if (store) store.#waiters?.onEvent(err, durableLsn);
       });

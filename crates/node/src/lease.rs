@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::{AsyncTask, BigInt, Buffer, Either, Env, Float64Array, Float64ArraySlice, Object, Task, Uint8Array, Uint8ArraySlice};
 use napi_derive::napi;
-use orderly_lease::{Acquired, LeaseInfo, LeaseStore, OutboxEntry, StoreOptions};
+use orderly_lease::{Acquired, LeaseInfo, LeaseStore, OutboxEntry, StoreOptions, SystemClock};
+use orderly_wal::sim::SimStorage;
 use orderly_wal::ListenerId;
 
 use crate::error::{from_panic, into_task_error, invalid_arg, lease_error, Error, Result};
 use crate::events::{forward_events, ref_events, unref_events, EventFn};
 use crate::options::{gates_option, integer_option, whole_number};
+use crate::sim::storage_option;
 use crate::wal::{bytes, wal_options_from};
 
 /// `acquire` results.
@@ -130,6 +132,7 @@ pub struct JsStoreStats {
 pub struct OpenStoreTask {
     dir: Option<String>,
     options: StoreOptions,
+    storage: Option<SimStorage>,
     events: Arc<EventFn>,
 }
 
@@ -140,9 +143,11 @@ impl Task for OpenStoreTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let open = AssertUnwindSafe(|| {
             let opts = std::mem::take(&mut self.options);
-            let store = match &self.dir {
-                Some(dir) => orderly_lease::open_shared(Path::new(dir), opts).map_err(lease_error)?,
-                None => Arc::new(LeaseStore::open(None, opts).map_err(lease_error)?),
+            let store = match (&self.dir, self.storage.take()) {
+                // A simulated disk is private to its opener: no sharing by path.
+                (Some(dir), Some(sim)) => Arc::new(LeaseStore::open_with(Some(Path::new(dir)), opts, Arc::new(sim), Arc::new(SystemClock)).map_err(lease_error)?),
+                (Some(dir), None) => orderly_lease::open_shared(Path::new(dir), opts).map_err(lease_error)?,
+                (None, _) => Arc::new(LeaseStore::open(None, opts).map_err(lease_error)?),
             };
             let listener = store.wal().map(|w| w.add_listener(forward_events(self.events.clone())));
             Ok((store, listener))
@@ -207,12 +212,16 @@ impl NativeLeaseStore {
 impl NativeLeaseStore {
     #[napi(
         catch_unwind,
-        ts_args_type = "dir: string | null, options: { defaultTtlMs?: number; gates?: Record<string, number>; segmentBytes?: number; flushIntervalMs?: number; compactAfterBytes?: number } | undefined | null, onEvent: (err: Error | null, durableLsn: bigint) => void",
+        ts_args_type = "dir: string | null, options: { defaultTtlMs?: number; gates?: Record<string, number>; segmentBytes?: number; flushIntervalMs?: number; compactAfterBytes?: number; storage?: SimDisk } | undefined | null, onEvent: (err: Error | null, durableLsn: bigint) => void",
         ts_return_type = "Promise<NativeLeaseStore>"
     )]
     pub fn open(dir: Option<String>, options: Option<Object>, on_event: EventFn) -> Result<AsyncTask<OpenStoreTask>> {
+        let storage = options.as_ref().map(storage_option).transpose()?.flatten();
+        if dir.is_none() && storage.is_some() {
+            return Err(invalid_arg("options.storage needs a directory (on that disk) to open the store in"));
+        }
         let options = store_options(options.as_ref())?;
-        Ok(AsyncTask::new(OpenStoreTask { dir, options, events: Arc::new(on_event) }))
+        Ok(AsyncTask::new(OpenStoreTask { dir, options, storage, events: Arc::new(on_event) }))
     }
 
     #[napi(catch_unwind, js_name = "ref")]

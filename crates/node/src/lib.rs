@@ -8,7 +8,9 @@ mod error;
 mod events;
 mod lease;
 mod options;
+mod sim;
 mod wal;
 
 pub use lease::{create_run_lock, inspect_store, run_lock_held, NativeLeaseStore};
+pub use sim::SimDisk;
 pub use wal::NativeWal;

@@ -9,7 +9,9 @@
 //! random prefix survives. Errors (EIO, ENOSPC) can be injected on the n-th
 //! write, sync, rename, directory sync or create, and [`SimStorage::halt_after`]
 //! freezes the filesystem after a given number of mutating operations, which
-//! is how a test stops a process at an exact step.
+//! is how a test stops a process at an exact step. [`SimDisk`] is the machine
+//! around it: it outlives the processes that open it, and a power cut leaves
+//! the next process only what survived while the dead one's handle fails.
 //!
 //! A failed sync behaves as Linux does after fsyncgate: the dirty pages it
 //! failed to write are dropped from what a later sync can persist, so a log
@@ -19,6 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::storage::{LockError, LockGuard, Storage, StorageFile};
 
@@ -82,6 +85,7 @@ struct State {
     locks: BTreeSet<PathBuf>,
     syncs_after_failure: u64,
     sync_failed: bool,
+    sync_latency: Duration,
 }
 
 /// Shared handle to one simulated filesystem.
@@ -146,6 +150,23 @@ impl SimStorage {
         self.lock_state().halted
     }
 
+    /// Makes every file and directory sync take this long, as a real disk's
+    /// does: appends that arrive meanwhile wait for the next one, and a power
+    /// cut can land between a write and the sync that would have kept it.
+    pub fn set_sync_latency(&self, latency: Duration) {
+        self.lock_state().sync_latency = latency;
+    }
+
+    /// The latency first, outside the lock, so that a power cut during it
+    /// fails the sync (the filesystem is halted by then) and writes can
+    /// proceed meanwhile.
+    fn sync_wait(&self) {
+        let latency = self.lock_state().sync_latency;
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+    }
+
     pub fn count(&self, op: Op) -> u64 {
         self.lock_state().counts.get(&op).copied().unwrap_or(0)
     }
@@ -184,37 +205,25 @@ impl SimStorage {
     /// What survives a power cut now: a fresh filesystem holding the durable
     /// state plus a random choice among the writes that were not synced.
     pub fn power_loss(&self, rng: &mut SimRng) -> SimStorage {
-        let s = self.lock_state();
-        let mut names = s.durable_names.clone();
-        let keep_ops = rng.below(s.pending_dir_ops.len() as u64 + 1) as usize;
-        for op in &s.pending_dir_ops[..keep_ops] {
-            match op {
-                DirOp::Link(p, id) => {
-                    names.insert(p.clone(), *id);
-                }
-                DirOp::Unlink(p) => {
-                    names.remove(p);
-                }
-            }
-        }
-        let mut out = State { dirs: s.dirs.clone(), ..State::default() };
-        for (path, id) in names {
-            let f = &s.files[&id];
-            let data = surviving_bytes(f, rng);
-            out.next_id += 1;
-            let nid = out.next_id;
-            out.files.insert(nid, FileData { live: data.clone(), durable: data, ..FileData::default() });
-            out.live_names.insert(path.clone(), nid);
-            out.durable_names.insert(path, nid);
-        }
-        SimStorage { state: Arc::new(Mutex::new(out)) }
+        survivor(&self.lock_state(), rng).0
+    }
+
+    /// Cuts the power of the machine using this filesystem: in one step it
+    /// stops applying anything (every later operation through this handle
+    /// fails, as it would for a process on a dead machine) and returns what
+    /// survived, with what was lost. Nothing written after the cut can leak
+    /// into the survivor.
+    pub fn cut_power(&self, rng: &mut SimRng) -> (SimStorage, PowerLossReport) {
+        let mut s = self.lock_state();
+        s.halted = true;
+        survivor(&s, rng)
     }
 
     /// A clean restart (kill -9 without power loss): everything the process
     /// wrote stays, locks are released, faults are cleared.
     pub fn restart(&self) -> SimStorage {
         let s = self.lock_state();
-        let mut out = State { dirs: s.dirs.clone(), next_id: s.next_id, ..State::default() };
+        let mut out = State { dirs: s.dirs.clone(), next_id: s.next_id, sync_latency: s.sync_latency, ..State::default() };
         for (path, id) in &s.live_names {
             let f = &s.files[id];
             out.files.insert(*id, FileData { live: f.live.clone(), durable: f.durable.clone(), dirty: f.dirty.clone(), lost: f.lost.clone() });
@@ -232,7 +241,77 @@ impl SimStorage {
     }
 }
 
-fn surviving_bytes(f: &FileData, rng: &mut SimRng) -> Vec<u8> {
+/// What a power cut destroyed: evidence that a test's workload really lost
+/// unsynced data at the cut, rather than being merely stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PowerLossReport {
+    /// Bytes written since their file's last sync, counted in whole sectors.
+    pub unsynced_bytes: u64,
+    /// Of those, bytes that did not survive as written: reverted to their
+    /// synced content, cut off by the file's surviving length, or in a file
+    /// whose name did not survive.
+    pub dropped_bytes: u64,
+    /// Files of which some unsynced sectors survived and others did not: a
+    /// write torn at sector granularity.
+    pub torn_files: u64,
+    /// Creations, renames and removals not yet made durable by a directory sync.
+    pub dir_ops: u64,
+    /// Of those, the ones lost.
+    pub dir_ops_dropped: u64,
+}
+
+fn survivor(s: &State, rng: &mut SimRng) -> (SimStorage, PowerLossReport) {
+    let mut report = PowerLossReport { dir_ops: s.pending_dir_ops.len() as u64, ..PowerLossReport::default() };
+    let mut names = s.durable_names.clone();
+    let keep_ops = rng.below(s.pending_dir_ops.len() as u64 + 1) as usize;
+    report.dir_ops_dropped = (s.pending_dir_ops.len() - keep_ops) as u64;
+    for op in &s.pending_dir_ops[..keep_ops] {
+        match op {
+            DirOp::Link(p, id) => {
+                names.insert(p.clone(), *id);
+            }
+            DirOp::Unlink(p) => {
+                names.remove(p);
+            }
+        }
+    }
+    let mut out = State { dirs: s.dirs.clone(), sync_latency: s.sync_latency, ..State::default() };
+    let mut survived = BTreeSet::new();
+    for (path, id) in names {
+        let f = &s.files[&id];
+        // A file reachable under two surviving names is one file: count its loss once.
+        let data = if survived.insert(id) {
+            surviving_bytes(f, rng, Some(&mut report))
+        } else {
+            surviving_bytes(f, rng, None)
+        };
+        out.next_id += 1;
+        let nid = out.next_id;
+        out.files.insert(nid, FileData { live: data.clone(), durable: data, ..FileData::default() });
+        out.live_names.insert(path.clone(), nid);
+        out.durable_names.insert(path, nid);
+    }
+    let visible: BTreeSet<u64> = s.live_names.values().copied().collect();
+    for id in visible.difference(&survived) {
+        let f = &s.files[id];
+        let lost = dirty_bytes(f);
+        report.unsynced_bytes += lost;
+        report.dropped_bytes += lost;
+    }
+    (SimStorage { state: Arc::new(Mutex::new(out)) }, report)
+}
+
+/// Bytes of a dirty sector that exist in the file (it may end inside it).
+fn sector_bytes(f: &FileData, sector: usize) -> u64 {
+    let end = f.live.len().max(f.durable.len());
+    end.saturating_sub(sector * SECTOR).min(SECTOR) as u64
+}
+
+fn dirty_bytes(f: &FileData) -> u64 {
+    f.dirty.iter().map(|&sector| sector_bytes(f, sector)).sum()
+}
+
+fn surviving_bytes(f: &FileData, rng: &mut SimRng, report: Option<&mut PowerLossReport>) -> Vec<u8> {
     if f.dirty.is_empty() {
         return f.durable.clone();
     }
@@ -251,24 +330,74 @@ fn surviving_bytes(f: &FileData, rng: &mut SimRng) -> Vec<u8> {
     let mut out = f.durable.clone();
     out.resize(len, 0);
     let all_or_nothing = rng.below(4);
+    let (mut unsynced, mut kept) = (0u64, 0u64);
+    let (mut some_kept, mut some_dropped) = (false, false);
     for &sector in &f.dirty {
         let start = sector * SECTOR;
+        let bytes = sector_bytes(f, sector);
+        unsynced += bytes;
         if start >= len {
-            break;
+            some_dropped |= bytes > 0;
+            continue;
         }
         let keep_new = match all_or_nothing {
             0 => true,
             1 => false,
             _ => rng.chance(50),
         };
-        if keep_new && !f.lost.contains(&sector) {
-            let end = (start + SECTOR).min(len).min(f.live.len());
-            if start < end {
-                out[start..end].copy_from_slice(&f.live[start..end]);
-            }
+        let end = (start + SECTOR).min(len).min(f.live.len());
+        if keep_new && !f.lost.contains(&sector) && start < end {
+            out[start..end].copy_from_slice(&f.live[start..end]);
+            kept += (end - start) as u64;
+            some_kept = true;
+            some_dropped |= ((end - start) as u64) < bytes;
+        } else {
+            some_dropped |= bytes > 0;
         }
     }
+    if let Some(r) = report {
+        r.unsynced_bytes += unsynced;
+        r.dropped_bytes += unsynced - kept;
+        r.torn_files += (some_kept && some_dropped) as u64;
+    }
     out
+}
+
+/// A machine's disk, which outlives the processes that use it. Each open
+/// takes the filesystem as it is now; [`SimDisk::power_loss`] cuts that one
+/// off (whoever still holds it fails from then on, as a process on a dead
+/// machine would) and puts what survived in its place for the next boot.
+#[derive(Default)]
+pub struct SimDisk {
+    current: Mutex<SimStorage>,
+}
+
+impl SimDisk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A disk whose syncs take `latency` (see [`SimStorage::set_sync_latency`]),
+    /// after power cuts too.
+    pub fn with_sync_latency(latency: Duration) -> Self {
+        let disk = Self::default();
+        disk.storage().set_sync_latency(latency);
+        disk
+    }
+
+    /// The filesystem the next process to boot sees.
+    pub fn storage(&self) -> SimStorage {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Cuts the power: the storage handed out so far is frozen and replaced
+    /// by what survived of it.
+    pub fn power_loss(&self, rng: &mut SimRng) -> PowerLossReport {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let (survivor, report) = current.cut_power(rng);
+        *current = survivor;
+        report
+    }
 }
 
 impl State {
@@ -325,6 +454,7 @@ impl StorageFile for SimFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        self.sim.sync_wait();
         let mut s = self.sim.lock_state();
         if s.sync_failed {
             s.syncs_after_failure += 1;
@@ -442,6 +572,7 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sync_wait();
         let mut s = self.lock_state();
         s.gate(Op::SyncDir)?;
         let ops = std::mem::take(&mut s.pending_dir_ops);
@@ -513,5 +644,52 @@ mod tests {
         assert_eq!(sim.syncs_after_failure(), 1);
         let after = sim.power_loss(&mut SimRng::new(1)).contents(&p).unwrap();
         assert!(after.iter().all(|&b| b == 0), "retried fsync must not resurrect lost pages");
+    }
+
+    #[test]
+    fn a_power_cut_freezes_the_old_handle_and_reports_what_it_lost() {
+        let disk = SimDisk::new();
+        let dir = Path::new("/d");
+        let p = dir.join("a");
+        let before = disk.storage();
+        before.create_dir_all(dir).unwrap();
+        let mut f = before.create(&p).unwrap();
+        before.sync_dir(dir).unwrap();
+        f.write_at(0, &[1u8; 1024]).unwrap();
+        f.sync_data().unwrap();
+        f.write_at(1024, &[2u8; 1024]).unwrap();
+
+        let report = disk.power_loss(&mut SimRng::new(3));
+        assert!(before.halted());
+        assert!(f.write_at(0, &[9u8; 1]).is_err(), "the dead machine's handle must not write");
+        assert!(f.sync_data().is_err());
+        let after = disk.storage();
+        let got = after.contents(&p).unwrap();
+        assert_eq!(got[..1024], [1u8; 1024]);
+        assert_eq!(report.unsynced_bytes, 1024);
+        let kept = got[1024..].iter().filter(|&&b| b == 2).count() as u64;
+        assert_eq!(report.dropped_bytes, 1024 - kept);
+        after.open_rw(&p).unwrap().write_at(0, &[5u8; 1]).unwrap();
+    }
+
+    #[test]
+    fn torn_writes_are_reported() {
+        let dir = Path::new("/d");
+        let mut torn = 0;
+        for seed in 0..50 {
+            let disk = SimDisk::new();
+            let sim = disk.storage();
+            sim.create_dir_all(dir).unwrap();
+            let mut f = sim.create(&dir.join("a")).unwrap();
+            sim.sync_dir(dir).unwrap();
+            f.write_at(0, &[3u8; 4 * SECTOR]).unwrap();
+            let r = disk.power_loss(&mut SimRng::new(seed));
+            assert_eq!(r.unsynced_bytes, 4 * SECTOR as u64);
+            let kept = disk.storage().contents(&dir.join("a")).unwrap().iter().filter(|&&b| b == 3).count() as u64;
+            assert_eq!(r.dropped_bytes, r.unsynced_bytes - kept);
+            assert_eq!(r.torn_files == 1, kept > 0 && kept < 4 * SECTOR as u64, "seed {seed}");
+            torn += r.torn_files;
+        }
+        assert!(torn > 0);
     }
 }
