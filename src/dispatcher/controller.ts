@@ -595,6 +595,18 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { held, outbox } = this.#store.recovered;
     const inOutbox = new Set(outbox.map((e) => e.id));
     this.#sweepLeftovers(new Set(held.map((l) => parseMeta(l)?.fireId).filter((id): id is string => id !== undefined)));
+    // Completed before the crash: released before their records are re-sent,
+    // so an entry's ACK always follows its lease's RELEASE in the log. The
+    // other way round (re-sends commit while the interrupted records below
+    // are awaited), a power cut could keep the ACK and lose the RELEASE: the
+    // next boot would find the lease held and completed, with no outbox
+    // entry to settle it, and the order stuck until the lease expired.
+    for (const lease of held) {
+      if (!inOutbox.has(lease.token)) continue;
+      const meta = parseMeta(lease);
+      this.#store.release(lease);
+      this.#emit({ type: 'recovered', scopedName: lease.key, action: 'released', fence: String(lease.token), ...(meta ? { fireId: meta.fireId } : {}) });
+    }
     for (const entry of outbox) {
       try {
         this.#audit.enqueue(entry.id, parseAuditRecord(entry.outcome));
@@ -604,13 +616,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       }
     }
     for (const lease of held) {
+      if (inOutbox.has(lease.token)) continue;
       const meta = parseMeta(lease);
-      if (inOutbox.has(lease.token)) {
-        // Completed before the crash; its record is being re-sent.
-        this.#store.release(lease);
-        this.#emit({ type: 'recovered', scopedName: lease.key, action: 'released', fence: String(lease.token), ...(meta ? { fireId: meta.fireId } : {}) });
-        continue;
-      }
       const lockPath = meta ? join(this.#runsDir, `${meta.fireId}.lock`) : undefined;
       if (lockPath && runLockHeld(lockPath)) {
         this.#adopt(lease, meta!, lockPath);
