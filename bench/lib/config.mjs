@@ -1,7 +1,8 @@
 // Knobs every benchmark reads from the environment, with defaults sized for
 // a quick but quotable run on a small shared machine.
 
-function envNumber(name, fallback) {
+/** A non-negative number from the environment, or `fallback` when unset or empty. */
+export function envNumber(name, fallback) {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
@@ -9,7 +10,8 @@ function envNumber(name, fallback) {
   return value;
 }
 
-function envList(name, fallback) {
+/** A comma-separated list from the environment, or `fallback` when unset or empty. */
+export function envList(name, fallback) {
   const raw = process.env[name];
   if (!raw) return fallback;
   return raw.split(',').map((s) => s.trim()).filter(Boolean);

@@ -44,10 +44,10 @@ export function machineInfo(dataDir) {
   };
 }
 
-/** How this run was started, as a user would retype it. */
-export function commandLine() {
+/** How this run was started, as a user would retype it, with the variables named by `prefixes` (a bench's own knobs). */
+export function commandLine({ prefixes = ['BENCH_'] } = {}) {
   const env = Object.entries(process.env)
-    .filter(([k]) => k.startsWith('BENCH_'))
+    .filter(([k]) => prefixes.some((p) => k.startsWith(p)))
     .map(([k, v]) => `${k}=${v}`);
   const cmd = process.env.npm_lifecycle_event
     ? `npm run ${process.env.npm_lifecycle_event}`
