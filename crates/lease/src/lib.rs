@@ -30,7 +30,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{LeaseError, Result};
-pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MAX_KEY_BYTES, MAX_META_BYTES, MAX_TTL_MS};
+pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MAX_KEY_BYTES, MAX_META_BYTES, MAX_TTL_MS, TOKEN_LIMIT};
 pub use record::Rec;
 pub use registry::open_shared;
 pub use runlock::{create_run_lock, run_lock_held};

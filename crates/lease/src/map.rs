@@ -17,6 +17,9 @@ pub const MAX_GROUP_BYTES: usize = 256;
 pub const MAX_META_BYTES: usize = 64 << 10;
 /// Longest TTL: about 10 years; anything longer is a unit mistake.
 pub const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+/// Tokens are issued below this. 2^63 acquires outlast any store, and the
+/// bound keeps the token arithmetic from overflowing on a crafted log.
+pub const TOKEN_LIMIT: u64 = 1 << 63;
 /// Expiry of a lease recovered after a restart: it stays held until the
 /// dispatcher decides (adopt or interrupt), never silently freed by time.
 pub const NEVER: u64 = u64::MAX;
@@ -140,7 +143,15 @@ impl LeaseMap {
                 }
             }
         }
-        let token = self.next_token.fetch_add(1, Ordering::AcqRel);
+        // Never past the limit, which a log record cannot carry: the lease
+        // could be granted but not recovered. `then`, not `then_some`: `t`
+        // is u64::MAX after `raise_high_water(u64::MAX)`.
+        let Ok(token) = self.next_token.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t < TOKEN_LIMIT).then(|| t + 1)) else {
+            if let Some(g) = gate {
+                g.leave();
+            }
+            return Err(LeaseError::InvalidArg(format!("fencing tokens are exhausted: every token below {TOKEN_LIMIT} was issued")));
+        };
         let wall = self.clock.wall_ms();
         let info = Arc::new(LeaseInfo {
             key: key.to_owned(),
@@ -301,7 +312,7 @@ impl LeaseMap {
     }
 
     pub fn raise_high_water(&self, token: u64) {
-        self.next_token.fetch_max(token + 1, Ordering::AcqRel);
+        self.next_token.fetch_max(token.saturating_add(1), Ordering::AcqRel);
     }
 
     /// Puts back leases found held in the log after a restart. They count

@@ -1,7 +1,7 @@
 //! The lease store's log records. Tokens make replay order-insensitive: a
 //! release or completion applies only to the lease that carries its token.
 
-use crate::map::LeaseInfo;
+use crate::map::{LeaseInfo, TOKEN_LIMIT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rec {
@@ -83,19 +83,19 @@ impl Rec {
         let mut r = Reader { b, at: 0 };
         let rec = match r.u8()? {
             ACQUIRE => {
-                let token = r.u64()?;
+                let token = r.token()?;
                 let acquired_at = r.u64()?;
                 let ttl_ms = r.u64()?;
                 let key = r.string()?;
-                let group = if r.u8()? == 1 { Some(r.string()?) } else { None };
-                let meta = if r.u8()? == 1 { Some(r.bytes()?.to_vec()) } else { None };
+                let group = if r.present()? { Some(r.string()?) } else { None };
+                let meta = if r.present()? { Some(r.bytes()?.to_vec()) } else { None };
                 Rec::Acquire(LeaseInfo { key, token, acquired_at, expires_at: acquired_at.saturating_add(ttl_ms), ttl_ms, group, meta })
             }
-            RELEASE => Rec::Release { token: r.u64()?, key: r.string()? },
-            COMPLETE => Rec::Complete { token: r.u64()?, completed_at: r.u64()?, key: r.string()?, outcome: r.bytes()?.to_vec() },
-            ACK => Rec::Ack { token: r.u64()? },
+            RELEASE => Rec::Release { token: r.token()?, key: r.string()? },
+            COMPLETE => Rec::Complete { token: r.token()?, completed_at: r.u64()?, key: r.string()?, outcome: r.bytes()?.to_vec() },
+            ACK => Rec::Ack { token: r.token()? },
             LAST_RUN => Rec::LastRun { at: r.u64()?, key: r.string()? },
-            HIGH_WATER => Rec::HighWater { token: r.u64()? },
+            HIGH_WATER => Rec::HighWater { token: r.token()? },
             t => return Err(format!("unknown lease record type {t}")),
         };
         if r.at != b.len() {
@@ -122,6 +122,24 @@ impl<'a> Reader<'a> {
     }
     fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    /// The store never issues a token at or past the limit, so one in the log
+    /// was not written by it; refusing it keeps `token + 1` from overflowing.
+    fn token(&mut self) -> Result<u64, String> {
+        let t = self.u64()?;
+        if t >= TOKEN_LIMIT {
+            return Err(format!("lease token {t} is past the limit of {TOKEN_LIMIT}"));
+        }
+        Ok(t)
+    }
+    /// Only 0 and 1 are written; any other flag would decode to something
+    /// that encodes differently, so the record is not one this store wrote.
+    fn present(&mut self) -> Result<bool, String> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            f => Err(format!("lease record has presence flag {f}, not 0 or 1")),
+        }
     }
     fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;

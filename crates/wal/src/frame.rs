@@ -18,6 +18,11 @@ pub const FRAME_HEADER_LEN: usize = 24;
 pub const FRAME_ALIGN: usize = 8;
 /// Largest payload one record may carry.
 pub const MAX_PAYLOAD: usize = 64 << 20;
+/// Segment numbers and the LSNs that start segments stay below this. Counted
+/// up by one per segment or record from 1, no log comes near it, so a header
+/// beyond it was not written by this log; and with every start below it, the
+/// `+ 1`s of recovery and the writer cannot overflow.
+pub const COUNTER_LIMIT: u64 = 1 << 63;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentKind {
@@ -44,6 +49,10 @@ pub enum HeaderError {
     BadKind(u32),
     /// Checked before the checksum so a future format is named as such.
     Version(u32),
+    /// Bytes this version writes as zeros are not: whatever wrote them, it
+    /// was not this format, and reading past them would give two encodings
+    /// one meaning.
+    Reserved,
 }
 
 impl SegmentHeader {
@@ -79,6 +88,9 @@ impl SegmentHeader {
             2 => SegmentKind::Checkpoint,
             k => return Err(HeaderError::BadKind(k)),
         };
+        if b[40..60].iter().any(|&x| x != 0) {
+            return Err(HeaderError::Reserved);
+        }
         Ok(SegmentHeader { version, kind, seq: u64_at(b, 16), salt: u64_at(b, 24), base_lsn: u64_at(b, 32) })
     }
 
@@ -147,6 +159,9 @@ pub enum FrameError {
     BadLength,
     BadKind,
     BadChecksum,
+    /// The zero bytes after the kind or after the payload are not zero,
+    /// under a valid checksum: not written by this format's encoder.
+    Reserved,
 }
 
 impl FrameError {
@@ -157,6 +172,7 @@ impl FrameError {
             FrameError::BadLength => "frame length out of range",
             FrameError::BadKind => "unknown frame kind",
             FrameError::BadChecksum => "checksum mismatch",
+            FrameError::Reserved => "non-zero reserved or padding bytes",
         }
     }
 }
@@ -191,6 +207,9 @@ pub fn decode_frame(buf: &[u8], off: usize, seed: u32) -> Result<Frame, FrameErr
     h.update(&buf[off + 4..off + total]);
     if h.finalize() != u32_at(hdr, 0) {
         return Err(FrameError::BadChecksum);
+    }
+    if hdr[21..24] != [0, 0, 0] || buf[off + FRAME_HEADER_LEN + len..off + total].iter().any(|&b| b != 0) {
+        return Err(FrameError::Reserved);
     }
     Ok(Frame {
         lsn: u64_at(hdr, 8),

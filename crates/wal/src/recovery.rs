@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{Result, WalError};
-use crate::frame::{decode_frame, FrameError, FrameKind, HeaderError, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use crate::frame::{decode_frame, FrameError, FrameKind, HeaderError, SegmentHeader, SegmentKind, COUNTER_LIMIT, FORMAT_VERSION, FRAME_ALIGN, SEGMENT_HEADER_LEN};
 use crate::segment::{create_segment, is_temp_name, parse_segment_name, segment_name, segment_path, temp_path};
 use crate::storage::{Storage, StorageFile};
 use crate::wal::{OpenReport, Record, WalOptions};
@@ -99,7 +99,7 @@ fn scan_segments(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result
             // with the file name's: in a renamed or copied segment, frames
             // appended after this open would not validate on the next one and
             // acknowledged records would be cut off as a torn tail.
-            Ok(header) if header.seq == seq => {
+            Ok(header) if header.seq == seq && counters_in_range(&header) => {
                 let is_checkpoint = header.kind == SegmentKind::Checkpoint;
                 live.push(Scanned { seq, header, data });
                 if is_checkpoint {
@@ -112,7 +112,8 @@ fn scan_segments(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result
             }
             bad => {
                 let detail = match bad {
-                    Ok(h) => format!("segment header belongs to segment {} (the file was renamed or copied)", segment_name(h.seq)),
+                    Ok(h) if h.seq != seq => format!("segment header belongs to segment {} (the file was renamed or copied)", segment_name(h.seq)),
+                    Ok(h) => format!("segment header out of range (segment {}, first LSN {}): not written by this log", h.seq, h.base_lsn),
                     Err(e) => format!("segment header invalid ({e:?})"),
                 };
                 if !opts.repair {
@@ -277,7 +278,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> R
             Tail { seq: last.seq, file, offset, len }
         }
         None => {
-            let seq = seqs.last().map(|s| s + 1).unwrap_or(1);
+            // Live is empty only when there were no segments or repair dropped
+            // every one, and those were removed above: numbering may start over
+            // when the highest name leaves no room after it.
+            let seq = seqs.last().and_then(|s| s.checked_add(1)).filter(|&s| s < COUNTER_LIMIT).unwrap_or(1);
             let header = SegmentHeader { version: FORMAT_VERSION, kind: SegmentKind::Log, seq, salt, base_lsn: expected };
             let prealloc = if opts.preallocate { opts.segment_bytes } else { 0 };
             let seg = create_segment(storage, dir, &header, &[], prealloc, "segment")
@@ -293,6 +297,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> R
         reason: if notes.is_empty() { None } else { Some(notes.join("; ")) },
     };
     Ok(Recovered { records, report, salt, next_lsn: expected, tail, segments })
+}
+
+/// LSN 0 means "nothing durable yet" and is never written; counters at or
+/// past the limit were never written either (see [`COUNTER_LIMIT`]).
+fn counters_in_range(h: &SegmentHeader) -> bool {
+    h.seq < COUNTER_LIMIT && (1..COUNTER_LIMIT).contains(&h.base_lsn)
 }
 
 fn last_nonzero(data: &[u8], from: usize) -> usize {

@@ -24,14 +24,22 @@ pub fn temp_path(dir: &Path, seq: u64) -> PathBuf {
 /// `0000000000000003.wal` → 3; anything else → None.
 pub fn parse_segment_name(name: &str) -> Option<u64> {
     let hex = name.strip_suffix(SEGMENT_SUFFIX)?;
-    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_seq_hex(hex) {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
 }
 
 pub fn is_temp_name(name: &str) -> bool {
-    name.strip_suffix(TEMP_SUFFIX).is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.strip_suffix(TEMP_SUFFIX).is_some_and(is_seq_hex)
+}
+
+/// Exactly the digits [`segment_name`] writes. Segments are read, opened and
+/// removed by the name formatted from their number, so a look-alike such as
+/// `000000000000000A.wal` must not count as segment 10: the log would read
+/// and write `000000000000000a.wal` in its place.
+fn is_seq_hex(hex: &str) -> bool {
+    hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The steps of writing a new segment, for crash points and tests.
@@ -85,6 +93,7 @@ mod tests {
         assert_eq!(parse_segment_name(&segment_name(0x2a)), Some(0x2a));
         assert_eq!(parse_segment_name("2a.wal"), None);
         assert_eq!(parse_segment_name("000000000000002g.wal"), None);
+        assert_eq!(parse_segment_name("000000000000002A.wal"), None);
         assert!(is_temp_name("000000000000002a.wal.tmp"));
         assert!(!is_temp_name("notes.wal.tmp"));
     }

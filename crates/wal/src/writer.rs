@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::WalError;
-use crate::frame::{encode_frame, frame_len, frame_seed, FrameKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use crate::frame::{encode_frame, frame_len, frame_seed, FrameKind, SegmentHeader, SegmentKind, COUNTER_LIMIT, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::recovery::Tail;
 use crate::segment::{create_segment, segment_path};
 use crate::storage::Storage;
@@ -265,11 +265,22 @@ impl Writer {
         }
     }
 
+    /// The number of the segment after the tail, which will start at
+    /// `base_lsn`. Recovery refuses a header with counters past the limit, so
+    /// the log fails closed rather than write one it could not reopen.
+    fn next_segment(&self, base_lsn: u64) -> Result<u64, IoFail> {
+        let seq = self.tail.seq + 1;
+        if seq >= COUNTER_LIMIT || base_lsn >= COUNTER_LIMIT {
+            return Err(IoFail(format!("segment number {seq} or LSN {base_lsn} is past the log's limit of {COUNTER_LIMIT}")));
+        }
+        Ok(seq)
+    }
+
     /// Seals the tail (synced whole, so damage in it is always corruption) and
     /// starts the next segment.
     fn roll_over(&mut self, next_lsn: u64) -> Result<(), IoFail> {
         self.sync()?;
-        let seq = self.tail.seq + 1;
+        let seq = self.next_segment(next_lsn)?;
         let header = SegmentHeader { version: FORMAT_VERSION, kind: SegmentKind::Log, seq, salt: self.salt, base_lsn: next_lsn };
         let dir = self.shared.dir.clone();
         let seg = create_segment(&*self.shared.storage, &dir, &header, &[], self.prealloc(), "segment")
@@ -284,7 +295,7 @@ impl Writer {
     /// older segment. Until the rename is durable the old state is what a
     /// crash recovers; from then on the new one.
     fn checkpoint(&mut self, marker_lsn: u64, arena: &[u8], live: &[Entry]) -> Result<(), IoFail> {
-        let seq = self.tail.seq + 1;
+        let seq = self.next_segment(marker_lsn)?;
         let seed = frame_seed(self.salt, seq);
         let mut body = Vec::new();
         encode_frame(&mut body, seed, marker_lsn, 0, FrameKind::CheckpointMarker, &[]);
