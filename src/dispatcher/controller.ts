@@ -443,7 +443,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         const run = runBody({
           command: spec.exec,
           cwd: this.#cwd(),
-          env: { ...this.#env(o, fireId), ORDERLY_FENCE: String(lease.token), ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`) },
+          env: { ...this.#env(o, fireId), ORDERLY_FENCE: String(lease.token), ORDERLY_FIRED_AT: String(lease.acquiredAt), ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`) },
           timeoutMs: spec.timeoutMs,
           graceMs: this.#opts.killGraceMs ?? 5_000,
           statusFile: join(this.#runsDir, `${fireId}.status`),

@@ -96,7 +96,7 @@ export interface CampaignResult {
 const BODY = `#!/bin/sh
 logdir="$1"; min_ms="$2"; max_ms="$3"; overrun_pct="$4"; overrun_ms="$5"
 log="$logdir/$ORDERLY_SCOPED_NAME.log"
-echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"
+echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) $ORDERLY_FIRED_AT" >> "$log"
 set -- $(od -An -N6 -tu2 /dev/urandom)
 ms=$(( min_ms + $1 % (max_ms - min_ms + 1) ))
 if [ $(( $3 % 100 )) -lt "$overrun_pct" ]; then ms=$overrun_ms; fi
@@ -344,26 +344,27 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       const cur = rs[i]!;
       if (prev.end !== undefined && cur.start < prev.end) violations.I1.push(`${name}: ${cur.fireId} started at ${cur.start} while ${prev.fireId} ran [${prev.start}, ${prev.end}]`);
       const gap = cur.start - prev.start;
-      // The cooldown runs from the acquire of the earlier fire. Its body logs
-      // `start` later, after the acquire's fsync and the forks of sh and
-      // date, and that delay shortens the logged gap: hundreds of ms on an
-      // overloaded machine. So measure from the earlier fire's `fired` event
-      // (stamped just after its acquire became durable) where its controller
-      // lived to print it, with 100 ms for that stamp's own lag; else from
-      // its `start` line with the fixed tolerance. Both are far below every
-      // cooldown: a fire a cooldown early cannot hide in either.
-      const firedAt = fired.get(prev.fireId);
-      const slack = firedAt !== undefined ? cur.start - firedAt - w.intervalMs : gap - w.intervalMs;
+      // The cooldown runs from the earlier fire's acquire (its lastRun), which
+      // its body logs (ORDERLY_FIRED_AT). The body's own clock bounds that
+      // stamp: it cannot be later than the `start` line. A fire before its
+      // cooldown is then a start line earlier than that acquire + interval;
+      // no tolerance is needed, however late an overloaded machine spawns.
+      if (prev.firedAt === undefined || cur.firedAt === undefined) {
+        violations.harness.push(`${name}: ${prev.firedAt === undefined ? prev.fireId : cur.fireId} logged no ORDERLY_FIRED_AT`);
+        continue;
+      }
+      if (prev.firedAt > prev.start) violations.I2.push(`${name}: ${prev.fireId} says it was acquired at ${prev.firedAt}, after its body started at ${prev.start}`);
+      const slack = cur.start - (prev.firedAt + w.intervalMs);
       minGapSlackMs = Math.min(minGapSlackMs, slack);
-      if (slack < -(firedAt !== undefined ? 100 : o.gapToleranceMs)) {
-        violations.I2.push(`${name}: ${cur.fireId} started ${gap} ms after ${prev.fireId}${firedAt !== undefined ? ` (${cur.start - firedAt} ms after it fired)` : ''}, cooldown ${w.intervalMs} ms`);
+      if (slack < 0 || cur.firedAt < prev.firedAt + w.intervalMs) {
+        violations.I2.push(`${name}: ${cur.fireId} acquired ${cur.firedAt - prev.firedAt} ms and started ${cur.start - prev.firedAt} ms after ${prev.fireId} was acquired (cooldown ${w.intervalMs} ms; start lines ${gap} ms apart)`);
       }
       if (cur.fence <= prev.fence) violations.I6.push(`${name}: fence ${cur.fence} after ${prev.fence}`);
     }
   }
   // I1 for bodies killed at their timeout (no `end` line): the kill comes at
   // spawn + timeout, so the next run may not start before that; the body's
-  // `start` line trails its spawn by the same delay I2 tolerates.
+  // `start` line trails its spawn by up to the tolerance.
   for (const [name, rs] of logs) {
     const w = intervalOf.get(name)!;
     for (let i = 1; i < rs.length; i++) {

@@ -92,6 +92,8 @@ export interface BodyRun {
   fireId: string;
   fence: bigint;
   start: number;
+  /** ORDERLY_FIRED_AT: the acquire time, when the body logged it. */
+  firedAt?: number;
   end?: number;
   code?: number;
 }
@@ -108,8 +110,8 @@ export function readBodyLogs(logDir: string): Map<string, BodyRun[]> {
       if (line === '') continue;
       const f = line.split(' ');
       const where = `${file}:${i + 1}: ${JSON.stringify(line)}`;
-      if (f[0] === 'start' && f.length === 5) {
-        const run: BodyRun = { scopedName: f[1]!, fireId: f[2]!, fence: BigInt(f[3]!), start: Number(f[4]) };
+      if (f[0] === 'start' && (f.length === 5 || f.length === 6)) {
+        const run: BodyRun = { scopedName: f[1]!, fireId: f[2]!, fence: BigInt(f[3]!), start: Number(f[4]), ...(f[5] ? { firedAt: Number(f[5]) } : {}) };
         if (byId.has(run.fireId)) throw new Error(`${where}: fireId started twice`);
         if (!Number.isFinite(run.start)) throw new Error(`${where}: bad time`);
         byId.set(run.fireId, run);
