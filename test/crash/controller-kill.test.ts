@@ -1,6 +1,6 @@
 // Bugs the kill harness found, each reduced to a test that fails against the
 // controller as it was. The harness itself is harness.ts / kills.test.ts.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
@@ -11,11 +11,8 @@ import {
   startController,
   waitForBodies,
   waitUntil,
-  writeCrashOrders,
   writeOrder,
 } from './support.js';
-
-const SLEEP = { min: 100, max: 4_000 };
 
 const tmp = tempDir('controller-kill');
 afterAll(() => tmp.remove());
@@ -30,7 +27,7 @@ afterAll(() => tmp.remove());
 //   adopting controller records every adopted run as `interrupted`: a no-op
 //   costs an audit write (G4) and did-work/failed are recorded as interrupted.
 describe('a body that outlives a killed controller', () => {
-  /** Logs like BODY_SCRIPT; `$2` is the exit code, `$3 = talk` prints a line on stdout first. */
+  /** Logs as the harness's body does (harness.ts); `$2` is the exit code, `$3 = talk` prints a line on stdout first. */
   const BODY = `#!/bin/sh
 log="$1/$ORDERLY_SCOPED_NAME.log"
 echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"
@@ -44,7 +41,8 @@ exit "$2"
     const root = join(tmp.path, name);
     const ordersDir = join(root, 'orders');
     const logDir = join(root, 'logs');
-    writeCrashOrders(ordersDir, logDir, [], SLEEP);
+    mkdirSync(logDir, { recursive: true });
+    mkdirSync(ordersDir, { recursive: true });
     const body = join(ordersDir, 'talk.sh');
     writeFileSync(body, BODY);
     chmodSync(body, 0o755);

@@ -14,7 +14,7 @@
 import { chmodSync, closeSync, type Dirent, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Controller, loadCity, sinkFromUrl } from '../../src/index.js';
-import { type BodyRun, type ControllerRun, readBodyLogs, sleep, startController, uniform } from './support.js';
+import { type BodyRun, type ControllerRun, readBodyLogs, sleep, startController, uniform, writeOrder } from './support.js';
 
 /** Points the controller kills itself at (ORDERLY_CRASH_POINT), plus `body:running`, a kill by the harness while a body runs. */
 export const CRASH_POINTS = [
@@ -149,19 +149,7 @@ function writeWorkload(ordersDir: string, logDir: string): void {
   const body = join(ordersDir, 'body.sh');
   writeFileSync(body, BODY);
   chmodSync(body, 0o755);
-  for (const o of ORDERS) {
-    writeFileSync(
-      join(ordersDir, `${o.name}.toml`),
-      [
-        '[order]',
-        'trigger = "cooldown"',
-        `interval = "${o.intervalMs}ms"`,
-        `timeout = "${o.timeoutMs}ms"`,
-        `exec = "${body} ${logDir} ${o.sleep[0]} ${o.sleep[1]} ${o.overrunPct} ${o.overrunMs}"`,
-        '',
-      ].join('\n'),
-    );
-  }
+  for (const o of ORDERS) writeOrder(ordersDir, o.name, { ...o, exec: `${body} ${logDir} ${o.sleep[0]} ${o.sleep[1]} ${o.overrunPct} ${o.overrunMs}` });
 }
 
 // ------------------------------------------------------------ evidence

@@ -1,8 +1,8 @@
-// Helpers for the system-level crash tests: a body script that keeps its own
-// log (the witness orderly cannot edit), the controller CLI as a child process
-// that can be SIGKILLed at any moment, and the checks run on what is left.
+// Helpers for the system-level crash tests: order files, the bodies' own logs
+// (the witness orderly cannot edit), the controller CLI as a child process
+// that can be SIGKILLed at any moment, and the audit records left behind.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers.js';
 
@@ -14,57 +14,6 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export const uniform = (min: number, max: number) => min + Math.random() * (max - min);
 
 // ------------------------------------------------------------ the body
-
-/**
- * The body: `start`/`end` lines in its own append-only log (one per scoped
- * order, `>>` is O_APPEND and one echo is one write), a random sleep and a
- * random exit code. Its arguments: log dir, min sleep ms, max sleep ms.
- * Randomness comes from /dev/urandom (dash has no $RANDOM).
- */
-export const BODY_SCRIPT = `#!/bin/sh
-logdir="$1"; min_ms="$2"; max_ms="$3"
-log="$logdir/$ORDERLY_SCOPED_NAME.log"
-echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"
-r1=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-r2=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-ms=$(( min_ms + r1 % (max_ms - min_ms + 1) ))
-sleep "$(( ms / 1000 )).$(printf '%03d' $(( ms % 1000 )))"
-case $(( r2 % 3 )) in
-  0) code=0 ;;
-  1) code=100 ;;
-  *) code=1 ;;
-esac
-echo "end $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) $code" >> "$log"
-exit $code
-`;
-
-export interface CrashOrder {
-  name: string;
-  intervalMs: number;
-  timeoutMs: number;
-}
-
-/** Writes body.sh and one `<name>.toml` per order into `ordersDir`; bodies log into `logDir`. */
-export function writeCrashOrders(ordersDir: string, logDir: string, orders: CrashOrder[], sleepMs: { min: number; max: number }): void {
-  mkdirSync(ordersDir, { recursive: true });
-  mkdirSync(logDir, { recursive: true });
-  const body = join(ordersDir, 'body.sh');
-  writeFileSync(body, BODY_SCRIPT);
-  chmodSync(body, 0o755);
-  for (const o of orders) {
-    writeFileSync(
-      join(ordersDir, `${o.name}.toml`),
-      [
-        '[order]',
-        'trigger = "cooldown"',
-        `interval = "${o.intervalMs}ms"`,
-        `timeout = "${o.timeoutMs}ms"`,
-        `exec = "${body} ${logDir} ${sleepMs.min} ${sleepMs.max}"`,
-        '',
-      ].join('\n'),
-    );
-  }
-}
 
 /** One cooldown order file running `exec`. */
 export function writeOrder(ordersDir: string, name: string, o: { exec: string; intervalMs: number; timeoutMs: number }): void {
