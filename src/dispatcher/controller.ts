@@ -174,8 +174,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` });
     }
     if (opts.retention) writer.scheduleRetention(opts.retention);
-    controller.#setOrders(opts.orders);
-    await controller.#recover();
+    try {
+      controller.#setOrders(opts.orders);
+      await controller.#recover();
+    } catch (err) {
+      // A start that fails must not leave the lease log locked and the sink connected.
+      await writer.close(0).catch(() => {});
+      await sink.close().catch(() => {});
+      await store.close().catch(() => {});
+      throw err;
+    }
     if (opts.schedule !== false) controller.#scheduleAll();
     return controller;
   }
@@ -425,8 +433,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
     const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence: String(lease.token) }, result);
-    await this.#record(lease, record);
-    this.#emitCompleted(o, fireId, result, true);
+    const audited = await this.#record(lease, record);
+    this.#emitCompleted(o, fireId, result, audited);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
@@ -701,8 +709,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return r.outcome;
     }
     const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true' });
-    await this.#record(lease, record);
-    this.#emitCompleted(scoped, record.fireId, r, true);
+    const audited = await this.#record(lease, record);
+    this.#emitCompleted(scoped, record.fireId, r, audited);
     return r.outcome;
   }
 

@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Controller, defineOrder, JsonlSink, loadCity, parseOrderFile, type AuditRecord, type ControllerEvent, type OrderSpec } from '../../src/index.js';
-import { repoRoot, tempDir } from '../helpers.js';
+import { SimDisk } from '../../src/testing.js';
+import { repoRoot, runChild, tempDir } from '../helpers.js';
 
 const cleanups: Array<() => void> = [];
 afterAll(() => cleanups.forEach((f) => f()));
@@ -305,5 +306,40 @@ describe('Controller after the audit backlog drains', () => {
     expect((await c.fire('work')).outcome).toBe('did-work');
     expect(c.nextDue('work')).toBe(c.lastRun('work')! + 3600_000);
     await c.stop();
+  });
+});
+
+describe('Controller.start that fails', () => {
+  it('releases the state directory, so another process can open it', async () => {
+    const state = dir('failed-start');
+    await expect(Controller.start({ state, orders: [order('work', 'exit 0')], rigs: ['east', 'east'], schedule: false })).rejects.toThrow(/rig "east" is listed twice/);
+    // In this process a second open would join the store still held (one per
+    // directory per process); only another process sees whether the lock was let go.
+    const child = await runChild(`
+      const { LeaseStore } = await import(__ORDERLY__);
+      try {
+        const store = await LeaseStore.open(${JSON.stringify(join(state, 'leases'))});
+        await store.close();
+        console.log('OPENED');
+      } catch (err) {
+        console.log(err.code, err.message);
+      }
+    `);
+    expect(child.stdout.trim()).toBe('OPENED');
+  });
+});
+
+describe('Controller whose lease log fails during a run', () => {
+  it('reports that run as not audited, because its outcome never reached the outbox', async () => {
+    const disk = new SimDisk();
+    const state = dir('log-fails');
+    // The body cuts the power under the controller: the COMPLETE write after it fails.
+    const spec = defineOrder({ name: 'work', trigger: 'manual', run: async () => (disk.powerLoss(1), { didWork: true }) });
+    const { c, events } = await start(state, [spec], { store: { storage: disk } });
+    expect((await c.fire('work')).outcome).toBe('did-work');
+    expect(events.find((e) => e.type === 'completed')).toMatchObject({ scopedName: 'work', audited: false });
+    expect(events.some((e) => e.type === 'error' && e.message.includes('could not record the outcome'))).toBe(true);
+    expect(c.stats().poisoned).toBe(true);
+    await c.stop(0).catch(() => undefined);
   });
 });
