@@ -21,7 +21,8 @@ fn option<'env>(options: &Object<'env>, name: &str, expected: ValueType) -> Resu
 
 /// A non-negative integer that fits a u64 exactly.
 pub fn whole_number(name: &str, n: f64) -> Result<u64> {
-    if !n.is_finite() || n.fract() != 0.0 || n < 0.0 || n > 9_007_199_254_740_991.0 {
+    // 2^53 - 1: past it a JS number no longer holds every integer.
+    if !(0.0..=9_007_199_254_740_991.0).contains(&n) || n.fract() != 0.0 {
         return Err(invalid_arg(format!("{name} must be a non-negative integer, got {n}")));
     }
     Ok(n as u64)
