@@ -178,7 +178,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       controller.#setOrders(opts.orders);
       await controller.#recover();
     } catch (err) {
-      // A start that fails must not leave the lease log locked and the sink connected.
+      // A start that fails must not leave the lease log locked, the sink
+      // connected, or adopted bodies watched by a controller nobody holds.
+      controller.#stopping = true;
+      controller.#timers.stop();
       await writer.close(0).catch(() => {});
       await sink.close().catch(() => {});
       await store.close().catch(() => {});

@@ -14,7 +14,7 @@ export type ControllerEvent =
       signal: string | null;
       durationMs: number;
       reason?: string;
-      /** The record is durable in the outbox and on its way to the sink; false for no-ops and when the lease log refused the COMPLETE (the next start records the run as interrupted). */
+      /** The record is durable in the outbox and on its way to the sink; false for no-ops and when the lease log refused the COMPLETE (the lease stays held, and the next start records the run: its real outcome from the run files of an exec body, else interrupted). */
       audited: boolean;
     }
   | { type: 'skipped'; at: number; scopedName: string; reason: SkipReason; detail?: string }
