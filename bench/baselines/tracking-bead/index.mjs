@@ -214,3 +214,37 @@ export function withReads(conn) {
     },
   };
 }
+
+/**
+ * A store on a client-server database through a connection pool: each exec
+ * one transaction on one checked-out connection, each query an autocommit
+ * read. `begin` is the dialect's BEGIN; `toDriver` rewrites `?` placeholders
+ * where the driver wants others; `read(sql, params)` resolves to the rows.
+ */
+export function pooledStore({ dialect, begin, checkout, read, end, toDriver = (sql) => sql }) {
+  const counts = { commits: 0, statements: 0, reads: 0 };
+  return withReads({
+    dialect,
+    async exec(steps) {
+      const conn = await checkout();
+      try {
+        await conn.query(begin);
+        for (const [sql, params] of steps) await conn.query(toDriver(sql), params);
+        await conn.query('COMMIT');
+        counts.commits++;
+        counts.statements += steps.length;
+      } catch (err) {
+        await conn.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        conn.release();
+      }
+    },
+    async query(sql, params) {
+      counts.reads++;
+      return read(toDriver(sql), params);
+    },
+    stats: () => ({ ...counts }),
+    end,
+  });
+}

@@ -3,7 +3,7 @@
 // START TRANSACTION … COMMIT; reads are autocommit statements (read-only
 // InnoDB transactions: no redo, not counted as read-write commits).
 import mysql from 'mysql2/promise';
-import { withReads } from './index.mjs';
+import { pooledStore } from './index.mjs';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS issues (
@@ -48,30 +48,11 @@ export async function prepare(url) {
 
 export async function open(url, { poolSize = 4 } = {}) {
   const pool = mysql.createPool({ uri: url, connectionLimit: poolSize, maxIdle: poolSize, charset: 'utf8mb4' });
-  const counts = { commits: 0, statements: 0, reads: 0 };
-  return withReads({
+  return pooledStore({
     dialect: 'mariadb',
-    async exec(steps) {
-      const conn = await pool.getConnection();
-      try {
-        await conn.query('START TRANSACTION');
-        for (const [sql, params] of steps) await conn.query(sql, params);
-        await conn.query('COMMIT');
-        counts.commits++;
-        counts.statements += steps.length;
-      } catch (err) {
-        await conn.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        conn.release();
-      }
-    },
-    async query(sql, params) {
-      counts.reads++;
-      const [rows] = await pool.query(sql, params);
-      return rows;
-    },
-    stats: () => ({ ...counts }),
+    begin: 'START TRANSACTION',
+    checkout: () => pool.getConnection(),
+    read: async (sql, params) => (await pool.query(sql, params))[0],
     end: () => pool.end(),
   });
 }

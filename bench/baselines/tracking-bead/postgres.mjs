@@ -2,7 +2,7 @@
 // BEGIN … COMMIT on a pooled connection; reads are single autocommit
 // statements, which assign no transaction id and write no WAL.
 import pg from 'pg';
-import { withReads } from './index.mjs';
+import { pooledStore } from './index.mjs';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS issues (
@@ -54,29 +54,12 @@ export async function prepare(url) {
 export async function open(url, { poolSize = 4 } = {}) {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'tracking-bead' });
   pool.on('error', () => undefined);
-  const counts = { commits: 0, statements: 0, reads: 0 };
-  return withReads({
+  return pooledStore({
     dialect: 'postgres',
-    async exec(steps) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        for (const [sql, params] of steps) await client.query(numbered(sql), params);
-        await client.query('COMMIT');
-        counts.commits++;
-        counts.statements += steps.length;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    },
-    async query(sql, params) {
-      counts.reads++;
-      return (await pool.query(numbered(sql), params)).rows;
-    },
-    stats: () => ({ ...counts }),
+    begin: 'BEGIN',
+    toDriver: numbered,
+    checkout: () => pool.connect(),
+    read: async (sql, params) => (await pool.query(sql, params)).rows,
     end: () => pool.end(),
   });
 }
