@@ -161,6 +161,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       acked: (ids) => controller.#acked(ids),
       failed: (message) => controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message }),
     };
+    // A start that fails must not leave the lease log locked, the sink
+    // connected, or adopted bodies watched by a controller nobody holds.
+    const abandon = async (): Promise<void> => {
+      controller.#stopping = true;
+      await controller.#close(0).catch(() => {});
+    };
     try {
       await sink.open();
     } catch (err) {
@@ -168,7 +174,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // A configuration mistake is: it would retry forever.
       const code = OrderlyError.from(err).code;
       if (CONFIG_ERRORS.has(code)) {
-        await store.close();
+        await abandon();
         throw OrderlyError.from(err);
       }
       controller.#emit({ type: 'error', code: 'ERR_AUDIT_SINK', message: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` });
@@ -178,13 +184,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       controller.#setOrders(opts.orders);
       await controller.#recover();
     } catch (err) {
-      // A start that fails must not leave the lease log locked, the sink
-      // connected, or adopted bodies watched by a controller nobody holds.
-      controller.#stopping = true;
-      controller.#timers.stop();
-      await writer.close(0).catch(() => {});
-      await sink.close().catch(() => {});
-      await store.close().catch(() => {});
+      await abandon();
       throw err;
     }
     if (opts.schedule !== false) controller.#scheduleAll();
@@ -276,7 +276,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#timers.stop();
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
-    await this.#audit.close(Math.max(1000, deadline - Date.now()));
+    await this.#close(Math.max(1000, deadline - Date.now()));
+  }
+
+  /** Closes what start opened, giving the audit writer `auditMs` to drain (the rest waits in the outbox). */
+  async #close(auditMs: number): Promise<void> {
+    await this.#audit.close(auditMs);
     await this.#audit.sink.close().catch(() => undefined);
     this.#finalWal = this.#poisonSafeStats();
     await this.#store.close();

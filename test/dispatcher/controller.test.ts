@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Controller, defineOrder, JsonlSink, loadCity, parseOrderFile, type AuditRecord, type ControllerEvent, type OrderSpec } from '../../src/index.js';
+import { Controller, defineOrder, JsonlSink, loadCity, OrderlyError, parseOrderFile, type AuditRecord, type ControllerEvent, type OrderSpec } from '../../src/index.js';
 import { SimDisk } from '../../src/testing.js';
 import { repoRoot, runChild, tempDir } from '../helpers.js';
 
@@ -310,11 +310,9 @@ describe('Controller after the audit backlog drains', () => {
 });
 
 describe('Controller.start that fails', () => {
-  it('releases the state directory, so another process can open it', async () => {
-    const state = dir('failed-start');
-    await expect(Controller.start({ state, orders: [order('work', 'exit 0')], rigs: ['east', 'east'], schedule: false })).rejects.toThrow(/rig "east" is listed twice/);
-    // In this process a second open would join the store still held (one per
-    // directory per process); only another process sees whether the lock was let go.
+  // In this process a second open would join the store still held (one per
+  // directory per process); only another process sees whether the lock was let go.
+  async function openFromAnotherProcess(state: string): Promise<string> {
     const child = await runChild(`
       const { LeaseStore } = await import(__ORDERLY__);
       try {
@@ -325,7 +323,29 @@ describe('Controller.start that fails', () => {
         console.log(err.code, err.message);
       }
     `);
-    expect(child.stdout.trim()).toBe('OPENED');
+    return child.stdout.trim();
+  }
+
+  it('releases the state directory after an order error, so another process can open it', async () => {
+    const state = dir('failed-start');
+    await expect(Controller.start({ state, orders: [order('work', 'exit 0')], rigs: ['east', 'east'], schedule: false })).rejects.toThrow(/rig "east" is listed twice/);
+    expect(await openFromAnotherProcess(state)).toBe('OPENED');
+  });
+
+  it('releases the state directory after an audit configuration error, and closes the sink', async () => {
+    const state = dir('failed-sink');
+    const real = new JsonlSink(join(state, 'audit.jsonl'));
+    let closed = 0;
+    const sink = {
+      url: real.url,
+      open: () => Promise.reject(new OrderlyError('ERR_AUDIT_SCHEMA', 'orderly_runs has no column fence')),
+      ping: () => real.ping(),
+      close: async () => void closed++,
+      write: (r: Parameters<typeof real.write>[0]) => real.write(r),
+    };
+    await expect(Controller.start({ state, orders: [order('work', 'exit 0')], audit: sink, schedule: false })).rejects.toMatchObject({ code: 'ERR_AUDIT_SCHEMA' });
+    expect(closed).toBe(1);
+    expect(await openFromAnotherProcess(state)).toBe('OPENED');
   });
 });
 
