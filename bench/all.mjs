@@ -17,13 +17,13 @@
 // BENCH_REPEATS, BENCH_TMPDIR, FSYNC_FLOOR_BIN, ...); note that
 // BENCH_SUBJECTS/BENCH_INFLIGHT apply to every bench run and make their
 // results partial (<name>.partial.json), which the README does not show.
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { benchConfig } from './lib/config.mjs';
+import { benchConfig, envList } from './lib/config.mjs';
+import { floorBinary, runFloor, walBaselineRow } from './lib/floor.mjs';
 import { commandLine, machineInfo } from './lib/machine.mjs';
 import { resultsDir, writeResults } from './lib/results.mjs';
 import { scratchDir, scratchRoot } from './lib/scratch.mjs';
@@ -39,9 +39,8 @@ const log = (...args) => console.error(...args);
 class Stop extends Error {}
 
 function selected() {
-  const raw = process.env.BENCH_ONLY;
-  if (!raw) return BENCHES;
-  const wanted = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = envList('BENCH_ONLY', null);
+  if (!wanted) return BENCHES;
   const unknown = wanted.filter((n) => !BENCHES.includes(n));
   if (unknown.length) throw new Stop(`BENCH_ONLY names no benchmark ${unknown.join(', ')}; the benchmarks are ${BENCHES.join(', ')}`);
   return BENCHES.filter((n) => wanted.includes(n));
@@ -64,32 +63,19 @@ function checkBuilt(names) {
   if (absent.length) throw new Stop(`no ${absent.map((n) => `bench/${n}.mjs`).join(', ')}; nothing was run`);
 }
 
-function floorBinary() {
-  if (process.env.FSYNC_FLOOR_BIN) return process.env.FSYNC_FLOOR_BIN;
-  const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'release', 'fsync-floor');
-  // A no-op when up to date; keeps the floor honest after edits to its source.
-  const build = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'fsync-floor'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (build.status !== 0 && !existsSync(bin)) throw new Stop('cannot measure the fsync floor: `cargo build -p fsync-floor` failed and no binary exists (FSYNC_FLOOR_BIN names one)');
-  if (build.status !== 0) log(`warning: cargo build -p fsync-floor failed; using the existing ${bin}`);
-  return bin;
-}
-
 /** One writer, write + fdatasync per record, in the scratch directory the benches write to. */
 async function measureFloor(when) {
   const config = benchConfig();
-  const bin = floorBinary();
+  try {
+    floorBinary();
+  } catch (err) {
+    throw new Stop(err.message);
+  }
   const runs = [];
   for (let i = 0; i < config.repeats; i++) {
     const dir = scratchDir('floor');
     try {
-      const { stdout } = await promisify(execFile)(bin, [
-        '--file', path.join(dir.path, 'floor.log'),
-        '--writers', '1',
-        '--seconds', String(config.seconds),
-        '--warmup-seconds', String(config.warmupSeconds),
-        '--record-bytes', String(FLOOR_RECORD_BYTES),
-      ]);
-      runs.push(JSON.parse(stdout));
+      runs.push(await runFloor({ file: path.join(dir.path, 'floor.log'), writers: 1, seconds: config.seconds, warmupSeconds: config.warmupSeconds, recordBytes: FLOOR_RECORD_BYTES }));
     } finally {
       dir.remove();
     }
@@ -109,8 +95,8 @@ function floorFromWal(since) {
   const file = path.join(resultsDir, 'wal.json');
   if (!existsSync(file) || statSync(file).mtimeMs < since) return null;
   const wal = JSON.parse(readFileSync(file, 'utf8'));
-  const row = wal.results?.find((r) => r.subject === wal.baseline?.subject && r.inFlight === wal.baseline?.inFlight);
-  if (!row || typeof row.opsPerSec !== 'number') return null;
+  const row = walBaselineRow(wal);
+  if (!row) return null;
   return {
     opsPerSec: row.opsPerSec,
     p50us: row.p50us,

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { walBaselineRow } from './lib/floor.mjs';
 import { compact, groupedBarChart, lineChart, palette } from './lib/svg.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -93,6 +94,7 @@ function walChart(r) {
     'node-fs': { color: palette.gold, marker: 'diamond' },
   });
   const floor1 = r.baseline?.opsPerSec;
+  const floorRow = walBaselineRow(r);
   const subjects = ordered(r.results.map((x) => x.subject), (r.subjects ?? []).map((s) => s.id));
   const series = subjects.map((id) => {
     const rows = r.results.filter((x) => x.subject === id && typeof x.opsPerSec === 'number').sort((a, b) => a.inFlight - b.inFlight);
@@ -101,7 +103,7 @@ function walChart(r) {
       ...style(id),
       // The floor's single-writer point is the reference line's figure;
       // labelling it twice would only crowd the first column.
-      points: rows.map((x) => ({ x: x.inFlight, y: x.opsPerSec, label: !(id === r.baseline?.subject && x.inFlight === r.baseline?.inFlight) })),
+      points: rows.map((x) => ({ x: x.inFlight, y: x.opsPerSec, label: x !== floorRow })),
     };
   }).filter((s) => s.points.length);
   return lineChart({
@@ -204,7 +206,7 @@ function resultFile(source) {
 }
 
 /** The parsed result a chart is drawn from, or null if it has nothing to draw. */
-export function chartInput(chart) {
+function chartInput(chart) {
   const file = resultFile(chart.source);
   if (!existsSync(file)) return null;
   const r = JSON.parse(readFileSync(file, 'utf8'));

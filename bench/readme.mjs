@@ -7,7 +7,8 @@
 // after any bench:<name>.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chartInput, charts } from './charts.mjs';
+import { charts } from './charts.mjs';
+import { walBaselineRow } from './lib/floor.mjs';
 import { num } from './lib/table.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -46,8 +47,8 @@ function floorText(f) {
 
 /** bench:wal's own baseline, for a header without a recorded `npm run bench`. */
 function floorOfWal(wal) {
-  const row = wal?.results?.find((r) => r.subject === wal.baseline?.subject && r.inFlight === wal.baseline?.inFlight);
-  return row && typeof row.opsPerSec === 'number' ? { opsPerSec: row.opsPerSec, p50us: row.p50us, recordBytes: wal.config?.recordBytes } : null;
+  const row = walBaselineRow(wal);
+  return row ? { opsPerSec: row.opsPerSec, p50us: row.p50us, recordBytes: wal.config?.recordBytes } : null;
 }
 
 const inRun = (run, r) => Boolean(run && r?.date && r.date >= run.date && r.date <= run.finishedAt);
@@ -86,7 +87,7 @@ function section(name, title, run, r) {
     '',
   );
   for (const chart of charts.filter((c) => c.source === name)) {
-    if (chartInput(chart) && existsSync(`${root}bench/charts/${chart.name}.svg`)) parts.push(`![${chart.alt}](bench/charts/${chart.name}.svg)`, '');
+    if (chart.applies(r) && existsSync(`${root}bench/charts/${chart.name}.svg`)) parts.push(`![${chart.alt}](bench/charts/${chart.name}.svg)`, '');
   }
   parts.push('```', r.report.trimEnd(), '```');
   return parts.join('\n');

@@ -15,14 +15,13 @@
 // Knobs: BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_REPEATS, BENCH_INFLIGHT,
 // BENCH_SUBJECTS (floor, floor-prealloc, orderly, orderly-prealloc, sqlite,
 // node-fs), BENCH_TMPDIR, FSYNC_FLOOR_BIN, ORDERLY_ENTRY (a module exporting Wal).
-import { execFile, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { benchConfig } from './lib/config.mjs';
+import { floorBinary, runFloor } from './lib/floor.mjs';
 import { closedLoop, syncRoundRobin } from './lib/load.mjs';
 import { commandLine, machineInfo } from './lib/machine.mjs';
 import { writeResults } from './lib/results.mjs';
@@ -51,28 +50,7 @@ const records = Array.from({ length: 1024 }, (_, i) => {
 
 // ---------------------------------------------------------------- subjects
 
-let floorBin;
-function floorBinary() {
-  floorBin ??= buildFloorBinary();
-  return floorBin;
-}
-
-function buildFloorBinary() {
-  if (process.env.FSYNC_FLOOR_BIN) return process.env.FSYNC_FLOOR_BIN;
-  const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target');
-  const bin = path.join(targetDir, 'release', 'fsync-floor');
-  // A no-op when up to date; keeps the floor honest after edits to its source.
-  const build = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'fsync-floor'], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (build.status !== 0 && !existsSync(bin)) throw new Error('cargo build -p fsync-floor failed');
-  if (build.status !== 0) log(`warning: cargo build -p fsync-floor failed; using the existing ${bin}`);
-  return bin;
-}
-
 function floorSubject(id, label, preallocate) {
-  let bin;
   return {
     id,
     label,
@@ -80,21 +58,19 @@ function floorSubject(id, label, preallocate) {
       ? `file zero-filled (${PREALLOCATE_BYTES >> 20} MiB) and fsync'd first, as orderly preallocates; pwrite + fdatasync per record`
       : 'W threads, each write() + fdatasync() per record on one shared O_APPEND fd',
     setup() {
-      bin = floorBinary();
+      floorBinary();
     },
     async run(inFlight) {
       const dir = scratchDir(id);
       try {
-        const args = [
-          '--file', path.join(dir.path, 'floor.log'),
-          '--writers', String(inFlight),
-          '--seconds', String(config.seconds),
-          '--warmup-seconds', String(config.warmupSeconds),
-          '--record-bytes', String(RECORD_BYTES),
-          ...(preallocate ? ['--preallocate', String(PREALLOCATE_BYTES), '--prealloc-method', 'zero'] : []),
-        ];
-        const { stdout } = await promisify(execFile)(bin, args);
-        const r = JSON.parse(stdout);
+        const r = await runFloor({
+          file: path.join(dir.path, 'floor.log'),
+          writers: inFlight,
+          seconds: config.seconds,
+          warmupSeconds: config.warmupSeconds,
+          recordBytes: RECORD_BYTES,
+          preallocate: preallocate ? PREALLOCATE_BYTES : 0,
+        });
         return { ops: r.ops, seconds: r.seconds, opsPerSec: r.opsPerSec, p50us: r.p50us, p99us: r.p99us };
       } finally {
         dir.remove();
