@@ -323,7 +323,6 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   if (logs.size !== ORDERS.length) violations.harness.push(`only ${logs.size} of ${ORDERS.length} orders ever ran`);
 
   // I1 single flight; I2 cadence; I6 per order.
-  const fired = new Map(events.filter((e) => e.type === 'fired').map((e) => [String(e.fireId), Number(e.at)]));
   let minGapSlackMs = Infinity;
   for (const [name, rs] of logs) {
     const w = intervalOf.get(name)!;
@@ -419,6 +418,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   // I5
   if (maxStateBytes > o.stateBoundBytes) violations.I5.push(`state directory reached ${maxStateBytes} bytes (bound ${o.stateBoundBytes})`);
 
+  const fired = new Map(events.filter((e) => e.type === 'fired').map((e) => [String(e.fireId), Number(e.at)]));
   const spawnDelays = all.filter((r) => fired.has(r.fireId)).map((r) => r.start - fired.get(r.fireId)!);
   const outcomes: Record<string, number> = {};
   for (const r of all) {
