@@ -38,7 +38,7 @@ function hash32(text) {
 }
 
 /** Whether fire number `n` of `scoped` did work, at `pct` percent. */
-export function didWorkFor(seed, scoped, n, pct) {
+function didWorkFor(seed, scoped, n, pct) {
   return hash32(`${seed}\0${scoped}\0${n}`) / 2 ** 32 < pct / 100;
 }
 

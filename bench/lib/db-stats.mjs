@@ -255,7 +255,7 @@ export async function settle(probe, { stableMs = 1_000, maxMs = 10_000, everyMs 
 const USER_HZ = 100;
 
 /** CPU time (ms) of `pid`, its reaped children and its live children: a PostgreSQL server and its backends. */
-export function processTreeCpuMs(pid) {
+function processTreeCpuMs(pid) {
   const fields = (p) => {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');

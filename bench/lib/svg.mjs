@@ -103,7 +103,7 @@ function marker(shape, x, y, color) {
 }
 
 /** Evenly spaced round ticks from 0 to at least `max`. */
-export function linearTicks(max, count = 5) {
+function linearTicks(max, count = 5) {
   const top = max > 0 ? max : 1;
   const raw = top / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
