@@ -5,10 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_lease::{LeaseError, LeaseStore, ManualClock, Rec, StoreOptions};
+use orderly_lease::{LeaseError, LeaseStore, ManualClock, Rec, StoreOptions, TOKEN_LIMIT};
 use orderly_wal::{FsStorage, Wal, WalOptions};
-
-const TOKEN_LIMIT: u64 = 1 << 63;
 
 fn wal_opts() -> WalOptions {
     WalOptions { segment_bytes: 64 << 10, flush_interval: Duration::from_millis(5), repair: false, preallocate: false }

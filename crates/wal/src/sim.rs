@@ -280,11 +280,7 @@ fn survivor(s: &State, rng: &mut SimRng) -> (SimStorage, PowerLossReport) {
     for (path, id) in names {
         let f = &s.files[&id];
         // A file reachable under two surviving names is one file: count its loss once.
-        let data = if survived.insert(id) {
-            surviving_bytes(f, rng, Some(&mut report))
-        } else {
-            surviving_bytes(f, rng, None)
-        };
+        let data = surviving_bytes(f, rng, survived.insert(id).then_some(&mut report));
         out.next_id += 1;
         let nid = out.next_id;
         out.files.insert(nid, FileData { live: data.clone(), durable: data, ..FileData::default() });

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use orderly_wal::{Wal, WalError, WalOptions};
 
+mod common;
+use common::payloads;
+
 const LOG: u32 = 1;
 const COUNTER_LIMIT: u64 = 1 << 63;
 
@@ -72,9 +75,6 @@ fn append_durably(wal: &Wal, payload: &[u8]) -> u64 {
     lsn
 }
 
-fn payloads(wal: &Wal) -> Vec<Vec<u8>> {
-    wal.records().into_iter().map(|r| r.payload).collect()
-}
 
 /// Fuzz input: one file, `0000000000000001.wal`, whose valid header said
 /// segment 5930961983049433088. Frames are seeded with the header's number
