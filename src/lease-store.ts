@@ -59,6 +59,8 @@ export interface Recovered {
   readonly outbox: OutboxEntry[];
   /** Acquire time of the latest lease, per key. */
   readonly lastRun: Record<string, number>;
+  /** Event cursors, per key (`setCursor`). */
+  readonly cursors: Record<string, bigint>;
 }
 
 export interface LeaseStoreStats {
@@ -124,7 +126,7 @@ export class LeaseStore {
     this.#native = native;
     if (native instanceof MemoryLeases) {
       this.#waiters = undefined;
-      this.recovered = Object.freeze({ held: [], outbox: [], lastRun: Object.freeze({}) });
+      this.recovered = Object.freeze({ held: [], outbox: [], lastRun: Object.freeze({}), cursors: Object.freeze({}) });
       return;
     }
     this.#waiters = new DurabilityWaiters(native);
@@ -142,10 +144,13 @@ export class LeaseStore {
     );
     const lastRun: Record<string, number> = {};
     r.lastRunKeys.forEach((key, i) => (lastRun[key] = r.lastRunAt[i]!));
+    const cursors: Record<string, bigint> = {};
+    r.cursorKeys.forEach((key, i) => (cursors[key] = r.cursorSeqs[i]!));
     this.recovered = Object.freeze({
       held,
       outbox: r.outbox.map((e) => Object.freeze({ ...e })),
       lastRun: Object.freeze(lastRun),
+      cursors: Object.freeze(cursors),
     });
   }
 
@@ -281,6 +286,31 @@ export class LeaseStore {
     this.#ensureOpen();
     checkKey(key);
     return this.#call(() => this.#native.lastRun(key)) ?? undefined;
+  }
+
+  /**
+   * Raises `key`'s event cursor to `seq` (never lowers it): how far an
+   * event-triggered order has read its stream. Resolves once durable, so a
+   * restart neither re-reads nor skips what was acknowledged.
+   */
+  setCursor(key: string, seq: bigint): Promise<void> {
+    try {
+      this.#ensureOpen();
+      checkKey(key);
+      if (typeof seq !== 'bigint' || seq < 0n) throw new OrderlyError('ERR_INVALID_ARG', 'seq must be a non-negative bigint');
+      const lsn = this.#native.setCursor(key, seq, true);
+      if (lsn === NO_LSN || !this.#waiters) return Promise.resolve();
+      return this.#waiters.whenDurable(BigInt(lsn));
+    } catch (err) {
+      return Promise.reject(OrderlyError.from(err));
+    }
+  }
+
+  /** `key`'s event cursor, across restarts; undefined if never set. */
+  cursor(key: string): bigint | undefined {
+    this.#ensureOpen();
+    checkKey(key);
+    return this.#call(() => this.#native.cursor(key)) ?? undefined;
   }
 
   /** Completions not yet acknowledged. */

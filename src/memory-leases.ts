@@ -76,7 +76,7 @@ function checkGroup(group: string): void {
  * (bench/lease.mjs measured ~240 ns per crossing). It presents the same
  * methods as the native store so LeaseStore treats both alike.
  */
-export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollback' | 'renew' | 'complete' | 'ack' | 'release' | 'inFlight' | 'setGate' | 'lastRun'> {
+export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollback' | 'renew' | 'complete' | 'ack' | 'release' | 'inFlight' | 'setGate' | 'lastRun' | 'setCursor' | 'cursor'> {
   readonly durable = false;
   readonly #leases = new Map<string, Held>();
   readonly #gates = new Map<string, Gate>();
@@ -214,6 +214,18 @@ export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollbac
 
   lastRun(key: string): number | null {
     return this.#lastRun.get(key) ?? null;
+  }
+
+  readonly #cursors = new Map<string, bigint>();
+
+  setCursor(key: string, seq: bigint, _durable: boolean): number {
+    const at = this.#cursors.get(key);
+    if (at === undefined || seq > at) this.#cursors.set(key, seq);
+    return NO_LSN;
+  }
+
+  cursor(key: string): bigint | null {
+    return this.#cursors.get(key) ?? null;
   }
 
   outbox(): Entry[] {

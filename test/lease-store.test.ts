@@ -34,6 +34,25 @@ async function code(p: Promise<unknown> | (() => unknown)): Promise<string | und
 const distEntry = JSON.stringify(join(repoRoot, 'dist', 'index.js'));
 
 describe('LeaseStore', () => {
+  it('keeps event cursors across a reopen, only ever raising them; in memory too', async () => {
+    const d = dir('cursor');
+    const store = await LeaseStore.open(d);
+    expect(store.cursor('on-close')).toBeUndefined();
+    await store.setCursor('on-close', 12n);
+    await store.setCursor('on-close', 5n);
+    expect(store.cursor('on-close')).toBe(12n);
+    expect(await code(store.setCursor('on-close', -1n))).toBe('ERR_INVALID_ARG');
+    await store.close();
+    const again = await LeaseStore.open(d);
+    expect(again.cursor('on-close')).toBe(12n);
+    expect(again.recovered.cursors).toEqual({ 'on-close': 12n });
+    await again.close();
+    const mem = await LeaseStore.open(null);
+    await mem.setCursor('x', 3n);
+    await mem.setCursor('x', 2n);
+    expect(mem.cursor('x')).toBe(3n);
+  });
+
   it('grants one holder per key, refuses a held key, frees it on release', async () => {
     const store = await LeaseStore.open(dir('lease'));
     const a = await store.acquire('sweep', { meta: 'pid=1' });

@@ -11,6 +11,9 @@ pub enum Rec {
     Ack { token: u64 },
     LastRun { key: String, at: u64 },
     HighWater { token: u64 },
+    /// How far an event-triggered order has read its event stream: only
+    /// ever raised, so replay takes the largest.
+    Cursor { key: String, seq: u64 },
 }
 
 const ACQUIRE: u8 = 1;
@@ -19,6 +22,7 @@ const COMPLETE: u8 = 3;
 const ACK: u8 = 4;
 const LAST_RUN: u8 = 5;
 const HIGH_WATER: u8 = 6;
+const CURSOR: u8 = 7;
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -75,6 +79,11 @@ impl Rec {
                 out.push(HIGH_WATER);
                 out.extend_from_slice(&token.to_le_bytes());
             }
+            Rec::Cursor { key, seq } => {
+                out.push(CURSOR);
+                out.extend_from_slice(&seq.to_le_bytes());
+                put_bytes(&mut out, key.as_bytes());
+            }
         }
         out
     }
@@ -96,6 +105,7 @@ impl Rec {
             ACK => Rec::Ack { token: r.token()? },
             LAST_RUN => Rec::LastRun { at: r.u64()?, key: r.string()? },
             HIGH_WATER => Rec::HighWater { token: r.token()? },
+            CURSOR => Rec::Cursor { seq: r.u64()?, key: r.string()? },
             t => return Err(format!("unknown lease record type {t}")),
         };
         if r.at != b.len() {
@@ -164,6 +174,7 @@ mod tests {
             Rec::Ack { token: 7 },
             Rec::LastRun { key: "k".into(), at: 100 },
             Rec::HighWater { token: 99 },
+            Rec::Cursor { key: "k".into(), seq: 41 },
         ];
         for r in recs {
             let b = r.encode();

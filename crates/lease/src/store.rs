@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use orderly_wal::{FsStorage, Inspection, Record, Storage, Wal, WalOptions, WalStats};
 
@@ -61,6 +61,8 @@ pub struct Recovered {
     /// Completions never acknowledged by the audit sink.
     pub outbox: Vec<OutboxEntry>,
     pub last_run: Vec<(String, u64)>,
+    /// Event cursors per key, sorted by key.
+    pub cursors: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +78,9 @@ pub struct LeaseStore {
     map: LeaseMap,
     wal: Option<Wal>,
     outbox: papaya::HashMap<u64, Arc<OutboxEntry>>,
+    /// Event cursors: few keys, written once per event-triggered fire, so a
+    /// plain lock is enough.
+    cursors: Mutex<HashMap<String, u64>>,
     recovered: Recovered,
     default_ttl_ms: u64,
     compact_after: u64,
@@ -95,6 +100,7 @@ struct Replayed {
     held: HashMap<String, (LeaseInfo, bool)>,
     outbox: BTreeMap<u64, OutboxEntry>,
     last_run: HashMap<String, u64>,
+    cursors: HashMap<String, u64>,
     high_water: u64,
     records: u64,
     bytes: u64,
@@ -135,6 +141,7 @@ fn replay(records: Vec<Record>) -> Result<Replayed> {
             }
             Rec::LastRun { key, at } => bump(&mut r.last_run, &key, at),
             Rec::HighWater { token } => r.high_water = r.high_water.max(token),
+            Rec::Cursor { key, seq } => bump(&mut r.cursors, &key, seq),
         }
     }
     Ok(r)
@@ -182,12 +189,15 @@ impl LeaseStore {
         held.sort_by_key(|(h, _)| h.token);
         let mut last_run: Vec<(String, u64)> = replayed.last_run.into_iter().collect();
         last_run.sort();
+        let mut cursors: Vec<(String, u64)> = replayed.cursors.iter().map(|(k, s)| (k.clone(), *s)).collect();
+        cursors.sort();
         let recovered = Recovered {
             held: held.iter().map(|(h, _)| h.clone()).collect(),
             outbox: replayed.outbox.values().cloned().collect(),
             last_run: last_run.clone(),
+            cursors,
         };
-        let live_records = (held.len() + recovered.outbox.len() + last_run.len() + 1) as u64;
+        let live_records = (held.len() + recovered.outbox.len() + last_run.len() + recovered.cursors.len() + 1) as u64;
         map.restore(held);
         map.restore_last_runs(last_run);
         let outbox = papaya::HashMap::with_capacity(replayed.outbox.len());
@@ -203,6 +213,7 @@ impl LeaseStore {
             map,
             wal,
             outbox,
+            cursors: Mutex::new(replayed.cursors),
             recovered,
             default_ttl_ms: opts.default_ttl_ms,
             compact_after: opts.compact_after_bytes,
@@ -326,6 +337,31 @@ impl LeaseStore {
         Ok(lsn)
     }
 
+    /// Raises `key`'s event cursor to `seq` (a lower or equal `seq` changes
+    /// nothing and writes nothing). The record is relaxed unless `durable`;
+    /// the LSN to wait for is returned when a record was written.
+    pub fn set_cursor(&self, key: &str, seq: u64, durable: bool) -> Result<Option<u64>> {
+        self.usable()?;
+        let lsn = {
+            let _shared = self.shared();
+            let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+            if cursors.get(key).is_some_and(|&at| at >= seq) {
+                return Ok(None);
+            }
+            // Appended under the map lock so two raises reach the log in the
+            // order they reach the map; replay keeps the largest anyway.
+            let lsn = self.append(&Rec::Cursor { key: key.to_owned(), seq }.encode(), durable)?;
+            cursors.insert(key.to_owned(), seq);
+            lsn
+        };
+        self.maybe_compact();
+        Ok(lsn)
+    }
+
+    pub fn cursor(&self, key: &str) -> Option<u64> {
+        self.cursors.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied()
+    }
+
     pub fn holder(&self, key: &str) -> Option<LeaseInfo> {
         self.map.holder(key)
     }
@@ -390,6 +426,9 @@ impl LeaseStore {
         let mut runs = self.map.last_runs();
         runs.sort();
         v.extend(runs.into_iter().map(|(key, at)| Rec::LastRun { key, at }.encode()));
+        let mut cursors: Vec<(String, u64)> = self.cursors.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, s)| (k.clone(), *s)).collect();
+        cursors.sort();
+        v.extend(cursors.into_iter().map(|(key, seq)| Rec::Cursor { key, seq }.encode()));
         v
     }
 
@@ -460,6 +499,7 @@ pub struct StoreInspection {
     pub held: Vec<LeaseInfo>,
     pub outbox: Vec<OutboxEntry>,
     pub last_run: Vec<(String, u64)>,
+    pub cursors: Vec<(String, u64)>,
     pub high_water: u64,
     /// Bytes the next open would cut as a torn tail, and why.
     pub would_truncate: u64,
@@ -476,15 +516,18 @@ pub fn inspect(dir: &Path) -> Result<StoreInspection> {
     held.sort_by_key(|h| h.token);
     let mut last_run: Vec<(String, u64)> = r.last_run.into_iter().collect();
     last_run.sort();
+    let mut cursors: Vec<(String, u64)> = r.cursors.into_iter().collect();
+    cursors.sort();
     let outbox: Vec<OutboxEntry> = r.outbox.into_values().collect();
     Ok(StoreInspection {
         segments,
         bytes,
         records: total,
-        live_records: (held.len() + outbox.len() + last_run.len() + 1) as u64,
+        live_records: (held.len() + outbox.len() + last_run.len() + cursors.len() + 1) as u64,
         held,
         outbox,
         last_run,
+        cursors,
         high_water: r.high_water,
         would_truncate,
         reason,

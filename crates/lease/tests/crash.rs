@@ -1,6 +1,7 @@
 //! Crashes at every storage step of random workloads, followed by power loss:
 //! acknowledged leases stay held with their tokens, lastRun never moves back,
-//! tokens never repeat, acknowledged completions stay in the outbox.
+//! tokens never repeat, acknowledged completions stay in the outbox, and an
+//! acknowledged event cursor never moves back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +29,7 @@ struct Acked {
     last_run: BTreeMap<String, u64>,
     max_token: u64,
     outbox: BTreeSet<u64>,
+    cursors: BTreeMap<String, u64>,
 }
 
 fn wait(store: &LeaseStore, lsn: Option<u64>) -> bool {
@@ -45,7 +47,7 @@ fn workload(store: &LeaseStore, clock: &ManualClock, seed: u64) -> Acked {
     for _ in 0..40 {
         let key = format!("order-{}", rng.below(5));
         clock.advance(rng.below(1000));
-        match rng.below(10) {
+        match rng.below(11) {
             0..=4 => {
                 let group = rng.chance(30).then(|| "g".to_string());
                 match store.acquire(&key, None, group, Some(vec![1, 2, 3])) {
@@ -86,6 +88,15 @@ fn workload(store: &LeaseStore, clock: &ManualClock, seed: u64) -> Acked {
                         Err(e) if e.code() == "ERR_INVALID_ARG" => {}
                         Err(_) => return acked,
                     }
+                }
+            }
+            10 => {
+                let seq = acked.cursors.get(&key).copied().unwrap_or(0) + 1 + rng.below(3);
+                match store.set_cursor(&key, seq, true) {
+                    Ok(lsn) if wait(store, lsn) => {
+                        acked.cursors.insert(key, seq);
+                    }
+                    _ => return acked,
                 }
             }
             _ => {
@@ -139,6 +150,11 @@ fn crashes_at_every_storage_step_keep_acknowledged_state() {
             for (key, at) in &acked.last_run {
                 let got = reopened.last_run(key).unwrap_or(0);
                 assert!(got >= *at, "seed {seed} step {k}: lastRun of {key} moved back from {at} to {got}");
+            }
+            for (key, seq) in &acked.cursors {
+                let got = reopened.cursor(key).unwrap_or(0);
+                assert!(got >= *seq, "seed {seed} step {k}: cursor of {key} moved back from {seq} to {got}");
+                assert!(rec.cursors.iter().any(|(k2, s2)| k2 == key && s2 == &got));
             }
             for id in &acked.outbox {
                 assert!(rec.outbox.iter().any(|e| e.id == *id), "seed {seed} step {k}: outbox entry {id} lost");

@@ -154,3 +154,34 @@ fn a_poisoned_store_refuses_every_acquire_even_of_a_key_it_still_holds() {
         assert_eq!(err.code(), "ERR_WAL_POISONED", "{key}: {err}");
     }
 }
+
+#[test]
+fn event_cursors_only_rise_and_survive_reopen_and_checkpoints() {
+    let d = tempfile::tempdir().unwrap();
+    let opts = || StoreOptions { compact_after_bytes: 4096, ..StoreOptions::default() };
+    let store = LeaseStore::open(Some(d.path()), opts()).unwrap();
+    let lsn = store.set_cursor("on-close", 7, true).unwrap();
+    store.wal().unwrap().wait_durable(lsn.unwrap()).unwrap();
+    // Lower or equal writes nothing and changes nothing.
+    assert_eq!(store.set_cursor("on-close", 7, true).unwrap(), None);
+    assert_eq!(store.set_cursor("on-close", 3, true).unwrap(), None);
+    assert_eq!(store.cursor("on-close"), Some(7));
+    assert_eq!(store.cursor("other"), None);
+    // Enough churn for several checkpoints: the cursor is part of the live set.
+    for i in 0..300 {
+        let l = granted(&store, "churn", None);
+        store.release("churn", l.token, false).unwrap();
+        if i == 150 {
+            store.set_cursor("on-close", 9, false).unwrap();
+        }
+    }
+    assert!(store.stats().checkpoints > 0);
+    store.close().unwrap();
+
+    let again = LeaseStore::open(Some(d.path()), opts()).unwrap();
+    assert_eq!(again.cursor("on-close"), Some(9));
+    assert_eq!(again.recovered().cursors, vec![("on-close".to_string(), 9)]);
+    again.close().unwrap();
+    let seen = orderly_lease::inspect(d.path()).unwrap();
+    assert_eq!(seen.cursors, vec![("on-close".to_string(), 9)]);
+}

@@ -116,6 +116,8 @@ pub struct JsRecovered {
     pub outbox: Vec<JsOutboxEntry>,
     pub last_run_keys: Vec<String>,
     pub last_run_at: Float64Array,
+    pub cursor_keys: Vec<String>,
+    pub cursor_seqs: Vec<BigInt>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -271,6 +273,8 @@ impl NativeLeaseStore {
             outbox: r.outbox.iter().cloned().map(Into::into).collect(),
             last_run_keys: r.last_run.iter().map(|(k, _)| k.clone()).collect(),
             last_run_at: Float64Array::new(r.last_run.iter().map(|(_, at)| *at as f64).collect()),
+            cursor_keys: r.cursors.iter().map(|(k, _)| k.clone()).collect(),
+            cursor_seqs: r.cursors.iter().map(|(_, s)| BigInt::from(*s)).collect(),
         })
     }
 
@@ -337,6 +341,23 @@ impl NativeLeaseStore {
     pub fn release(&self, key: String, token: f64, durable: bool) -> Result<f64> {
         let lsn = self.store()?.release(&key, whole_number("token", token)?, durable).map_err(lease_error)?;
         Ok(if durable { lsn_number(lsn) } else { NO_LSN })
+    }
+
+    /// Raises `key`'s event cursor; returns the LSN to wait for when
+    /// `durable` and a record was written, else -1.
+    #[napi(catch_unwind)]
+    pub fn set_cursor(&self, key: String, seq: BigInt, durable: bool) -> Result<f64> {
+        let (negative, seq, lossless) = seq.get_u64();
+        if negative || !lossless {
+            return Err(invalid_arg("seq must be a non-negative integer below 2^64"));
+        }
+        let lsn = self.store()?.set_cursor(&key, seq, durable).map_err(lease_error)?;
+        Ok(if durable { lsn_number(lsn) } else { NO_LSN })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn cursor(&self, key: String) -> Result<Option<BigInt>> {
+        Ok(self.store()?.cursor(&key).map(BigInt::from))
     }
 
     #[napi(catch_unwind)]
@@ -427,6 +448,8 @@ pub struct JsStoreInspection {
     pub outbox: f64,
     pub last_run_keys: Vec<String>,
     pub last_run_at: Vec<f64>,
+    pub cursor_keys: Vec<String>,
+    pub cursor_seqs: Vec<BigInt>,
     pub high_water: f64,
     pub would_truncate: f64,
     pub reason: Option<String>,
@@ -446,6 +469,8 @@ pub fn inspect_store(dir: String) -> Result<JsStoreInspection> {
         outbox: i.outbox.len() as f64,
         last_run_keys: i.last_run.iter().map(|(k, _)| k.clone()).collect(),
         last_run_at: i.last_run.iter().map(|(_, t)| *t as f64).collect(),
+        cursor_keys: i.cursors.iter().map(|(k, _)| k.clone()).collect(),
+        cursor_seqs: i.cursors.iter().map(|(_, s)| BigInt::from(*s)).collect(),
         high_water: i.high_water as f64,
         would_truncate: i.would_truncate as f64,
         reason: i.reason,
