@@ -29,6 +29,12 @@ export interface OrderDefinition {
   noOpExitCodes?: number[];
   group?: string;
   jitter?: string | number;
+  checkTimeout?: string | number;
+  idempotent?: boolean;
+  skipAliases?: string[];
+  noWorkGate?: boolean;
+  params?: Record<string, { required?: boolean }>;
+  noOpWhenSilent?: boolean;
 }
 
 /** Code spelling of each order key; `gate` is a file-only synonym. */
@@ -52,6 +58,12 @@ const CODE_NAMES: Readonly<Record<Exclude<OrderKey, 'gate'>, keyof OrderDefiniti
   no_op_exit_codes: 'noOpExitCodes',
   group: 'group',
   jitter: 'jitter',
+  check_timeout: 'checkTimeout',
+  idempotent: 'idempotent',
+  skip_aliases: 'skipAliases',
+  no_work_gate: 'noWorkGate',
+  params: 'params',
+  no_op_when_silent: 'noOpWhenSilent',
 };
 const CODE_KEYS: readonly string[] = ['name', ...Object.values(CODE_NAMES)];
 

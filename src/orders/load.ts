@@ -1,6 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import { deprecationOf, discoverOrderFiles, orderRoot, packDirOf } from './discover.js';
 import { OrderFileError } from './errors.js';
 import {
   buildOrderSpec,
@@ -20,6 +22,8 @@ import type { OrderSpec } from './types.js';
 export interface ParseOrderOptions {
   /** Receives unknown-key and ignored-key warnings; default: `process.emitWarning`. */
   warn?: WarnFn;
+  /** The order's name, when the file's name does not give it (`orders/<name>/order.toml`). */
+  name?: string;
 }
 
 export interface LoadOrderDirOptions {
@@ -30,7 +34,7 @@ export interface LoadOrderDirOptions {
 export interface LoadedOrders {
   /** The directory the order files were read from (absolute): `dir`, or `dir/orders`. */
   dir: string;
-  /** One per `*.toml` file, sorted by file name. */
+  /** One per order file, sorted by name within each layout. */
   orders: OrderSpec[];
   warnings: OrderWarning[];
 }
@@ -39,12 +43,11 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set(ORDER_FILE_KEYS);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Loads every `<name>.toml` in `dir` (sorted by name; other files, and names
- * starting with `.`, are ignored). If `dir` has no order files but has an
- * `orders/` subdirectory, that is loaded instead, so a pack root and its
- * `orders/` directory both work (`orderly run examples/city` and
- * `orderly run examples/city/orders`). A directory without order files
- * yields no orders, not an error.
+ * Loads the orders of one directory: a pack root (Gas City's
+ * `orders/<name>.toml`, `orders/<name>.order.toml` and the deprecated
+ * `orders/<name>/order.toml` and `formulas/orders/<name>/order.toml`, which
+ * warn), or a directory of order files, which is its own pack. A directory
+ * without order files yields no orders here; `loadCity` refuses that.
  *
  * Throws the first OrderFileError (files in name order); warnings never stop
  * a load.
@@ -55,42 +58,63 @@ export async function loadOrderDir(dir: string, options: LoadOrderDirOptions = {
     warnings.push(w);
     options.warn?.(w);
   };
-  let orderDir = resolve(dir);
-  let files = await orderFiles(orderDir);
-  if (files.length === 0) {
-    const sub = join(orderDir, 'orders');
-    if (await isDirectory(sub)) {
-      orderDir = sub;
-      files = await orderFiles(sub);
-    }
-  }
+  const root = resolve(dir);
+  await assertDirectory(root);
+  // A pack root; its orders/ directory (PACK_DIR is still the pack); or a plain directory of order files, its own pack.
+  const where = isPackRoot(root)
+    ? orderRoot(root)
+    : basename(root) === 'orders'
+      ? orderRoot(dirname(root))
+      : { packDir: root, dir: root, formulaLayer: join(root, 'formulas') };
   const orders: OrderSpec[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      text = utf8.decode(await readFile(file));
-    } catch (err) {
-      const problem = err instanceof TypeError ? 'not valid UTF-8 (TOML files must be UTF-8)' : `cannot read: ${(err as Error).message}`;
-      throw new OrderFileError({ file, problem, cause: err });
-    }
-    orders.push(parseOrderFile(text, file, { warn }));
+  for (const f of discoverOrderFiles(where)) {
+    const deprecated = deprecationOf(f);
+    if (deprecated) warn({ kind: 'deprecated-path', order: f.name, file: f.file, key: '', message: `${f.file}: ${deprecated}` });
+    orders.push(buildOrderFromTable(readOrderTable(await readOrderText(f.file), f.file, { warn, name: f.name }), where.packDir, warn));
   }
-  return { dir: orderDir, orders, warnings };
+  return { dir: where.dir, orders, warnings };
+}
+
+/** A pack root: it has a pack.toml, or keeps order files where a pack does. */
+export function isPackRoot(dir: string): boolean {
+  return existsSync(join(dir, 'pack.toml')) || isDirSync(join(dir, 'orders')) || isDirSync(join(dir, 'formulas', 'orders'));
+}
+
+function isDirSync(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
+/** An order file's text: UTF-8, or an OrderFileError naming the file. */
+export async function readOrderText(file: string): Promise<string> {
+  try {
+    return utf8.decode(await readFile(file));
+  } catch (err) {
+    const problem = err instanceof TypeError ? 'not valid UTF-8 (TOML files must be UTF-8)' : `cannot read: ${(err as Error).message}`;
+    throw new OrderFileError({ file, problem, cause: err });
+  }
+}
+
+/** `x` for `x.toml` and `x.order.toml`. */
+export function orderNameOf(file: string): string {
+  return basename(file).replace(/(\.order)?\.toml$/, '');
+}
+
+/** One order file's `[order]` table, parsed but not yet validated. */
+export interface OrderTable {
+  name: string;
+  file: string;
+  table: Record<string, unknown>;
+  lines: KeyLines;
 }
 
 /**
- * Parses one order file's text. Pure but for `warn`: `file` only names the
- * order (file name without `.toml`), places messages and sets `packDir`
- * (the parent of `orders/` in Gas City's `<pack>/orders/<name>.toml`, else
- * the file's directory). Throws only OrderFileError, whatever the text.
+ * Parses one order file's TOML and finds its `[order]` table; unknown keys
+ * warn. Throws only OrderFileError, whatever the text.
  */
-export function parseOrderFile(text: string, file: string, options: ParseOrderOptions = {}): OrderSpec {
+export function readOrderTable(text: string, file: string, options: ParseOrderOptions = {}): OrderTable {
   const path = resolve(file);
   const warn = options.warn ?? emitOrderWarning;
-  const name = basename(path).replace(/\.toml$/, '');
-  const fileDir = dirname(path);
-  const packDir = basename(fileDir) === 'orders' ? dirname(fileDir) : fileDir;
-
+  const name = options.name ?? orderNameOf(path);
   let doc: Record<string, unknown>;
   try {
     doc = parse(text, { integersAsBigInt: true });
@@ -127,7 +151,12 @@ export function parseOrderFile(text: string, file: string, options: ParseOrderOp
     const near = closestKey(key, ORDER_FILE_KEYS);
     warnAt('unknown-key', ['order', key], `unknown key in [order], ignored${near === undefined ? '' : ` (did you mean ${near}?)`}`);
   }
+  return { name, file: path, table, lines };
+}
 
+/** Validates an order table into an OrderSpec (see buildOrderSpec). */
+export function buildOrderFromTable(t: OrderTable, packDir: string, warn: WarnFn = emitOrderWarning): OrderSpec {
+  const { table, lines } = t;
   const src: FieldSource = {
     kind: 'file',
     has: (key: OrderKey) => key !== 'run' && Object.hasOwn(table, key),
@@ -135,35 +164,27 @@ export function parseOrderFile(text: string, file: string, options: ParseOrderOp
     label: (key: OrderKey) => key,
     line: (keyPath) => lines.lineOf(['order', ...keyPath]),
   };
-  return buildOrderSpec(src, { name, file: path, packDir }, warn);
+  return buildOrderSpec(src, { name: t.name, file: t.file, packDir }, warn);
 }
 
-async function orderFiles(dir: string): Promise<string[]> {
-  let entries;
+/**
+ * Parses one order file's text. Pure but for `warn`: `file` names the order
+ * (file name without `.toml` or `.order.toml`, unless `options.name`),
+ * places messages and sets `packDir` (the pack root above `orders/` or
+ * `formulas/orders/<name>/`, else the file's directory). Throws only
+ * OrderFileError, whatever the text.
+ */
+export function parseOrderFile(text: string, file: string, options: ParseOrderOptions = {}): OrderSpec {
+  const t = readOrderTable(text, file, options);
+  return buildOrderFromTable(t, packDirOf(t.file), options.warn ?? emitOrderWarning);
+}
+
+async function assertDirectory(dir: string): Promise<void> {
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    await readdir(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const problem = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : `cannot read directory: ${(err as Error).message}`;
     throw new OrderFileError({ file: dir, problem, cause: err });
-  }
-  const names = entries
-    .filter((entry) => entry.name.endsWith('.toml') && !entry.name.startsWith('.') && (entry.isFile() || entry.isSymbolicLink()))
-    .map((entry) => entry.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const files: string[] = [];
-  for (const name of names) {
-    const file = join(dir, name);
-    // Only a directory named *.toml is skipped; a dangling symlink is reported when read.
-    if ((await isDirectory(file)) !== true) files.push(file);
-  }
-  return files;
-}
-
-async function isDirectory(path: string): Promise<boolean | undefined> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return undefined;
   }
 }

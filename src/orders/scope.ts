@@ -7,7 +7,8 @@ import { scopedName, type OrderSpec, type ScopedOrder } from './types.js';
  * Scoped names are the lease keys (G1), so two sources of one scoped name
  * (a file and a code order, or a rig expansion that collides with an order
  * literally named `x:rig:r`) are refused, naming both. With no rigs, rig
- * orders bind to nothing.
+ * orders bind to nothing; an order bound to some rigs (`spec.rigs`) binds
+ * to those of them in `rigs`.
  */
 export function validateScoped(orders: readonly OrderSpec[], rigs: readonly string[]): ScopedOrder[] {
   const seenRigs = new Set<string>();
@@ -36,7 +37,8 @@ export function validateScoped(orders: readonly OrderSpec[], rigs: readonly stri
     scoped.push(rig === undefined ? { scopedName: key, spec } : { scopedName: key, rig, spec });
   };
   for (const spec of orders) {
-    if (spec.scope === 'rig') for (const rig of rigs) bind(spec, rig);
+    // A city binds each rig's orders to that rig; of those, only the rigs this controller runs.
+    if (spec.scope === 'rig') for (const rig of spec.rigs ? spec.rigs.filter((r) => seenRigs.has(r)) : rigs) bind(spec, rig);
     else bind(spec);
   }
   return scoped;

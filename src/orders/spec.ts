@@ -5,7 +5,7 @@ import { TRIGGERS, type OrderSpec, type Trigger } from './types.js';
 
 /** Something worth telling about an order that still loads: an unknown key, a key its trigger ignores. */
 export interface OrderWarning {
-  kind: 'unknown-key' | 'ignored-key';
+  kind: 'unknown-key' | 'ignored-key' | 'deprecated-path' | 'city';
   /** The order's name. */
   order: string;
   /** The order file, for file orders. */
@@ -42,7 +42,13 @@ export const ORDER_FILE_KEYS = [
   'enabled',
   'env',
   'scope',
+  'check_timeout',
+  'idempotent',
+  'skip_aliases',
+  'no_work_gate',
+  'params',
   'no_op_exit_codes',
+  'no_op_when_silent',
   'group',
   'jitter',
 ] as const;
@@ -51,6 +57,30 @@ export const ORDER_FILE_KEYS = [
 export type OrderKey = (typeof ORDER_FILE_KEYS)[number] | 'run';
 
 export const DEFAULT_TIMEOUT_MS = 300_000;
+/** Gas City's default for formula orders (a wisp dispatch, not a script). */
+export const DEFAULT_FORMULA_TIMEOUT_MS = 30_000;
+export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+
+/**
+ * Variables the controller sets for every body, as Gas City does: an
+ * `[order.env]` entry may not replace them (Gas City refuses the same keys,
+ * under its older and newer store variable names).
+ */
+export const RESERVED_ENV_KEYS: ReadonlySet<string> = new Set([
+  'BD_BACKUP_ENABLED', 'BD_DOLT_SYNC_CLI_REMOTES', 'BD_EXPORT_AUTO', 'BD_ROUTING_MODE',
+  'BEADS_ACTOR', 'BEADS_BACKUP_ENABLED', 'BEADS_CREDENTIALS_FILE', 'BEADS_DIR', 'BEADS_DOLT_AUTO_START',
+  'BEADS_DOLT_PASSWORD', 'BEADS_DOLT_SERVER_DATABASE', 'BEADS_DOLT_SERVER_HOST', 'BEADS_DOLT_SERVER_PORT',
+  'BEADS_DOLT_SERVER_TLS', 'BEADS_DOLT_SERVER_USER', 'BEADS_DOLT_SYNC_CLI_REMOTES', 'BEADS_POSTGRES_DATABASE',
+  'BEADS_POSTGRES_HOST', 'BEADS_POSTGRES_PASSWORD', 'BEADS_POSTGRES_PORT', 'BEADS_POSTGRES_USER', 'BEADS_ROUTING_MODE',
+  'DOLT_DATABASE', 'GC_BEADS', 'GC_BEADS_CONFIG_FILE', 'GC_BEADS_DATA_DIR', 'GC_BEADS_HOST', 'GC_BEADS_LOCK_FILE',
+  'GC_BEADS_LOG_FILE', 'GC_BEADS_MANAGED_LOCAL', 'GC_BEADS_PASSWORD', 'GC_BEADS_PID_FILE', 'GC_BEADS_PORT',
+  'GC_BEADS_PREFIX', 'GC_BEADS_SCOPE_ROOT', 'GC_BEADS_SKIP', 'GC_BEADS_STATE_FILE', 'GC_BEADS_USER', 'GC_CITY',
+  'GC_CITY_PATH', 'GC_CITY_ROOT', 'GC_CITY_RUNTIME_DIR', 'GC_CONTROL_DISPATCHER_TRACE_DEFAULT', 'GC_DOLT',
+  'GC_DOLT_CONFIG_FILE', 'GC_DOLT_DATA_DIR', 'GC_DOLT_DATABASE', 'GC_DOLT_HOST', 'GC_DOLT_LOCK_FILE',
+  'GC_DOLT_LOG_FILE', 'GC_DOLT_MANAGED_LOCAL', 'GC_DOLT_PASSWORD', 'GC_DOLT_PID_FILE', 'GC_DOLT_PORT',
+  'GC_DOLT_STATE_FILE', 'GC_DOLT_USER', 'GC_PACK_DIR', 'GC_PACK_NAME', 'GC_PACK_STATE_DIR', 'GC_POSTGRES_PASSWORD',
+  'GC_RIG', 'GC_RIG_ROOT', 'GC_STORE_ROOT', 'GC_STORE_SCOPE', 'ORDER_DIR', 'PACK_DIR',
+]);
 export const DEFAULT_NO_OP_EXIT_CODES: readonly number[] = [100];
 
 /**
@@ -148,6 +178,24 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
     return undefined;
   };
 
+  // Gas City's `[order.params]`: `name = { required = bool }` per parameter.
+  function paramsOf(): Record<string, { required: boolean }> | undefined {
+    if (!src.has('params')) return undefined;
+    const value = src.get('params');
+    const expected = 'expected a table of parameters (e.g. [order.params] repo = { required = true })';
+    if (!isTable(value)) return fail('params', `${expected}, got ${show(value)}`);
+    const out: Record<string, { required: boolean }> = {};
+    for (const [name, p] of Object.entries(value)) {
+      if (name.trim() === '') return fail('params', 'param name is required');
+      const required = isTable(p) ? p.required : undefined;
+      if (!isTable(p) || (required !== undefined && typeof required !== 'boolean')) {
+        return fail('params', `param ${quote(name)}: ${expected}, got ${show(p)}`);
+      }
+      Object.defineProperty(out, name, { value: { required: required === true }, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+
   // The body: exactly one of exec / formula (/ run, in code).
   const bodies: OrderKey[] = src.kind === 'code' ? ['run', 'exec', 'formula'] : ['exec', 'formula'];
   const given = bodies.filter((key) => src.has(key));
@@ -201,21 +249,42 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
   if (t === 'cron' && schedule === undefined) needs('schedule', '"0 3 * * *"');
   if (t === 'condition' && check === undefined) needs('check', '"test -f /tmp/flag"');
   if (t === 'event' && on === undefined) needs('on', '"bead.closed"');
+  const params = paramsOf();
+  if (t === 'webhook' && (params === undefined || Object.keys(params).length === 0)) {
+    missing('params', `${src.label(triggerKey)} = "webhook" needs a non-empty [order.params] table (Gas City refuses it without one)`);
+  }
   if (t !== 'cooldown' && t !== 'condition') ignored('interval', `only cooldown and condition triggers use it (trigger is ${quote(t)})`);
   if (t !== 'cron') {
     for (const key of ['schedule', 'tz', 'missed'] as const) ignored(key, `only the cron trigger uses it (trigger is ${quote(t)})`);
   }
-  if (t !== 'condition') ignored('check', `only the condition trigger uses it (trigger is ${quote(t)})`);
+  if (t !== 'condition') {
+    ignored('check', `only the condition trigger uses it (trigger is ${quote(t)})`);
+    ignored('check_timeout', `only the condition trigger uses it (trigger is ${quote(t)})`);
+  }
+  const checkTimeoutMs = duration('check_timeout', 1) ?? DEFAULT_CHECK_TIMEOUT_MS;
   if (t !== 'event') ignored('on', `only the event trigger uses it (trigger is ${quote(t)})`);
 
-  const timeoutMs = duration('timeout', 1) ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = duration('timeout', 1) ?? (formula !== undefined ? DEFAULT_FORMULA_TIMEOUT_MS : DEFAULT_TIMEOUT_MS);
   const jitterMs = duration('jitter', 0) ?? 0;
 
-  let enabled = true;
-  if (src.has('enabled')) {
-    const value = src.get('enabled');
-    if (typeof value !== 'boolean') return fail('enabled', `expected true or false, got ${show(value)}`);
-    enabled = value;
+  const boolean = (key: OrderKey): boolean | undefined => {
+    if (!src.has(key)) return undefined;
+    const value = src.get(key);
+    if (typeof value !== 'boolean') return fail(key, `expected true or false, got ${show(value)}`);
+    return value;
+  };
+  const enabled = boolean('enabled') ?? true;
+  const idempotent = boolean('idempotent');
+  const noWorkGate = boolean('no_work_gate');
+  const noOpWhenSilent = boolean('no_op_when_silent');
+
+  let skipAliases: string[] | undefined;
+  if (src.has('skip_aliases')) {
+    const value = src.get('skip_aliases');
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.trim() !== '')) {
+      return fail('skip_aliases', `expected an array of order names (e.g. ["mol-dog-reaper"]), got ${show(value)}`);
+    }
+    skipAliases = value as string[];
   }
 
   const env: Record<string, string> = {};
@@ -230,12 +299,14 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
       if (name === '' || name.includes('=') || name.includes('\0')) return at('not a valid environment variable name');
       if (typeof entry !== 'string') return at(`expected a string, got ${show(entry)}`);
       if (entry.includes('\0')) return at('contains a NUL character');
+      if (RESERVED_ENV_KEYS.has(name)) return at(`cannot override controller-owned env key ${quote(name)} (Gas City sets it for every body)`);
       // defineProperty: a variable named __proto__ is data, not the object's prototype.
       Object.defineProperty(env, name, { value: entry, enumerable: true, writable: true, configurable: true });
     }
   }
 
-  const scope = oneOf('scope', ['city', 'rig'] as const) ?? 'city';
+  const declaredScope = oneOf('scope', ['city', 'rig'] as const);
+  const scope = declaredScope ?? 'city';
 
   let noOpExitCodes = [...DEFAULT_NO_OP_EXIT_CODES];
   if (src.has('no_op_exit_codes')) {
@@ -256,7 +327,13 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
   const description = string('description');
   const group = string('group', { nonEmpty: true });
 
-  const spec: OrderSpec = { name: id.name, trigger: t, missed, timeoutMs, enabled, env, scope, noOpExitCodes, jitterMs };
+  const spec: OrderSpec = { name: id.name, trigger: t, missed, timeoutMs, checkTimeoutMs, enabled, env, scope, noOpExitCodes, jitterMs };
+  if (declaredScope !== undefined) spec.scopeDeclared = true;
+  if (skipAliases !== undefined) spec.skipAliases = skipAliases;
+  if (idempotent !== undefined) spec.idempotent = idempotent;
+  if (noWorkGate !== undefined) spec.noWorkGate = noWorkGate;
+  if (noOpWhenSilent !== undefined) spec.noOpWhenSilent = noOpWhenSilent;
+  if (params !== undefined) spec.params = params;
   if (id.file !== undefined) spec.file = id.file;
   if (id.packDir !== undefined) spec.packDir = id.packDir;
   if (description !== undefined) spec.description = description;

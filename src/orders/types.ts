@@ -1,7 +1,11 @@
-/** How an order decides it is due. `gate` is Gas City's older name for this key. */
-export type Trigger = 'cooldown' | 'cron' | 'condition' | 'event' | 'manual';
+/**
+ * How an order decides it is due. `gate` is Gas City's older name for this
+ * key. `manual` and `webhook` orders never fire on their own; webhook orders
+ * are dispatched by Gas City's webhook receiver, which orderly does not have.
+ */
+export type Trigger = 'cooldown' | 'cron' | 'condition' | 'event' | 'manual' | 'webhook';
 
-export const TRIGGERS: readonly Trigger[] = ['cooldown', 'cron', 'condition', 'event', 'manual'];
+export const TRIGGERS: readonly Trigger[] = ['cooldown', 'cron', 'condition', 'event', 'manual', 'webhook'];
 
 /** What a body reports; the exit-code contract maps exits onto these. */
 export type Outcome = 'did-work' | 'no-op' | 'failed' | 'timeout';
@@ -44,15 +48,35 @@ export interface OrderSpec {
   tz?: string;
   /** Cron fires missed while the controller was down: `skip` (default) or fire `once`. */
   missed: 'skip' | 'once';
-  /** Condition command: the order fires when it exits 0 (10 s timeout). */
+  /** Condition command: the order fires when it exits 0 within `checkTimeoutMs`. */
   check?: string;
+  /** How long `check` may run (default 10 s, as Gas City). */
+  checkTimeoutMs: number;
   /** Event type (event trigger). */
   on?: string;
-  /** Body timeout; default 300 s. */
+  /** Body timeout; default 300 s for exec and code orders, 30 s for formula orders (Gas City's defaults). */
   timeoutMs: number;
   enabled: boolean;
   env: Record<string, string>;
+  /**
+   * `city`: one instance; `rig`: one per rig (`name:rig:<rig>`). When the
+   * file says nothing, the loader decides: orders of a pack a rig imports
+   * are rig orders, as in Gas City.
+   */
   scope: 'city' | 'rig';
+  /** The file said `scope = ...` (as opposed to the default). */
+  scopeDeclared?: boolean;
+  /** For rig orders: the rigs this order runs on (a city binds each rig's imports to that rig); absent = every rig. */
+  rigs?: string[];
+  /** Extra names `[orders] skip` matches (Gas City's `skip_aliases`). */
+  skipAliases?: string[];
+  /** Gas City's `idempotent` and `no_work_gate`: accepted and kept for `show`; orderly's lease is the only gate, and it never times out open. */
+  idempotent?: boolean;
+  noWorkGate?: boolean;
+  /** Gas City's `[order.params]` (webhook and `gc order run --var` inputs), kept for `show`. */
+  params?: Record<string, { required: boolean }>;
+  /** Exit 0 with no output (whitespace aside) counts as no-op: for unconverted Gas City scripts that print only when they did work. */
+  noOpWhenSilent?: boolean;
   /** Exit codes that mean "ran, did nothing"; default [100]. */
   noOpExitCodes: number[];
   /** Concurrency gate shared by the orders that name it. */

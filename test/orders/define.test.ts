@@ -28,6 +28,7 @@ describe('defineOrder', () => {
       intervalMs: 30_000,
       missed: 'skip',
       timeoutMs: 300_000,
+      checkTimeoutMs: 10_000,
       enabled: true,
       env: {},
       scope: 'city',

@@ -59,6 +59,7 @@ describe('Gas City order files load unchanged', () => {
       intervalMs: 30_000,
       missed: 'skip',
       timeoutMs: 300_000,
+      checkTimeoutMs: 10_000,
       enabled: true,
       env: {},
       scope: 'city',
@@ -78,6 +79,7 @@ describe('Gas City order files load unchanged', () => {
       trigger: 'cron',
       schedule: '0 3 * * *',
       missed: 'skip',
+      timeoutMs: 30_000,
     });
     expect(spec.exec).toBeUndefined();
   });
