@@ -4,6 +4,7 @@ import { sinkFromUrl } from './audit/url.js';
 import { askControl } from './cli/control.js';
 import type { ControllerStats } from './dispatcher/controller.js';
 import { inspectStore, runLockHeld } from './native.js';
+import { loadCity, type LoadCityOptions } from './orders/city.js';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 
@@ -103,6 +104,18 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     backlog > maxBacklog ? 'FAIL' : backlog > 0 && !status ? 'WARN' : 'OK',
     `${backlog} audit record(s) waiting${status?.audit.lastError ? ` (last error: ${status.audit.lastError})` : ''}${!status && backlog > 0 ? '; the next start re-sends them' : ''}`,
   );
+
+  // The orders the last run loaded, read again: an invalid one is left out of every start.
+  const ordersDir = (last as { ordersDir?: string }).ordersDir;
+  if (ordersDir) {
+    try {
+      const loaded = await loadCity(ordersDir, (last as { load?: LoadCityOptions }).load ?? {});
+      add('orders', loaded.problems.length > 0 ? 'FAIL' : 'OK', `${loaded.orders.length} loaded from ${ordersDir}${loaded.problems.length > 0 ? `, ${loaded.problems.length} invalid (left out)` : ''}`);
+      for (const p of loaded.problems) add('order', 'FAIL', p.message);
+    } catch (err) {
+      add('orders', 'FAIL', (err as Error).message);
+    }
+  }
 
   const url = opts.audit ?? last.audit;
   if (!url) add('audit', 'WARN', 'no audit sink known: pass --audit URL');

@@ -57,23 +57,28 @@ export async function feed(opts: { state: string; sink?: AuditSink; limit?: numb
 }
 
 /**
- * One order's runs, newest first: its audit records, plus its latest fire as
- * a no-op entry when that fire left no record (unless `auditedOnly`).
+ * One order's runs (every order's, when `scopedName` is undefined), newest
+ * first: audit records, plus each order's latest fire as a no-op entry when
+ * that fire left no record (unless `auditedOnly`).
  */
 export async function history(
-  scopedName: string,
+  scopedName: string | undefined,
   opts: { state: string; sink?: AuditSink; limit?: number; before?: number; auditedOnly?: boolean },
 ): Promise<HistoryEntry[]> {
   const limit = opts.limit ?? 20;
-  const records = opts.sink?.history ? await opts.sink.history({ scopedName, limit, ...(opts.before !== undefined ? { before: opts.before } : {}) }) : [];
-  const out: HistoryEntry[] = records.map((r) => ({ scopedName, status: statusOf(r), at: r.startedAt, fireId: r.fireId, record: r }));
+  const query = { ...(scopedName !== undefined ? { scopedName } : {}), limit, ...(opts.before !== undefined ? { before: opts.before } : {}) };
+  const records = opts.sink?.history ? await opts.sink.history(query) : [];
+  const out: HistoryEntry[] = records.map((r) => ({ scopedName: r.scopedName, status: statusOf(r), at: r.startedAt, fireId: r.fireId, record: r }));
   if (!opts.auditedOnly) {
     const { entries } = await feed({ state: opts.state });
-    const e = entries.find((x) => x.scopedName === scopedName);
-    const covered = e?.lastFiredAt !== undefined && records.some((r) => r.startedAt >= e.lastFiredAt! - 1000);
-    if (e?.lastFiredAt !== undefined && !covered && (opts.before === undefined || e.lastFiredAt < opts.before)) {
-      out.unshift({ scopedName, status: e.status === 'active' ? 'active' : 'no-op', at: e.lastFiredAt, ...(e.lastFireId ? { fireId: e.lastFireId } : {}) });
+    for (const e of entries) {
+      if (scopedName !== undefined && e.scopedName !== scopedName) continue;
+      const covered = e.lastFiredAt !== undefined && records.some((r) => r.scopedName === e.scopedName && r.startedAt >= e.lastFiredAt! - 1000);
+      if (e.lastFiredAt !== undefined && !covered && (opts.before === undefined || e.lastFiredAt < opts.before)) {
+        out.push({ scopedName: e.scopedName, status: e.status === 'active' ? 'active' : 'no-op', at: e.lastFiredAt, ...(e.lastFireId ? { fireId: e.lastFireId } : {}) });
+      }
     }
+    out.sort((a, b) => b.at - a.at);
   }
   return out.slice(0, limit);
 }

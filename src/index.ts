@@ -18,5 +18,7 @@ export type { Check, CheckStatus, DoctorOptions } from './doctor.js';
 export { feed, history } from './history.js';
 export type { HistoryEntry } from './history.js';
 export { loadCity } from './orders/city.js';
-export type { LoadedCity } from './orders/city.js';
+export type { CityContext, LoadCityOptions, LoadedCity } from './orders/city.js';
+export { appendEvent, EventLogFollower } from './dispatcher/event-log.js';
+export type { CityEvent, PublishInput } from './dispatcher/event-log.js';
 export * from './orders/index.js';

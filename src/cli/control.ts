@@ -1,6 +1,7 @@
 import { createConnection, createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PublishInput } from '../dispatcher/event-log.js';
 
 /**
  * The running controller's control socket (`<state>/control.sock`): one JSON
@@ -12,7 +13,7 @@ export function controlPath(state: string): string {
   return join(state, 'control.sock');
 }
 
-export type ControlRequest = { cmd: 'fire'; scopedName: string } | { cmd: 'status' } | { cmd: 'feed' };
+export type ControlRequest = { cmd: 'fire'; scopedName: string } | { cmd: 'status' } | { cmd: 'feed' } | { cmd: 'publish'; event: PublishInput };
 
 export function serveControl(state: string, handle: (req: ControlRequest) => Promise<unknown>): Server {
   const path = controlPath(state);

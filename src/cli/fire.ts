@@ -6,6 +6,16 @@ import { loadCity } from '../orders/city.js';
 import { EXIT, parse, printer, UsageError } from './args.js';
 import { askControl } from './control.js';
 
+/** What `orderly run` leaves in `<state>/controller.json` for the commands that come after it. */
+export interface SavedRun {
+  ordersDir: string;
+  rigs: string[];
+  audit: string;
+  eventLog?: string;
+  load?: { strict?: boolean; silentIsNoOp?: boolean };
+  pid?: number;
+}
+
 export const FIRE_USAGE = `usage: orderly fire <scoped-name> [--state DIR] [--orders DIR] [--json]
 
 Runs one order now and advances its cooldown. Goes through the controller
@@ -29,14 +39,16 @@ export async function fire(argv: string[]): Promise<number> {
   if (result === undefined) {
     via = 'a direct run (no controller is running)';
     const saved = join(state, 'controller.json');
-    const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as { ordersDir: string; rigs: string[]; audit: string }) : undefined;
+    const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as SavedRun) : undefined;
     const ordersDir = values.orders ?? last?.ordersDir;
     if (!ordersDir) throw new UsageError(`no controller runs on ${state} and no orders directory is known: pass --orders DIR`);
-    const { orders, rigs } = await loadCity(resolve(ordersDir));
+    const { orders, rigs, city } = await loadCity(resolve(ordersDir), last?.load ?? {});
     const controller = await Controller.start({
       state,
       orders,
       rigs: last?.rigs ?? rigs,
+      ...(city ? { city } : {}),
+      ...(last?.eventLog ? { eventLog: last.eventLog } : city ? { eventLog: city.eventLog } : {}),
       audit: sinkFromUrl(last?.audit ?? `sqlite:${join(state, 'audit.db')}`),
       schedule: false,
     });

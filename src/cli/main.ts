@@ -5,6 +5,8 @@ import { doctorCommand, DOCTOR_USAGE } from './doctor.js';
 import { feedCommand, FEED_USAGE } from './feed.js';
 import { fire, FIRE_USAGE } from './fire.js';
 import { historyCommand, HISTORY_USAGE } from './history.js';
+import { CHECK_USAGE, checkCommand, LIST_USAGE, listCommand, SHOW_USAGE, showCommand } from './orders.js';
+import { publishCommand, PUBLISH_USAGE } from './publish.js';
 import { run, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: orderly <command> [options]
@@ -12,7 +14,11 @@ const USAGE = `usage: orderly <command> [options]
 commands:
   run <city|pack|dir>  fire orders until stopped
   fire <scoped-name>   run one order now
-  history <name>       one order's runs, newest first
+  list                 every order of the city (as gc order list)
+  show <name>          one order's definition (as gc order show)
+  check                which orders are due now, and why (as gc order check)
+  history [name]       runs, newest first (as gc order history)
+  publish <type>       append an event to the city's event log
   feed                 every order: last fired, last status
   doctor               is the state healthy?
 
@@ -22,13 +28,31 @@ ${RUN_USAGE}
 
 ${FIRE_USAGE}
 
+${LIST_USAGE}
+
+${SHOW_USAGE}
+
+${CHECK_USAGE}
+
 ${HISTORY_USAGE}
+
+${PUBLISH_USAGE}
 
 ${FEED_USAGE}
 
 ${DOCTOR_USAGE}`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { run, fire, history: historyCommand, feed: feedCommand, doctor: doctorCommand };
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  run,
+  fire,
+  list: listCommand,
+  show: showCommand,
+  check: checkCommand,
+  history: historyCommand,
+  publish: publishCommand,
+  feed: feedCommand,
+  doctor: doctorCommand,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

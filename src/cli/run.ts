@@ -1,22 +1,30 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sinkFromUrl } from '../audit/url.js';
 import { Controller } from '../dispatcher/controller.js';
 import type { ControllerEvent } from '../dispatcher/events.js';
 import { parseDuration } from '../orders/duration.js';
-import { loadCity } from '../orders/city.js';
+import { loadCity, type LoadedCity } from '../orders/city.js';
 import { EXIT, parse, printer, UsageError } from './args.js';
 import { serveControl } from './control.js';
 
 export const RUN_USAGE = `usage: orderly run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
 
-Fires the orders of a city (city.toml + packs/*/orders/*.toml), a pack
-(<pack>/orders/*.toml) or a directory of order files until SIGINT/SIGTERM, or
-for DURATION. SIGHUP reloads the orders.
+Fires the orders of a Gas City city (city.toml: the packs it and its rigs
+import, and its own orders/), a pack (pack.toml + orders/<name>.toml) or a
+directory of order files until SIGINT/SIGTERM, or for DURATION. SIGHUP
+reloads the orders. An invalid order is reported and left out; the rest run.
   --state DIR     state directory (default .orderly)
   --audit URL     where audited runs go (default sqlite:<state>/audit.db)
-  --rig NAME      a rig; rig-scoped orders run once per rig (repeatable;
-                  replaces the rigs a city.toml declares)
+  --rig NAME      a rig (repeatable): for a city, run only these rigs' orders;
+                  for a pack, rig-scoped orders run once per rig
+  --strict        refuse to start if any order is invalid
+  --patrol DURATION  how often condition orders without an interval check
+                  (default 30s, Gas City's patrol tick)
+  --silent-is-no-op  exit 0 with no output counts as no-op for every order
+                  that does not set no_op_when_silent itself (see README: risk)
+  --event-log PATH   the event log event orders follow (default the city's
+                  .gc/events.jsonl, else <state>/city-events.jsonl)
   --for DURATION  stop after this long (Go syntax: 90s, 5m, 1h30m)
   --grace DURATION how long to wait for running bodies at shutdown (default 30s)
   --retention-days N   delete audit records older than N days (default 90; 0 keeps all)
@@ -25,6 +33,16 @@ for DURATION. SIGHUP reloads the orders.
   --store-compact-after N  dead log bytes that trigger a checkpoint (default 2 MiB)
   --events        also append every event to <state>/events.jsonl
   --json          one JSON object per event, and a JSON summary`;
+
+/** Warnings and invalid orders, each on its own line with file:line: field: problem. */
+export function reportLoad(city: LoadedCity, print: ReturnType<typeof printer>): void {
+  for (const w of city.warnings) process.stderr.write(`warning: ${w.message}\n`);
+  for (const p of city.problems) {
+    print(`orderly: invalid, left out: ${p.message}`, { type: 'invalid-order', file: p.file ?? null, line: p.line ?? null, field: p.field ?? null, problem: p.problem, message: p.message });
+  }
+  if (city.problems.length > 0) process.stderr.write(`orderly: ${city.problems.length} problem(s) in the orders; the rest run (--strict refuses to start instead; orderly doctor counts them)\n`);
+  if (city.skipped.length > 0) print(`orderly: skipped by [orders] skip: ${city.skipped.join(', ')}`, { type: 'skipped-orders', orders: city.skipped });
+}
 
 function describe(e: ControllerEvent): string {
   const t = new Date(e.at).toISOString();
@@ -64,6 +82,10 @@ export async function run(argv: string[]): Promise<number> {
       'retention-keep': { type: 'string' },
       'store-segment-bytes': { type: 'string' },
       'store-compact-after': { type: 'string' },
+      strict: { type: 'boolean' },
+      patrol: { type: 'string' },
+      'silent-is-no-op': { type: 'boolean' },
+      'event-log': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -78,10 +100,17 @@ export async function run(argv: string[]): Promise<number> {
   const state = resolve(values.state ?? '.orderly');
   const forMs = values.for ? parseDuration(values.for, '--for') : undefined;
   const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 30_000;
-  const city = await loadCity(ordersDir);
-  for (const w of city.warnings) process.stderr.write(`warning: ${w.message}\n`);
-  // --rig replaces the rigs a city declares.
+  const patrolMs = values.patrol ? parseDuration(values.patrol, '--patrol') : undefined;
+  if (patrolMs !== undefined && patrolMs < 1000) throw new UsageError(`--patrol must be at least 1s, got ${values.patrol}`);
+  const loadOptions = { strict: values.strict === true, silentIsNoOp: values['silent-is-no-op'] === true };
+  const city = await loadCity(ordersDir, loadOptions);
+  reportLoad(city, print);
   const rigs = values.rig ?? city.rigs;
+  if (city.kind === 'city' && values.rig) {
+    const unknown = values.rig.filter((r) => !city.rigs.includes(r));
+    if (unknown.length > 0) throw new UsageError(`--rig ${unknown.join(', ')}: not a rig of this city (its rigs: ${city.rigs.join(', ') || 'none'})`);
+  }
+  const eventLog = values['event-log'] ? resolve(values['event-log']) : (city.city?.eventLog ?? join(state, 'city-events.jsonl'));
   const auditUrl = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
   const retentionDays = Number(values['retention-days'] ?? 90);
   const retentionKeep = Number(values['retention-keep'] ?? 100);
@@ -99,24 +128,40 @@ export async function run(argv: string[]): Promise<number> {
     store,
     orders: city.orders,
     rigs,
+    ...(city.city ? { city: city.city } : {}),
+    eventLog,
+    ...(patrolMs !== undefined ? { patrolMs } : {}),
     audit: sinkFromUrl(auditUrl),
     ...(retentionDays > 0 ? { retention: { days: retentionDays, keepPerOrder: retentionKeep } } : {}),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
     onEvent: (e) => print(describe(e), e as unknown as Record<string, unknown>),
   });
   // Lets `orderly fire` (and a direct fire) find what this controller runs.
-  writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, pid: process.pid }) + '\n');
+  writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, eventLog, load: loadOptions, pid: process.pid }) + '\n');
   const server = serveControl(state, async (req) => {
     if (req.cmd === 'fire') return controller.fire(req.scopedName);
     if (req.cmd === 'feed') return { entries: controller.feed() };
+    if (req.cmd === 'publish') return controller.publish(req.event);
     return { ...controller.stats(), pid: process.pid };
   });
   print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${auditUrl}`, {
     type: 'started',
+    kind: city.kind,
     orders: controller.orders.map((o) => o.scopedName),
+    problems: city.problems.map((p) => p.message),
     state,
     audit: auditUrl,
+    eventLog,
   });
+  const eventOrders = controller.orders.filter((o) => o.spec.trigger === 'event');
+  if (eventOrders.length > 0) {
+    const there = existsSync(eventLog) ? '' : ' (no events yet: gc event emit or orderly publish writes them)';
+    print(`orderly: ${eventOrders.length} event order(s) follow ${eventLog}${there}: ${eventOrders.map((o) => `${o.scopedName} on ${o.spec.on}`).join(', ')}`, {
+      type: 'events',
+      eventLog,
+      orders: eventOrders.map((o) => ({ scopedName: o.scopedName, on: o.spec.on })),
+    });
+  }
 
   const started = Date.now();
   await new Promise<void>((resolveStop) => {
@@ -124,10 +169,10 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     process.on('SIGHUP', () => {
-      loadCity(ordersDir).then(
-        ({ orders: next, warnings: w }) => {
-          for (const x of w) process.stderr.write(`warning: ${x.message}\n`);
-          controller.reload(next);
+      loadCity(ordersDir, loadOptions).then(
+        (next) => {
+          reportLoad(next, print);
+          controller.reload(next.orders);
           print(`orderly: reloaded ${controller.orders.length} order(s)`, { type: 'reloaded', orders: controller.orders.map((o) => o.scopedName) });
         },
         (err: unknown) => process.stderr.write(`orderly: reload failed, keeping the current orders: ${(err as Error).message}\n`),

@@ -28,6 +28,8 @@ export interface RunBodyOptions {
   /** Bytes of combined stdout+stderr kept; default 64 KiB. */
   tailBytes?: number;
   noOpExitCodes: readonly number[];
+  /** Exit 0 with no output (whitespace aside) is a no-op (`no_op_when_silent`). */
+  noOpWhenSilent?: boolean;
   /** Default '/bin/sh'. */
   shell?: string;
   /**
@@ -419,6 +421,7 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
     noOpExitCodes: opts.noOpExitCodes,
     status,
     statusIgnored,
+    silent: opts.noOpWhenSilent === true && s.tail.text().trim() === '',
     timeoutMs: opts.timeoutMs,
   });
   const notes: string[] = [];
@@ -468,7 +471,7 @@ function readTailFile(path: string, tail: OutputTail): void {
  */
 export async function collectFinished(
   files: RunFiles & { status: string },
-  facts: { noOpExitCodes: readonly number[]; startedAt: number; tailBytes?: number },
+  facts: { noOpExitCodes: readonly number[]; startedAt: number; tailBytes?: number; noOpWhenSilent?: boolean },
 ): Promise<BodyResult | undefined> {
   let text: string;
   let endedAt: number;
@@ -491,6 +494,7 @@ export async function collectFinished(
     noOpExitCodes: facts.noOpExitCodes,
     status: statusRead.status,
     statusIgnored: statusRead.ignored,
+    silent: facts.noOpWhenSilent === true && tail.text().trim() === '',
   });
   const result: BodyResult = {
     outcome: classified.outcome,

@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 /**
  * Runs a condition order's `check` command: true when it exits 0 within the
  * timeout. Output is discarded; the check runs in its own process group so a
- * timeout kills all of it.
+ * timeout ends all of it: SIGTERM, then SIGKILL after `graceMs`, as Gas City.
  */
-export function runCheck(command: string, opts: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<boolean> {
+export function runCheck(command: string, opts: { cwd: string; env: Record<string, string>; timeoutMs: number; graceMs?: number }): Promise<boolean> {
   return new Promise((resolve) => {
     let child;
     try {
@@ -14,12 +14,17 @@ export function runCheck(command: string, opts: { cwd: string; env: Record<strin
       resolve(false);
       return;
     }
-    const timer = setTimeout(() => {
+    const signal = (sig: NodeJS.Signals): void => {
       try {
-        process.kill(-child.pid!, 'SIGKILL');
+        process.kill(-child.pid!, sig);
       } catch {
         // Already gone.
       }
+    };
+    const timer = setTimeout(() => {
+      signal('SIGTERM');
+      // Not cleared when the shell exits: a child that ignored SIGTERM still goes.
+      setTimeout(() => signal('SIGKILL'), opts.graceMs ?? 2_000).unref();
     }, opts.timeoutMs);
     child.on('error', () => {
       clearTimeout(timer);

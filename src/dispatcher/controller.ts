@@ -8,13 +8,16 @@ import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
 import { crashPoint } from '../crash.js';
 import { OrderlyError } from '../errors.js';
 import { LeaseStore, type Lease, type LeaseInfo, type LeaseStoreOptions } from '../lease-store.js';
-import { createRunLock, runLockHeld } from '../native.js';
+import { createRunLock, latestCityEventSeq, runLockHeld } from '../native.js';
+import type { CityContext } from '../orders/city.js';
 import { parseCron } from '../orders/cron.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, runBody, type BodyResult } from './body.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
+import { bodyPlace, type BodyPlace } from './body-env.js';
 import { runCheck } from './check.js';
+import { appendEvent, EventLogFollower, isOrderMarker, type CityEvent, type PublishInput } from './event-log.js';
 import { TimerHeap } from './timers.js';
 
 export interface ControllerOptions {
@@ -25,12 +28,29 @@ export interface ControllerOptions {
   rigs?: string[];
   /** Where audited runs go; default a JSON-lines file in the state directory. */
   audit?: AuditSink;
-  /** Working directory of exec bodies; default the process's. */
+  /**
+   * The Gas City city the orders belong to (`loadCity(...).city`): bodies
+   * then run where Gas City runs them (the city's directory, or the rig's
+   * for rig orders) with its variables (GC_CITY, GC_RIG_ROOT, BEADS_DIR, ...),
+   * and event orders follow its event log.
+   */
+  city?: CityContext;
+  /** Working directory of exec bodies outside a city; default the process's. */
   cwd?: string;
   /** Environment bodies start from; default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** SIGTERM→SIGKILL grace for timed-out bodies. */
+  /** SIGTERM→SIGKILL grace for timed-out bodies; default 2 s, as Gas City. */
   killGraceMs?: number;
+  /** How often condition orders without an `interval` run their check (Gas City's patrol tick); default 30 s. */
+  patrolMs?: number;
+  /**
+   * The Gas City event log event orders follow (default: the city's
+   * `.gc/events.jsonl`). Without one, `publish()` fires event orders
+   * directly and nothing remembers what they saw.
+   */
+  eventLog?: string;
+  /** How often the event log is read for new events; default 1 s. */
+  eventPollMs?: number;
   /** Append every event to this file as JSON lines (e.g. `<state>/events.jsonl`). */
   eventsFile?: string;
   /**
@@ -97,7 +117,9 @@ interface Meta {
 }
 
 const LEASE_MARGIN_MS = 60_000;
-const CHECK_TIMEOUT_MS = 10_000;
+const DEFAULT_KILL_GRACE_MS = 2_000;
+const DEFAULT_PATROL_MS = 30_000;
+const DEFAULT_EVENT_POLL_MS = 1_000;
 const RETRY_HELD_MS = 5_000;
 const RETRY_GATE_MS = 1_000;
 const ADOPT_POLL_MS = 500;
@@ -188,6 +210,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       throw err;
     }
     if (opts.schedule !== false) controller.#scheduleAll();
+    controller.#followEvents();
     return controller;
   }
 
@@ -251,10 +274,23 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return this.#start(o, 'manual');
   }
 
-  /** Fires the orders triggered by an event of this type. */
-  publish(eventType: string): Promise<FireResult[]> {
-    const hit = [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.on === eventType);
-    return Promise.all(hit.map((o) => this.#start(o, `event:${eventType}`)));
+  /**
+   * Publishes an event. With an event log (a city's, or `eventLog`) it is
+   * appended there, as `gc event emit` would, and the event orders whose
+   * `on` matches fire from the log with their cursors; without one they
+   * fire directly. Resolves with the fires it started.
+   */
+  async publish(event: string | PublishInput): Promise<{ event?: CityEvent; fires: FireResult[] }> {
+    const input = typeof event === 'string' ? { type: event } : event;
+    if (typeof input.type !== 'string' || input.type.trim() === '' || /[\n\0]/.test(input.type)) {
+      throw new OrderlyError('ERR_INVALID_ARG', `an event type must be a non-empty one-line string, got ${JSON.stringify(input.type)}`);
+    }
+    if (!this.#events) {
+      const hit = [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.on === input.type);
+      return { fires: await Promise.all(hit.map((o) => this.#start(o, `event:${input.type}`))) };
+    }
+    const written = appendEvent(this.#events.follower.path, input, this.#opts.env ?? process.env);
+    return { event: written, fires: await this.#pollEvents() };
   }
 
   /** Swaps in a new order set; runs in flight and lastRun are kept. */
@@ -274,6 +310,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#timers.stop();
+    if (this.#events) clearInterval(this.#events.timer);
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.#close(Math.max(1000, deadline - Date.now()));
@@ -298,6 +335,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     for (const spec of specs) {
       if (spec.formula !== undefined && !this.#opts.formulaRunner) {
         this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'no-formula-runner', detail: `formula order ${spec.name} (formula ${spec.formula}) needs a formula runner; it is loaded and will not fire` });
+      }
+      if (spec.trigger === 'webhook') {
+        this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'webhook-only', detail: `webhook order ${spec.name} is dispatched by Gas City's webhook receiver, which orderly does not have; it fires only with orderly fire` });
       }
     }
     this.#orders = next;
@@ -336,7 +376,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       }
       case 'condition': {
         const checked = this.#lastCheck.get(o.scopedName);
-        this.#timers.set(o.scopedName, checked === undefined ? now : checked + spec.intervalMs!);
+        this.#timers.set(o.scopedName, checked === undefined ? now : checked + (spec.intervalMs ?? this.#opts.patrolMs ?? DEFAULT_PATROL_MS));
         break;
       }
       default:
@@ -356,7 +396,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   async #checkCondition(o: ScopedOrder): Promise<void> {
     this.#lastCheck.set(o.scopedName, Date.now());
-    const pass = await runCheck(o.spec.check!, { cwd: this.#cwd(), env: this.#env(o, 'check'), timeoutMs: CHECK_TIMEOUT_MS });
+    const place = this.#place(o);
+    const pass = await runCheck(o.spec.check!, { cwd: place.cwd, env: this.#env(o, place, 'check'), timeoutMs: o.spec.checkTimeoutMs, graceMs: this.#killGraceMs() });
     if (pass && !this.#stopping) await this.#start(o, 'condition');
     else this.#schedule(o);
   }
@@ -387,12 +428,97 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const current = this.#orders.get(o.scopedName);
       if (current) this.#schedule(current, this.#retryAfter.get(o.scopedName));
       this.#retryAfter.delete(o.scopedName);
+      // Events that arrived while it ran fire it again.
+      if (current?.spec.trigger === 'event') setImmediate(() => void this.#pollEvents());
     });
     this.#busy.set(o.scopedName, run);
     return run;
   }
 
   readonly #retryAfter = new Map<string, number>();
+  /** The event log event orders follow, and the seqs of unconsumed events per type they listen for. */
+  #events: { follower: EventLogFollower; timer: NodeJS.Timeout; seen: Map<string, number[]>; failing?: string } | undefined;
+
+  #eventLogPath(): string | undefined {
+    return this.#opts.eventLog ?? this.#opts.city?.eventLog;
+  }
+
+  #eventOrders(): ScopedOrder[] {
+    return [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.enabled);
+  }
+
+  /** Starts following the event log, from the lowest cursor of any event order (0: everything the log retains, as Gas City). */
+  #followEvents(): void {
+    const orders = this.#eventOrders();
+    if (orders.length === 0 || this.#opts.schedule === false) return;
+    const path = this.#eventLogPath();
+    if (!path) {
+      for (const o of orders) {
+        this.#emit({ type: 'skipped', scopedName: o.scopedName, reason: 'no-event-source', detail: `event order ${o.scopedName} (on = ${o.spec.on}) has no event log to follow; it fires only on publish() or orderly fire` });
+      }
+      return;
+    }
+    const after = Math.min(...orders.map((o) => Number(this.#store.cursor(o.scopedName) ?? 0n)));
+    const timer = setInterval(() => void this.#pollEvents(), this.#opts.eventPollMs ?? DEFAULT_EVENT_POLL_MS).unref();
+    this.#events = { follower: new EventLogFollower(path, after), timer, seen: new Map() };
+    void this.#pollEvents();
+  }
+
+  /**
+   * Reads what the log gained and fires each idle event order that has an
+   * event of its type past its cursor (Gas City's rule: one fire covers
+   * every such event; events an order's own beads wrote do not count).
+   */
+  #pollEvents(): Promise<FireResult[]> {
+    const ev = this.#events;
+    if (!ev || this.#stopping) return Promise.resolve([]);
+    const orders = this.#eventOrders();
+    try {
+      const fresh = ev.follower.poll();
+      const wanted = new Set(orders.map((o) => o.spec.on!));
+      for (const e of fresh) {
+        if (!wanted.has(e.type) || isOrderMarker(e)) continue;
+        const list = ev.seen.get(e.type) ?? [];
+        list.push(e.seq);
+        ev.seen.set(e.type, list);
+      }
+      ev.failing = undefined;
+    } catch (err) {
+      const message = `cannot read the event log ${ev.follower.path}: ${err instanceof Error ? err.message : String(err)}`;
+      if (ev.failing !== message) this.#emit({ type: 'error', code: 'ERR_EVENT_LOG', message });
+      ev.failing = message;
+      return Promise.resolve([]);
+    }
+    const starts: Array<Promise<FireResult>> = [];
+    const lowest = new Map<string, bigint>();
+    for (const o of orders) {
+      const type = o.spec.on!;
+      const cursor = this.#store.cursor(o.scopedName) ?? 0n;
+      lowest.set(type, (lowest.get(type) ?? cursor) < cursor ? lowest.get(type)! : cursor);
+      if (this.#busy.has(o.scopedName)) continue;
+      if ((ev.seen.get(type) ?? []).some((seq) => BigInt(seq) > cursor)) starts.push(this.#start(o, `event:${type}`));
+    }
+    // What every listener has consumed is not needed again.
+    for (const [type, seqs] of ev.seen) {
+      const floor = lowest.get(type);
+      ev.seen.set(type, floor === undefined ? [] : seqs.filter((seq) => BigInt(seq) > floor));
+    }
+    return Promise.all(starts);
+  }
+
+  /**
+   * An event order's fire consumes the log up to its newest record (Gas
+   * City's LatestSeq at dispatch): the cursor is durable before the body
+   * starts, so a crash after it never replays those events, and a crash
+   * before it leaves them to fire again.
+   */
+  async #consumeEvents(o: ScopedOrder): Promise<{ from: number; to: number }> {
+    const path = this.#eventLogPath()!;
+    const from = Number(this.#store.cursor(o.scopedName) ?? 0n) + 1;
+    const to = latestCityEventSeq(path);
+    await this.#store.setCursor(o.scopedName, BigInt(to));
+    return { from, to };
+  }
   readonly #sweepQueue: Array<{ fireId: string; at: number }> = [];
   #sweeper: NodeJS.Timeout | undefined;
 
@@ -409,7 +535,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     let lease: Lease | null;
     try {
       lease = await this.#store.acquire(o.scopedName, {
-        ttlMs: spec.timeoutMs + (this.#opts.killGraceMs ?? 5_000) + LEASE_MARGIN_MS,
+        ttlMs: spec.timeoutMs + this.#killGraceMs() + LEASE_MARGIN_MS,
         ...(spec.group ? { group: spec.group } : {}),
         meta: JSON.stringify(meta),
       });
@@ -425,10 +551,26 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return this.#skip(o, held ? 'held' : 'gate-full');
     }
     crashPoint('fire:acquired');
+    let events: { from: number; to: number } | undefined;
+    if (spec.trigger === 'event' && this.#eventLogPath()) {
+      try {
+        events = await this.#consumeEvents(o);
+      } catch (err) {
+        const e = OrderlyError.from(err);
+        if (e.code === 'ERR_WAL_POISONED' || e.code === 'ERR_WAL_IO' || e.code === 'ERR_STORE_CLOSED') {
+          // The lease stays held; the next start records this fire as interrupted.
+          this.#poisoned = true;
+          return this.#skip(o, 'store-poisoned', e.message);
+        }
+        this.#store.release(lease);
+        this.#retryAfter.set(o.scopedName, RETRY_HELD_MS);
+        return this.#skip(o, 'event-log-unreadable', e.message);
+      }
+    }
     this.#counts.fires++;
     this.#lastFire.set(o.scopedName, { fireId });
     this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger, ...(due !== undefined ? { due } : {}) });
-    const result = await this.#runBody(o, lease, fireId);
+    const result = await this.#runBody(o, lease, fireId, events);
     crashPoint('fire:body-exited');
     this.#count(result.outcome);
     this.#lastFire.set(o.scopedName, { fireId, outcome: result.outcome });
@@ -446,7 +588,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
-  async #runBody(o: ScopedOrder, lease: Lease, fireId: string): Promise<BodyResult> {
+  async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events?: { from: number; to: number }): Promise<BodyResult> {
     const { spec } = o;
     if (spec.exec !== undefined) {
       const lockPath = join(this.#runsDir, `${fireId}.lock`);
@@ -456,14 +598,22 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         // The body inherits the locked descriptor: a restarted controller
         // finds the lock held exactly while the body (or a child) lives.
         fd = createRunLock(lockPath);
+        const place = this.#place(o);
         const run = runBody({
           command: spec.exec,
-          cwd: this.#cwd(),
-          env: { ...this.#env(o, fireId), ORDERLY_FENCE: String(lease.token), ORDERLY_FIRED_AT: String(lease.acquiredAt), ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`) },
+          cwd: place.cwd,
+          env: {
+            ...this.#env(o, place, fireId),
+            ORDERLY_FENCE: String(lease.token),
+            ORDERLY_FIRED_AT: String(lease.acquiredAt),
+            ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`),
+            ...(events ? { ORDERLY_EVENT_FROM: String(events.from), ORDERLY_EVENT_TO: String(events.to) } : {}),
+          },
           timeoutMs: spec.timeoutMs,
           graceMs: this.#opts.killGraceMs ?? 5_000,
           statusFile: join(this.#runsDir, `${fireId}.status`),
           noOpExitCodes: spec.noOpExitCodes,
+          ...(spec.noOpWhenSilent ? { noOpWhenSilent: true } : {}),
           extraFds: [fd],
           runFiles: files,
         });
@@ -547,19 +697,25 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { output: `${base}.out`, exit: `${base}.exit`, status: `${base}.status`, pid: `${base}.pid` };
   }
 
-  #cwd(): string {
-    return this.#opts.cwd ?? process.cwd();
+  #killGraceMs(): number {
+    return this.#opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
 
-  /** What Gas City gives bodies (ORDER_DIR, PACK_DIR, GC_PACK_DIR, GC_RIG) plus orderly's own. */
-  #env(o: ScopedOrder, fireId: string): Record<string, string> {
+  #place(o: ScopedOrder): BodyPlace {
+    return bodyPlace(o, this.#opts.city, this.#inherited(), this.#opts.cwd ?? process.cwd());
+  }
+
+  #inherited(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
+  /** The inherited environment, Gas City's variables for the order, orderly's own, then the order's `[order.env]`. */
+  #env(o: ScopedOrder, place: BodyPlace, fireId: string): Record<string, string> {
     const { spec } = o;
-    const base = Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
     return {
-      ...base,
-      ...(spec.file ? { ORDER_DIR: dirname(spec.file) } : {}),
-      ...(spec.packDir ? { PACK_DIR: spec.packDir, GC_PACK_DIR: spec.packDir } : {}),
-      ...(o.rig ? { GC_RIG: o.rig, ORDERLY_RIG: o.rig } : {}),
+      ...this.#inherited(),
+      ...place.env,
+      ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
       ORDERLY_ORDER: spec.name,
       ORDERLY_SCOPED_NAME: o.scopedName,
       ORDERLY_FIRE_ID: fireId,
@@ -668,7 +824,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             if (termAt === undefined) {
               termAt = now;
               signalGroup(pid.pgid, 'SIGTERM');
-            } else if (now - termAt >= (this.#opts.killGraceMs ?? 5_000)) {
+            } else if (now - termAt >= this.#killGraceMs()) {
               signalGroup(pid.pgid, 'SIGKILL');
             }
           }
@@ -698,7 +854,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const spec = this.#orders.get(lease.key)?.spec;
     const files = meta ? this.#runFiles(meta.fireId) : undefined;
     const result = files
-      ? await collectFinished(files, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt })
+      ? await collectFinished(files, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt, ...(spec?.noOpWhenSilent ? { noOpWhenSilent: true } : {}) })
       : undefined;
     if (meta) this.#forget(meta.fireId);
     if (!result && !timedOut) {

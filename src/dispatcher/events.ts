@@ -1,6 +1,17 @@
 import type { Outcome } from '../orders/types.js';
 
-export type SkipReason = 'held' | 'gate-full' | 'store-poisoned' | 'audit-backlog-full' | 'disabled' | 'no-formula-runner' | 'stopping' | 'unknown-order';
+export type SkipReason =
+  | 'held'
+  | 'gate-full'
+  | 'store-poisoned'
+  | 'audit-backlog-full'
+  | 'disabled'
+  | 'no-formula-runner'
+  | 'webhook-only'
+  | 'no-event-source'
+  | 'event-log-unreadable'
+  | 'stopping'
+  | 'unknown-order';
 
 export type ControllerEvent =
   | { type: 'fired'; at: number; scopedName: string; fireId: string; fence: string; trigger: string; /** When the timer meant it to fire (scheduled fires). */ due?: number }

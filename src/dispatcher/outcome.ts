@@ -11,6 +11,8 @@ import type { Outcome } from '../orders/types.js';
  *   3. killed by a signal that was not ours             → failed
  *   4. exit code in `noOpExitCodes`                     → no-op    ┐ the status file
  *   5. exit code 0                                      → did-work ┘ may override these two
+ *      (no-op when `silent`: the order opted in with no_op_when_silent and
+ *      the body printed nothing but whitespace)
  *   6. any other exit code                              → failed
  *
  * The status file may only turn a success into the other kind of success: a
@@ -40,6 +42,8 @@ export interface ExitFacts {
   status?: StatusFromFile | undefined;
   /** Why the body could not be started (missing shell or cwd, EACCES, …). */
   spawnError?: string | undefined;
+  /** Exit 0 with no output counts as no-op (the order's `no_op_when_silent`, and nothing but whitespace printed). */
+  silent?: boolean | undefined;
   /** Only for the wording of a timeout's reason. */
   timeoutMs?: number | undefined;
   /**
@@ -84,7 +88,7 @@ export function classifyExit(facts: ExitFacts): Classification {
   const code = facts.exitCode;
   if (code === null) return { outcome: 'failed', reason: 'no exit status' };
   if (facts.noOpExitCodes.includes(code)) return success(facts.status ?? 'no-op', facts.statusIgnored);
-  if (code === 0) return success(facts.status ?? 'did-work', facts.statusIgnored);
+  if (code === 0) return success(facts.status ?? (facts.silent ? 'no-op' : 'did-work'), facts.statusIgnored);
   return { outcome: 'failed', reason: describeExitCode(code) };
 }
 

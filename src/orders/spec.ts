@@ -245,7 +245,7 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
   const check = string('check', { nonEmpty: true });
   const on = string('on', { nonEmpty: true });
 
-  if ((t === 'cooldown' || t === 'condition') && intervalMs === undefined) needs('interval', '"30s"');
+  if (t === 'cooldown' && intervalMs === undefined) needs('interval', '"30s"');
   if (t === 'cron' && schedule === undefined) needs('schedule', '"0 3 * * *"');
   if (t === 'condition' && check === undefined) needs('check', '"test -f /tmp/flag"');
   if (t === 'event' && on === undefined) needs('on', '"bead.closed"');

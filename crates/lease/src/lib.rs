@@ -21,6 +21,7 @@
 
 mod clock;
 mod error;
+mod eventlog;
 mod gate;
 mod map;
 mod record;
@@ -30,6 +31,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{LeaseError, Result};
+pub use eventlog::{append_event, latest_seq};
 pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MAX_KEY_BYTES, MAX_META_BYTES, MAX_TTL_MS, TOKEN_LIMIT};
 pub use record::Rec;
 pub use registry::open_shared;

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{AsRawFd, IntoRawFd};
 use std::path::Path;
 
-fn try_flock(f: &File) -> io::Result<bool> {
+pub(crate) fn try_flock(f: &File) -> io::Result<bool> {
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
         return Ok(true);

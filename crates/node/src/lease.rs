@@ -477,3 +477,18 @@ pub fn inspect_store(dir: String) -> Result<JsStoreInspection> {
         leftover_files: i.leftover_files as f64,
     })
 }
+
+/// Appends one event (a JSON object without `seq`) to a Gas City event log
+/// under its writers' lock; returns the seq it was given.
+#[napi(catch_unwind)]
+pub fn append_city_event(path: String, body: String) -> Result<i64> {
+    let seq = orderly_lease::append_event(Path::new(&path), &body).map_err(|e| io_error("append event to", &path, e))?;
+    i64::try_from(seq).map_err(|_| invalid_arg("event seq past 2^63"))
+}
+
+/// The newest seq of a Gas City event log (0 when it has none).
+#[napi(catch_unwind)]
+pub fn latest_city_event_seq(path: String) -> Result<i64> {
+    let seq = orderly_lease::latest_seq(Path::new(&path)).map_err(|e| io_error("read event log", &path, e))?;
+    i64::try_from(seq).map_err(|_| invalid_arg("event seq past 2^63"))
+}
