@@ -114,6 +114,8 @@ interface Meta {
   rig?: string;
   trigger: string;
   controllerPid: number;
+  /** Event orders: the first event seq this fire covers (the cursor before it, plus one). */
+  eventFrom?: number;
 }
 
 const LEASE_MARGIN_MS = 60_000;
@@ -496,7 +498,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const cursor = this.#store.cursor(o.scopedName) ?? 0n;
       lowest.set(type, (lowest.get(type) ?? cursor) < cursor ? lowest.get(type)! : cursor);
       if (this.#busy.has(o.scopedName)) continue;
-      if ((ev.seen.get(type) ?? []).some((seq) => BigInt(seq) > cursor)) starts.push(this.#start(o, `event:${type}`));
+      if (this.#retryPending(o.scopedName)) starts.push(this.#start(o, `event:${type}:retry`));
+      else if ((ev.seen.get(type) ?? []).some((seq) => BigInt(seq) > cursor)) starts.push(this.#start(o, `event:${type}`));
     }
     // What every listener has consumed is not needed again.
     for (const [type, seqs] of ev.seen) {
@@ -512,12 +515,32 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * starts, so a crash after it never replays those events, and a crash
    * before it leaves them to fire again.
    */
-  async #consumeEvents(o: ScopedOrder): Promise<{ from: number; to: number }> {
+  async #consumeEvents(o: ScopedOrder, from: number): Promise<{ from: number; to: number }> {
     const path = this.#eventLogPath()!;
-    const from = Number(this.#store.cursor(o.scopedName) ?? 0n) + 1;
     const to = latestCityEventSeq(path);
-    await this.#store.setCursor(o.scopedName, BigInt(to));
+    const retry = this.#store.cursor(`retry:${o.scopedName}`);
+    // Both records go to one group commit; the body starts only once both are durable.
+    await Promise.all([
+      this.#store.setCursor(o.scopedName, BigInt(to)),
+      ...(this.#retryPending(o.scopedName) ? [this.#store.setCursor(`retried:${o.scopedName}`, retry!)] : []),
+    ]);
     return { from, to };
+  }
+
+  /**
+   * An event fire that was interrupted (its body never ran, or died with the
+   * controller) is owed a retry: kept as two raise-only cursors, the fence of
+   * the fire owed one (`retry:`) and of the last fire that paid it
+   * (`retried:`), so a crash before the retry starts does not forget it.
+   */
+  #retryPending(scopedName: string): boolean {
+    return (this.#store.cursor(`retry:${scopedName}`) ?? 0n) > (this.#store.cursor(`retried:${scopedName}`) ?? 0n);
+  }
+
+  /** The first event seq a fire of this order covers: after its cursor, or from where an interrupted fire began. */
+  #eventFrom(scopedName: string): number {
+    const next = Number(this.#store.cursor(scopedName) ?? 0n) + 1;
+    return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(`retry-from:${scopedName}`) ?? BigInt(next))) : next;
   }
   readonly #sweepQueue: Array<{ fireId: string; at: number }> = [];
   #sweeper: NodeJS.Timeout | undefined;
@@ -531,7 +554,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   async #fire(o: ScopedOrder, trigger: string, due?: number): Promise<FireResult> {
     const { spec } = o;
     const fireId = randomUUID();
-    const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid };
+    const eventFrom = spec.trigger === 'event' && this.#eventLogPath() ? this.#eventFrom(o.scopedName) : undefined;
+    const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, ...(eventFrom !== undefined ? { eventFrom } : {}) };
     let lease: Lease | null;
     try {
       lease = await this.#store.acquire(o.scopedName, {
@@ -554,7 +578,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     let events: { from: number; to: number } | undefined;
     if (spec.trigger === 'event' && this.#eventLogPath()) {
       try {
-        events = await this.#consumeEvents(o);
+        events = await this.#consumeEvents(o, eventFrom!);
+        crashPoint('fire:cursor');
       } catch (err) {
         const e = OrderlyError.from(err);
         if (e.code === 'ERR_WAL_POISONED' || e.code === 'ERR_WAL_IO' || e.code === 'ERR_STORE_CLOSED') {
@@ -879,6 +904,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<void> {
+    if (meta?.eventFrom !== undefined) {
+      // Owed a retry before the lease goes: a crash in between finds the lease again and repeats this.
+      try {
+        await Promise.all([this.#store.setCursor(`retry-from:${lease.key}`, BigInt(meta.eventFrom)), this.#store.setCursor(`retry:${lease.key}`, lease.token)]);
+      } catch (err) {
+        this.#poisoned = true;
+        this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not keep the retry of interrupted event fire ${meta.fireId}: ${OrderlyError.from(err).message}` });
+        return;
+      }
+    }
     const endedAt = Date.now();
     const record = auditRecord(
       recoveredRun(lease, meta),
