@@ -302,6 +302,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#setOrders(orders);
     for (const key of before) if (!this.#orders.has(key)) this.#timers.delete(key);
     this.#scheduleAll();
+    // Event orders new with this reload: follow the log now; orders already followed pick them up at the next poll.
+    if (!this.#events) this.#followEvents();
+    else void this.#pollEvents();
   }
 
   /**
