@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { askControl } from './cli/control.js';
 import type { AuditRecord, AuditSink } from './audit/record.js';
@@ -29,6 +30,9 @@ export async function feed(opts: { state: string; sink?: AuditSink; limit?: numb
   const live = answer?.entries !== undefined;
   if (answer?.entries) {
     entries = answer.entries;
+  } else if (!existsSync(join(state, 'leases'))) {
+    // Nothing has run with this state yet.
+    entries = [];
   } else {
     const i = inspectStore(join(state, 'leases'));
     const held = new Set(i.held.map((h) => h.key));

@@ -112,7 +112,8 @@ export async function showCommand(argv: string[]): Promise<number> {
   const found = instances(c).find((o) => (o.spec.name === name || o.scopedName === name) && (values.rig === undefined || o.rig === values.rig));
   if (!found) {
     const problem = c.loaded.problems.find((p) => p.file !== undefined && p.file.includes(`/${name}.`));
-    process.stderr.write(`orderly show: order ${JSON.stringify(name)}${values.rig ? ` (rig ${JSON.stringify(values.rig)})` : ''} not found${problem ? ` (it is invalid: ${problem.message})` : ''}\n`);
+    const message = `order ${JSON.stringify(name)}${values.rig ? ` (rig ${JSON.stringify(values.rig)})` : ''} not found${problem ? ` (it is invalid: ${problem.message})` : ''}`;
+    process.stderr.write(values.json ? `${JSON.stringify({ error: 'ERR_NOT_FOUND', message })}\n` : `orderly show: ${message}\n`);
     return EXIT.failed;
   }
   const j = orderJson(found);
@@ -171,7 +172,16 @@ export async function checkCommand(argv: string[]): Promise<number> {
     // No state yet: nothing has run.
   }
   const eventLog = c.saved?.eventLog ?? c.loaded.city?.eventLog ?? join(c.state, 'city-events.jsonl');
-  const events = all.some((o) => o.spec.trigger === 'event') ? new EventLogFollower(eventLog, 0).poll().filter((e) => !isOrderMarker(e)) : [];
+  const events: Array<{ seq: number; type: string }> = [];
+  if (all.some((o) => o.spec.trigger === 'event')) {
+    // Only the types event orders listen for are kept, so a huge log is read in pieces without holding it.
+    const wanted = new Set(all.filter((o) => o.spec.trigger === 'event').map((o) => o.spec.on!));
+    const follower = new EventLogFollower(eventLog, 0);
+    do {
+      for (const e of follower.poll()) if (wanted.has(e.type) && !isOrderMarker(e)) events.push({ seq: e.seq, type: e.type });
+      for (const p of follower.problems) process.stderr.write(`orderly check: ${p}\n`);
+    } while (follower.more);
+  }
   const now = Date.now();
 
   const rows: Array<{ o: ScopedOrder } & Due> = [];

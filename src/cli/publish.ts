@@ -1,10 +1,21 @@
-import { resolve } from 'node:path';
 import type { FireResult } from '../dispatcher/controller.js';
 import { appendEvent, type CityEvent, type PublishInput } from '../dispatcher/event-log.js';
 import { loadCity } from '../orders/city.js';
 import { EXIT, parse, printer, UsageError } from './args.js';
 import { savedRun } from './city-arg.js';
 import { askControl } from './control.js';
+import { inspectStore } from '../native.js';
+import { join, resolve } from 'node:path';
+
+/** The highest event cursor in the state directory: a log begun again must not number new events below it. */
+function consumedSeq(state: string): number {
+  try {
+    const i = inspectStore(join(state, 'leases'));
+    return Math.max(0, ...i.cursorKeys.map((k, n) => (k.includes('\0') ? 0 : Number(i.cursorSeqs[n]!))));
+  } catch {
+    return 0;
+  }
+}
 
 export const PUBLISH_USAGE = `usage: orderly publish <type> [--payload JSON] [--subject S] [--message M] [--actor A] [--state DIR] [--city PATH] [--event-log PATH] [--json]
 
@@ -62,7 +73,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
   if (!path && values.city) path = (await loadCity(resolve(values.city))).city?.eventLog;
   path ??= savedRun(state)?.eventLog;
   if (!path) throw new UsageError(`no event log known: pass --city PATH (a Gas City city) or --event-log PATH, or run a controller with --state ${state}`);
-  const written = appendEvent(path, event);
+  const written = appendEvent(path, event, process.env, consumedSeq(state));
   print(`published ${type} as seq ${written.seq} to ${path}; event orders fire when a controller reads it`, { published: written, via: path, fires: [] });
   return EXIT.ok;
 }

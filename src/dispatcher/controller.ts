@@ -291,7 +291,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const hit = [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.on === input.type);
       return { fires: await Promise.all(hit.map((o) => this.#start(o, `event:${input.type}`))) };
     }
-    const written = appendEvent(this.#events.follower.path, input, this.#opts.env ?? process.env);
+    const written = appendEvent(this.#events.follower.path, input, this.#opts.env ?? process.env, this.#eventFloor());
     return { event: written, fires: await this.#pollEvents() };
   }
 
@@ -478,22 +478,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const ev = this.#events;
     if (!ev || this.#stopping) return Promise.resolve([]);
     const orders = this.#eventOrders();
-    try {
-      const fresh = ev.follower.poll();
-      const wanted = new Set(orders.map((o) => o.spec.on!));
-      for (const e of fresh) {
-        if (!wanted.has(e.type) || isOrderMarker(e)) continue;
-        const list = ev.seen.get(e.type) ?? [];
-        list.push(e.seq);
-        ev.seen.set(e.type, list);
-      }
-      ev.failing = undefined;
-    } catch (err) {
-      const message = `cannot read the event log ${ev.follower.path}: ${err instanceof Error ? err.message : String(err)}`;
-      if (ev.failing !== message) this.#emit({ type: 'error', code: 'ERR_EVENT_LOG', message });
-      ev.failing = message;
-      return Promise.resolve([]);
-    }
+    if (!this.#readEvents()) return Promise.resolve([]);
+    // A huge log is read a few MiB per turn, without holding the event loop.
+    if (ev.follower.more) setImmediate(() => void this.#pollEvents());
     const starts: Array<Promise<FireResult>> = [];
     const lowest = new Map<string, bigint>();
     for (const o of orders) {
@@ -512,6 +499,36 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return Promise.all(starts);
   }
 
+  /** Reads what the log gained into `seen`; false (reported once) when it cannot be read. */
+  #readEvents(): boolean {
+    const ev = this.#events;
+    if (!ev) return true;
+    try {
+      const fresh = ev.follower.poll();
+      const wanted = new Set(this.#eventOrders().map((o) => o.spec.on!));
+      for (const e of fresh) {
+        if (!wanted.has(e.type) || isOrderMarker(e)) continue;
+        const list = ev.seen.get(e.type) ?? [];
+        list.push(e.seq);
+        ev.seen.set(e.type, list);
+      }
+      for (const p of ev.follower.problems) this.#emit({ type: 'error', code: 'ERR_EVENT_LOG', message: p });
+      ev.failing = undefined;
+      return true;
+    } catch (err) {
+      const message = `cannot read the event log ${ev.follower.path}: ${err instanceof Error ? err.message : String(err)}`;
+      if (ev.failing !== message) this.#emit({ type: 'error', code: 'ERR_EVENT_LOG', message });
+      ev.failing = message;
+      return false;
+    }
+  }
+
+  /** The highest seq this controller knows of: a new event is numbered past it. */
+  #eventFloor(): number {
+    const cursors = this.#eventOrders().map((o) => Number(this.#store.cursor(o.scopedName) ?? 0n));
+    return Math.max(this.#events?.follower.head ?? 0, ...cursors);
+  }
+
   /**
    * An event order's fire consumes the log up to its newest record (Gas
    * City's LatestSeq at dispatch): the cursor is durable before the body
@@ -520,12 +537,15 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    */
   async #consumeEvents(o: ScopedOrder, from: number): Promise<{ from: number; to: number }> {
     const path = this.#eventLogPath()!;
-    const to = latestCityEventSeq(path);
-    const retry = this.#store.cursor(`retry:${o.scopedName}`);
+    this.#readEvents();
+    // The newest record as the log's tail says, or as far as this controller has read if that is further
+    // (records appended out of order): the cursor never stays below an event that made the order due.
+    const to = Math.max(latestCityEventSeq(path), this.#events?.follower.head ?? 0);
+    const retry = this.#store.cursor(debtKey(o.scopedName, 'retry'));
     // Both records go to one group commit; the body starts only once both are durable.
     await Promise.all([
       this.#store.setCursor(o.scopedName, BigInt(to)),
-      ...(this.#retryPending(o.scopedName) ? [this.#store.setCursor(`retried:${o.scopedName}`, retry!)] : []),
+      ...(this.#retryPending(o.scopedName) ? [this.#store.setCursor(debtKey(o.scopedName, 'retried'), retry!)] : []),
     ]);
     return { from, to };
   }
@@ -533,17 +553,17 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /**
    * An event fire that was interrupted (its body never ran, or died with the
    * controller) is owed a retry: kept as two raise-only cursors, the fence of
-   * the fire owed one (`retry:`) and of the last fire that paid it
-   * (`retried:`), so a crash before the retry starts does not forget it.
+   * the fire owed one (`retry`) and of the last fire that paid it
+   * (`retried`), so a crash before the retry starts does not forget it.
    */
   #retryPending(scopedName: string): boolean {
-    return (this.#store.cursor(`retry:${scopedName}`) ?? 0n) > (this.#store.cursor(`retried:${scopedName}`) ?? 0n);
+    return (this.#store.cursor(debtKey(scopedName, 'retry')) ?? 0n) > (this.#store.cursor(debtKey(scopedName, 'retried')) ?? 0n);
   }
 
   /** The first event seq a fire of this order covers: after its cursor, or from where an interrupted fire began. */
   #eventFrom(scopedName: string): number {
     const next = Number(this.#store.cursor(scopedName) ?? 0n) + 1;
-    return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(`retry-from:${scopedName}`) ?? BigInt(next))) : next;
+    return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(debtKey(scopedName, 'retry-from')) ?? BigInt(next))) : next;
   }
   readonly #sweepQueue: Array<{ fireId: string; at: number }> = [];
   #sweeper: NodeJS.Timeout | undefined;
@@ -910,7 +930,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (meta?.eventFrom !== undefined) {
       // Owed a retry before the lease goes: a crash in between finds the lease again and repeats this.
       try {
-        await Promise.all([this.#store.setCursor(`retry-from:${lease.key}`, BigInt(meta.eventFrom)), this.#store.setCursor(`retry:${lease.key}`, lease.token)]);
+        await Promise.all([this.#store.setCursor(debtKey(lease.key, 'retry-from'), BigInt(meta.eventFrom)), this.#store.setCursor(debtKey(lease.key, 'retry'), lease.token)]);
       } catch (err) {
         this.#poisoned = true;
         this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not keep the retry of interrupted event fire ${meta.fireId}: ${OrderlyError.from(err).message}` });
@@ -974,6 +994,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return { walSyncs: 0, walBytes: 0, poisoned: true };
     }
   }
+}
+
+/**
+ * Cursor keys of an event order's retry debt: the order's scoped name, a
+ * NUL (no order file name can hold one), then what the cursor counts.
+ */
+export function debtKey(scopedName: string, part: 'retry' | 'retried' | 'retry-from'): string {
+  return `${scopedName}\0${part}`;
 }
 
 /** Who ran, for a run begun by an earlier controller. */

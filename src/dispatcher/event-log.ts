@@ -25,16 +25,18 @@ export interface PublishInput {
 }
 
 /**
- * Appends an event to a Gas City event log under its writers' lock, with
- * the next seq and Gas City's fields; returns the record as written.
+ * Appends an event to a Gas City event log under an exclusive lock (as
+ * Gas City's recorder takes one), with the next seq (past `floor`, the
+ * highest seq the caller has consumed) and Gas City's fields; returns the
+ * record as written.
  */
-export function appendEvent(path: string, input: PublishInput, env: NodeJS.ProcessEnv = process.env): CityEvent {
+export function appendEvent(path: string, input: PublishInput, env: NodeJS.ProcessEnv = process.env, floor = 0): CityEvent {
   const actor = input.actor ?? env.GC_ALIAS ?? env.GC_AGENT ?? env.GC_SESSION_ID ?? 'orderly';
   const body: Omit<CityEvent, 'seq'> = { type: input.type, ts: localIsoNow(), actor };
   if (input.subject) body.subject = input.subject;
   if (input.message) body.message = input.message;
   if (input.payload !== undefined) body.payload = input.payload;
-  const seq = appendCityEvent(path, JSON.stringify(body));
+  const seq = appendCityEvent(path, JSON.stringify(body), floor);
   return { seq, ...body };
 }
 
@@ -59,22 +61,34 @@ export function isOrderMarker(e: CityEvent): boolean {
   return false;
 }
 
+/** Bytes one poll reads at most: a huge log is read across polls, never into one string. */
+const POLL_BYTES = 8 * 1024 * 1024;
+
 /**
  * Follows a Gas City event log: each `poll()` returns the complete records
- * appended since the last one. A log that was rotated (a new file under the
- * name) or truncated is read again from its start; records at or below the
- * highest seq already returned are not returned twice. The first poll also
- * reads the rotated archives (`events.jsonl.archive-*-seq-<a>-<b>.gz`)
- * holding records past `after`, as Gas City's reader does.
+ * appended since the last one, reading at most a few MiB per call (`more`
+ * says there is more to read now). A log that was rotated (a new file under
+ * the name) or truncated is read again from its start, after the rotated
+ * archives (`events.jsonl.archive-*-seq-<a>-<b>.gz`) that hold records past
+ * what was read, as Gas City's reader does; the first poll reads the
+ * archives holding records past `after`. Records at or below the highest
+ * seq already returned are not returned again. What cannot be read (a
+ * broken archive, a log whose numbering began again) is in `problems`.
  */
 export class EventLogFollower {
   readonly path: string;
   #offset = 0;
   #ino: number | undefined;
-  #partial = '';
+  /** Bytes of a record still being written (no newline yet), kept as bytes so a split UTF-8 character survives. */
+  #partial: Buffer = Buffer.alloc(0);
+  /** The log's first bytes when last read: an inode can be reused at once for a new file under the name. */
+  #fingerprint: Buffer = Buffer.alloc(0);
   #head: number;
   #first = true;
+  #replaced = false;
+  #more = false;
   readonly #after: number;
+  problems: string[] = [];
 
   constructor(path: string, after = 0) {
     this.path = path;
@@ -87,42 +101,90 @@ export class EventLogFollower {
     return this.#head;
   }
 
+  /** The last poll stopped before the end of the log. */
+  get more(): boolean {
+    return this.#more;
+  }
+
   poll(): CityEvent[] {
     const out: CityEvent[] = [];
+    this.problems = [];
     if (this.#first) {
       this.#first = false;
-      for (const archive of archivesAfter(this.path, this.#after)) this.#take(gunzipSync(readFileSync(archive)).toString('utf8'), out, true);
+      this.#readArchives(this.#after, out);
     }
     const st = statSync(this.path, { throwIfNoEntry: false });
+    this.#more = false;
     if (st === undefined) return out;
-    if (this.#ino !== st.ino || st.size < this.#offset) {
+    if (this.#ino !== st.ino || st.size < this.#offset || !this.#sameStart()) {
+      if (this.#ino !== undefined) {
+        // Rotated (or replaced) since the last poll: what was rotated away is in the archives now.
+        this.#readArchives(this.#head, out);
+        this.#replaced = true;
+      }
       this.#ino = st.ino;
       this.#offset = 0;
-      this.#partial = '';
+      this.#partial = Buffer.alloc(0);
+      this.#fingerprint = Buffer.alloc(0);
     }
     if (st.size === this.#offset) return out;
     const fd = openSync(this.path, 'r');
     try {
-      const size = fstatSync(fd).size;
-      const buf = Buffer.alloc(size - this.#offset);
-      const n = readSync(fd, buf, 0, buf.length, this.#offset);
+      const want = Math.min(fstatSync(fd).size - this.#offset, POLL_BYTES);
+      const buf = Buffer.alloc(want);
+      const n = readSync(fd, buf, 0, want, this.#offset);
+      if (this.#offset === 0) this.#fingerprint = Buffer.from(buf.subarray(0, Math.min(n, 64)));
       this.#offset += n;
-      this.#take(this.#partial + buf.subarray(0, n).toString('utf8'), out, false);
+      this.#more = this.#offset < fstatSync(fd).size;
+      const bytes = this.#partial.length > 0 ? Buffer.concat([this.#partial, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const end = bytes.lastIndexOf(0x0a);
+      this.#partial = Buffer.from(bytes.subarray(end + 1));
+      if (end >= 0) this.#take(bytes.subarray(0, end).toString('utf8'), out, this.#replaced);
+      this.#replaced = false;
     } finally {
       closeSync(fd);
     }
     return out;
   }
 
-  #take(text: string, out: CityEvent[], whole: boolean): void {
-    const lines = text.split('\n');
-    // The last piece has no newline yet: a record still being written.
-    this.#partial = whole ? '' : (lines.pop() ?? '');
-    for (const line of lines) {
+  #sameStart(): boolean {
+    if (this.#fingerprint.length === 0) return true;
+    const now = Buffer.alloc(this.#fingerprint.length);
+    const fd = openSync(this.path, 'r');
+    try {
+      readSync(fd, now, 0, now.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return now.equals(this.#fingerprint);
+  }
+
+  #readArchives(after: number, out: CityEvent[]): void {
+    for (const archive of archivesAfter(this.path, after)) {
+      try {
+        this.#take(gunzipSync(readFileSync(archive)).toString('utf8'), out, false);
+      } catch (err) {
+        this.problems.push(`cannot read the rotated event log ${archive}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  #take(text: string, out: CityEvent[], replaced: boolean): void {
+    let stale = 0;
+    for (const line of text.split('\n')) {
       const e = parseEvent(line);
-      if (e === undefined || e.seq <= this.#head) continue;
+      if (e === undefined) continue;
+      if (e.seq <= this.#head) {
+        stale++;
+        continue;
+      }
       this.#head = e.seq;
       out.push(e);
+    }
+    if (replaced && stale > 0) {
+      this.problems.push(
+        `${this.path} was replaced and numbers its records again from below ${this.#head}: ${stale} record(s) at or below what was already read are ignored (write new events with orderly publish, which numbers past them)`,
+      );
     }
   }
 }

@@ -30,6 +30,8 @@ export interface RigConfig {
 /** A `[[orders.overrides]]` entry: only the fields set are applied. */
 export interface OrderOverride {
   index: number;
+  /** city.toml, or the fragment (`include`) that holds the `[orders]` table. */
+  file: string;
   line?: number;
   name: string;
   /** Undefined or "": city instances only; "*": every instance; else that rig. */
@@ -104,6 +106,13 @@ export function readCityConfig(dir: string): CityConfig {
   const notes: CityConfig['notes'] = [];
 
   const d = city?.doc ?? {};
+  // Fragments (`include = ["rigs.toml"]`), as Gas City composes them: rigs
+  // add up, imports merge, a fragment's [orders] replaces the city's.
+  const fragments = strings(city, ['include'], d.include).map((f) => {
+    const file = resolve(cityDir, f);
+    if (!existsSync(file)) throw new OrderFileError({ file: cityFile, line: city?.lines.lineOf(['include']), field: 'include', problem: `fragment ${quote(f)}: no such file ${file}` });
+    return readToml(file);
+  });
   if (city && d.city !== undefined) {
     throw new OrderFileError({
       file: cityFile,
@@ -127,7 +136,7 @@ export function readCityConfig(dir: string): CityConfig {
 
   // Pack imports: the root pack.toml's, then city.toml's, which win a binding; V1 includes first.
   const imports = new Map<string, ImportRef>();
-  for (const doc of [pack, city]) for (const ref of importTable(doc, ['imports'])) imports.set(ref.binding, ref);
+  for (const doc of [pack, city, ...fragments]) for (const ref of importTable(doc, ['imports'])) imports.set(ref.binding, ref);
   const v1 = strings(city, ['workspace', 'includes'], workspace.includes).map((source, i) => ({ binding: source, source, transitive: true, declaredIn: cityFile, line: city?.lines.lineOf(['workspace', 'includes']) ?? i }));
   const cityImports = [...v1, ...[...imports.values()].sort((a, b) => cmp(a.binding, b.binding))];
 
@@ -143,45 +152,48 @@ export function readCityConfig(dir: string): CityConfig {
   }
   const rigs: RigConfig[] = [];
   const seen = new Set<string>();
-  for (const r of arrayOfTables(city, ['rigs'])) {
-    const rn = str(city, ['rigs', 'name'], r.name);
-    if (rn === undefined || rn.trim() === '') throw new OrderFileError({ file: cityFile, line: city?.lines.lineOf(['rigs']), field: 'rigs.name', problem: 'every [[rigs]] entry needs a name' });
+  for (const doc of [city, ...fragments]) for (const r of arrayOfTables(doc, ['rigs'])) {
+    const file = doc?.file ?? cityFile;
+    const rn = str(doc, ['rigs', 'name'], r.name);
+    if (rn === undefined || rn.trim() === '') throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: 'every [[rigs]] entry needs a name' });
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(rn)) {
-      throw new OrderFileError({ file: cityFile, line: city?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig name ${quote(rn)} must start with a letter or digit and hold only letters, digits, ".", "_" and "-"` });
+      throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig name ${quote(rn)} must start with a letter or digit and hold only letters, digits, ".", "_" and "-"` });
     }
-    if (seen.has(rn)) throw new OrderFileError({ file: cityFile, line: city?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig ${quote(rn)} is declared twice` });
+    if (seen.has(rn)) throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig ${quote(rn)} is declared twice` });
     seen.add(rn);
-    const legacyPath = str(city, ['rigs', 'path'], r.path);
+    const legacyPath = str(doc, ['rigs', 'path'], r.path);
     const path = sitePaths.get(rn) ?? (legacyPath !== undefined ? resolve(cityDir, legacyPath) : undefined);
     const rigImports = [
-      ...strings(city, ['rigs', 'includes'], r.includes).map((source) => ({ binding: source, source, transitive: true, declaredIn: cityFile })),
-      ...importTable(city, ['rigs', 'imports'], r.imports).sort((a, b) => cmp(a.binding, b.binding)),
+      ...strings(doc, ['rigs', 'includes'], r.includes).map((source) => ({ binding: source, source, transitive: true, declaredIn: file })),
+      ...importTable(doc, ['rigs', 'imports'], r.imports).sort((a, b) => cmp(a.binding, b.binding)),
     ];
-    const formulas = str(city, ['rigs', 'formulas_dir'], r.formulas_dir);
+    const formulas = str(doc, ['rigs', 'formulas_dir'], r.formulas_dir);
     const rig: RigConfig = { name: rn, imports: rigImports };
     if (path !== undefined) rig.path = path;
-    const rp = str(city, ['rigs', 'prefix'], r.prefix);
+    const rp = str(doc, ['rigs', 'prefix'], r.prefix);
     if (rp !== undefined) rig.prefix = rp;
     if (formulas !== undefined) rig.formulasDir = resolve(cityDir, formulas);
     rigs.push(rig);
   }
 
-  const orders = table(city, ['orders']) ?? {};
-  const skip = strings(city, ['orders', 'skip'], orders.skip);
-  const maxTimeout = str(city, ['orders', 'max_timeout'], orders.max_timeout);
+  const ordersDoc = [city, ...fragments].filter((doc) => doc?.doc.orders !== undefined).at(-1) ?? city;
+  const ordersFile = ordersDoc?.file ?? cityFile;
+  const orders = table(ordersDoc, ['orders']) ?? {};
+  const skip = strings(ordersDoc, ['orders', 'skip'], orders.skip);
+  const maxTimeout = str(ordersDoc, ['orders', 'max_timeout'], orders.max_timeout);
   let maxTimeoutMs: number | undefined;
   if (maxTimeout !== undefined && maxTimeout.trim() !== '') {
     try {
       maxTimeoutMs = parseDuration(maxTimeout, 'orders.max_timeout');
     } catch (err) {
-      throw (err as OrderFileError).locate({ file: cityFile, line: city?.lines.lineOf(['orders', 'max_timeout']) });
+      throw (err as OrderFileError).locate({ file: ordersFile, line: ordersDoc?.lines.lineOf(['orders', 'max_timeout']) });
     }
   }
-  const overrideLines = headerLines(city, 'orders.overrides');
-  const overrides: OrderOverride[] = arrayOfTables(city, ['orders', 'overrides']).map((o, index) => {
+  const overrideLines = headerLines(ordersDoc, 'orders.overrides');
+  const overrides: OrderOverride[] = arrayOfTables(ordersDoc, ['orders', 'overrides']).map((o, index) => {
     const line = overrideLines[index];
     const at = (field: string, problem: string): never => {
-      throw new OrderFileError({ file: cityFile, ...(line !== undefined ? { line } : {}), field: `orders.overrides[${index}].${field}`, problem });
+      throw new OrderFileError({ file: ordersFile, ...(line !== undefined ? { line } : {}), field: `orders.overrides[${index}].${field}`, problem });
     };
     if (typeof o.name !== 'string' || o.name.trim() === '') return at('name', 'name is required');
     if (o.rig !== undefined && typeof o.rig !== 'string') return at('rig', `expected a rig name or "*", got ${describe(o.rig)}`);
@@ -191,7 +203,7 @@ export function readCityConfig(dir: string): CityConfig {
       if (!(OVERRIDE_FIELDS as readonly string[]).includes(key)) return at(key, `cannot be overridden (overridable: ${OVERRIDE_FIELDS.join(', ')})`);
       fields[key] = value;
     }
-    return { index, ...(line !== undefined ? { line } : {}), name: o.name, ...(typeof o.rig === 'string' ? { rig: o.rig } : {}), fields };
+    return { index, file: ordersFile, ...(line !== undefined ? { line } : {}), name: o.name, ...(typeof o.rig === 'string' ? { rig: o.rig } : {}), fields };
   });
 
   const config: CityConfig = { dir: cityDir, name, imports: cityImports, defaultRigImports, rigs, skip, overrides, notes };

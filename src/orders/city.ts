@@ -147,10 +147,7 @@ class Loader {
     const promoted = new Set<string>();
     const rigOrders = new Map<string, Map<string, FoundOrderFile>>();
     for (const rig of [...cfg.rigs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      let packDirs: string[];
-      if (rig.imports.length === 0 && rig.path !== undefined && existsSync(join(rig.path, 'pack.toml'))) packDirs = [rig.path];
-      else packDirs = this.#expand(rig.imports, cfg.dir);
-      const roots = packDirs.map(orderRoot);
+      const roots = this.#expand(rig.imports, cfg.dir).map(orderRoot);
       if (rig.formulasDir !== undefined) roots.push({ packDir: dirname(rig.formulasDir), dir: join(dirname(rig.formulasDir), 'orders'), formulaLayer: rig.formulasDir });
       dirs.push(...roots.map((r) => r.dir));
       rigOrders.set(rig.name, this.#scan(roots));
@@ -184,17 +181,21 @@ class Loader {
     };
     if (cfg.prefix !== undefined) context.prefix = cfg.prefix;
     if (cfg.timezone !== undefined) context.timezone = cfg.timezone;
-    for (const rig of cfg.rigs) {
-      if (rig.path === undefined && orders.some((o) => o.rigs?.includes(rig.name))) {
-        this.warn({
-          kind: 'city',
-          order: '',
+    // A rig order acts on its rig's directory and store: without one it would act on the city's.
+    const unbound = new Set(cfg.rigs.filter((r) => r.path === undefined).map((r) => r.name));
+    const bound = orders.filter((o) => !(o.rigs ?? []).some((r) => unbound.has(r)));
+    for (const rig of unbound) {
+      const left = orders.filter((o) => o.rigs?.includes(rig)).map((o) => o.name);
+      if (left.length === 0) continue;
+      this.problem(
+        new OrderFileError({
           file: cfg.file ?? cfg.dir,
-          key: 'rigs',
-          message: `${cfg.file ?? cfg.dir}: rig ${JSON.stringify(rig.name)} has no path (neither .gc/site.toml [[rig]] nor city.toml): its orders run in the city directory`,
-        });
-      }
+          field: 'rigs',
+          problem: `rig ${JSON.stringify(rig)} is declared but has no path binding (.gc/site.toml [[rig]] name/path, as gc rig add writes it): its ${left.length} order(s) are left out (${left.join(', ')})`,
+        }),
+      );
     }
+    orders.splice(0, orders.length, ...bound);
     return { kind: 'city', root: cfg.dir, orders, skipped, rigs: cfg.rigs.map((r) => r.name), dirs, city: context };
   }
 
@@ -252,7 +253,7 @@ class Loader {
     const deprecated = deprecationOf(found);
     if (deprecated) this.warn({ kind: 'deprecated-path', order: found.name, file: found.file, key: '', message: `${found.file}: ${deprecated}` });
     try {
-      t = readOrderTable(readFileSync(found.file, 'utf8'), found.file, { warn: this.warn, name: found.name });
+      t = readOrderTable(readUtf8(found.file), found.file, { warn: this.warn, name: found.name });
       if (t.table.scope !== undefined && t.table.scope !== 'city' && t.table.scope !== 'rig') {
         throw new OrderFileError({ file: found.file, line: t.lines.lineOf(['order', 'scope']), field: 'scope', problem: `unknown scope ${describe(t.table.scope)} (want "city" or "rig")` });
       }
@@ -304,8 +305,8 @@ class Loader {
       } catch (err) {
         const e = err as OrderFileError;
         this.problem(
-          applied.length > 0 && cfg?.file
-            ? new OrderFileError({ file: e.file, line: e.line, field: e.field, problem: `${e.problem} (with [[orders.overrides]] at ${applied.map((o) => `${cfg.file}:${o.line ?? '?'}`).join(', ')})` })
+          applied.length > 0
+            ? new OrderFileError({ file: e.file, line: e.line, field: e.field, problem: `${e.problem} (with [[orders.overrides]] at ${applied.map((o) => `${o.file}:${o.line ?? '?'}`).join(', ')})` })
             : err,
         );
         continue;
@@ -329,9 +330,26 @@ class Loader {
     }
     for (const o of cfg?.overrides ?? []) {
       if (matched.has(o.index)) continue;
-      this.problem(new OrderFileError({ file: cfg!.file, ...(o.line !== undefined ? { line: o.line } : {}), field: `orders.overrides[${o.index}]`, problem: unmatched(o, instances) }));
+      this.problem(new OrderFileError({ file: o.file, ...(o.line !== undefined ? { line: o.line } : {}), field: `orders.overrides[${o.index}]`, problem: unmatched(o, instances) }));
     }
     return specs;
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A file's text, or an OrderFileError: a file that is not UTF-8 is refused, never read with replacement characters. */
+function readUtf8(file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new OrderFileError({ file, problem: `cannot read: ${(err as Error).message}`, cause: err });
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch (err) {
+    throw new OrderFileError({ file, problem: 'not valid UTF-8 (TOML files must be UTF-8)', cause: err });
   }
 }
 

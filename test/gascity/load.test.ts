@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCity, OrderFileError } from '../../src/index.js';
@@ -236,4 +237,40 @@ enabled = false
       ['digest-generate', join(city, 'packs/gastown')],
     ]);
   });
+
+  it('fragments (include = [...]) add rigs and imports, and a fragment\'s [orders] replaces the city\'s', async () => {
+    const city = gasCity(fresh(), {
+      'city.toml': 'include = ["rigs.toml", "orders.toml"]\n\n[workspace]\nname = "c"\n\n[imports.maintenance]\nsource = "packs/maintenance"\n\n[orders]\nskip = ["gate-sweep"]\n',
+      'rigs.toml': '[[rigs]]\nname = "api"\n[rigs.imports.rigwork]\nsource = "packs/rigwork"\n',
+      'orders.toml': '[orders]\nskip = ["digest"]\n',
+    });
+    const loaded = await loadCity(city);
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.rigs).toEqual(['api']);
+    expect(names(loaded.orders)).toEqual(['gate-sweep', 'orphan-sweep@api']);
+    writeTree(city, { 'city.toml': 'include = ["missing.toml"]\n[workspace]\nname = "c"\n' });
+    await expect(loadCity(city)).rejects.toThrow(`${join(city, 'city.toml')}:1: include: fragment "missing.toml": no such file ${join(city, 'missing.toml')}`);
+  });
+
+  it('a rig with no path binding: its orders are left out and reported, not run against the city\'s store', async () => {
+    const city = gasCity(fresh(), { '.gc/site.toml': '[[rig]]\nname = "api"\npath = "rigs/api"\n' });
+    const loaded = await loadCity(city);
+    expect(names(loaded.orders)).toEqual(['digest', 'gate-sweep', 'orphan-sweep@api']);
+    expect(loaded.problems.map((p) => p.message)).toEqual([
+      `${join(city, 'city.toml')}: rigs: rig "web" is declared but has no path binding (.gc/site.toml [[rig]] name/path, as gc rig add writes it): its 1 order(s) are left out (orphan-sweep)`,
+    ]);
+  });
+
+  it("a rig's own directory is not a pack of the city, even with a pack.toml; an order file that is not UTF-8 is refused", async () => {
+    const city = gasCity(fresh(), {
+      'rigs/web/pack.toml': '[pack]\nname = "webapp"\nschema = 2\n',
+      'rigs/web/orders/deploy.toml': cooldownOrder('echo deploy'),
+      'orders/latin1.toml': '',
+    });
+    writeFileSync(join(city, 'orders/latin1.toml'), Buffer.concat([Buffer.from('[order]\ntrigger = "manual"\nexec = "echo '), Buffer.from([0xff, 0xfe]), Buffer.from('"\n')]));
+    const loaded = await loadCity(city);
+    expect(names(loaded.orders)).toEqual(['digest', 'gate-sweep', 'orphan-sweep@api', 'orphan-sweep@web']);
+    expect(loaded.problems.map((p) => p.message)).toEqual([`${join(city, 'orders/latin1.toml')}: not valid UTF-8 (TOML files must be UTF-8)`]);
+  });
 });
+

@@ -479,10 +479,10 @@ pub fn inspect_store(dir: String) -> Result<JsStoreInspection> {
 }
 
 /// Appends one event (a JSON object without `seq`) to a Gas City event log
-/// under its writers' lock; returns the seq it was given.
+/// under an exclusive lock; returns the seq it was given (past `floor`).
 #[napi(catch_unwind)]
-pub fn append_city_event(path: String, body: String) -> Result<i64> {
-    let seq = orderly_lease::append_event(Path::new(&path), &body).map_err(|e| io_error("append event to", &path, e))?;
+pub fn append_city_event(path: String, body: String, floor: f64) -> Result<i64> {
+    let seq = orderly_lease::append_event(Path::new(&path), &body, whole_number("floor", floor)?).map_err(|e| io_error("append event to", &path, e))?;
     i64::try_from(seq).map_err(|_| invalid_arg("event seq past 2^63"))
 }
 
