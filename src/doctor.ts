@@ -66,6 +66,12 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     if (i.leftoverFiles > 0) add('wal leftovers', 'WARN', `${i.leftoverFiles} file(s) from an interrupted checkpoint or segment creation; the next open removes them`);
     held = i.held;
     outbox = i.outbox;
+    const now = Date.now();
+    const ahead = i.lastRunKeys.map((k, n) => ({ k, by: i.lastRunAt[n]! - now })).filter((x) => x.by > 1_000);
+    if (ahead.length > 0) {
+      const most = ahead.reduce((a, b) => (b.by > a.by ? b : a));
+      add('clock', 'WARN', `lastRun of ${ahead.length} order(s) is in the future (${most.k} by ${Math.round(most.by / 1000)} s): the clock was stepped back; each counts its next fire from now and waits at most one interval`);
+    }
   } catch (err) {
     add('wal', 'FAIL', (err as Error).message);
   }

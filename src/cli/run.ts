@@ -57,6 +57,8 @@ function describe(e: ControllerEvent): string {
       return `${t} recovered ${e.scopedName}: ${e.action}${e.fence ? ` (fence ${e.fence})` : ''}`;
     case 'error':
       return `${t} error     ${e.scopedName ?? ''} ${e.code}: ${e.message}`;
+    case 'warning':
+      return `${t} warning   ${e.scopedName ?? ''} ${e.code}: ${e.message}`;
   }
 }
 

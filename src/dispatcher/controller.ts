@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -120,6 +121,8 @@ interface Meta {
 
 const LEASE_MARGIN_MS = 60_000;
 const DEFAULT_KILL_GRACE_MS = 2_000;
+/** A lastRun this far past now is taken for a clock step, not for scheduling jitter. */
+const CLOCK_SLACK_MS = 1_000;
 const DEFAULT_PATROL_MS = 30_000;
 const DEFAULT_EVENT_POLL_MS = 1_000;
 const RETRY_HELD_MS = 5_000;
@@ -352,6 +355,31 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     for (const o of this.#orders.values()) this.#schedule(o);
   }
 
+  /**
+   * lastRun, but never later than now: a lastRun in the future means the
+   * wall clock was stepped back since that fire (while this controller was
+   * down, or under it). Waiting for it would stall the order for the size
+   * of the step; counting from now, it waits at most one interval.
+   */
+  #lastRunSeen(scopedName: string, now: number): number | undefined {
+    const last = this.#store.lastRun(scopedName);
+    if (last === undefined || last <= now + CLOCK_SLACK_MS) return last;
+    if (!this.#clockWarned.has(scopedName)) {
+      this.#clockWarned.add(scopedName);
+      this.#emit({
+        type: 'warning',
+        scopedName,
+        code: 'WARN_CLOCK_STEPPED_BACK',
+        message: `lastRun of ${scopedName} is ${Math.round((last - now) / 1000)} s in the future (the clock was stepped back): its next fire counts from now, so it waits at most one interval`,
+      });
+    }
+    return now;
+  }
+
+  readonly #clockWarned = new Set<string>();
+  /** Wall and monotonic time of this process's latest acquire per order. */
+  readonly #acquiredMono = new Map<string, { wall: number; mono: number }>();
+
   /** When `o` is next due, from lastRun so a restart keeps the cadence (G2). */
   #schedule(o: ScopedOrder, retryInMs?: number): void {
     if (this.#stopping || this.#opts.schedule === false) return;
@@ -365,23 +393,27 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#timers.set(o.scopedName, now + retryInMs);
       return;
     }
-    const last = this.#store.lastRun(o.scopedName);
+    const last = this.#lastRunSeen(o.scopedName, now);
     switch (spec.trigger) {
       case 'cooldown': {
         const jitter = spec.jitterMs > 0 ? Math.floor(Math.random() * spec.jitterMs) : 0;
-        this.#timers.set(o.scopedName, last === undefined ? now : last + spec.intervalMs! + jitter);
+        // A fire of this process is timed on the monotonic clock: a wall-clock step does not move the cooldown.
+        const mine = this.#acquiredMono.get(o.scopedName);
+        const due =
+          last === undefined ? now : mine && mine.wall === this.#store.lastRun(o.scopedName) ? now + (mine.mono + spec.intervalMs! + jitter - performance.now()) : last + spec.intervalMs! + jitter;
+        this.#timers.set(o.scopedName, due);
         break;
       }
       case 'cron': {
         const cron = parseCron(spec.schedule!, spec.tz, 'schedule');
         const missedOnce = spec.missed === 'once' && last !== undefined && (cron.next(last) ?? Infinity) <= now;
         const next = missedOnce ? now : cron.next(Math.max(now, last ?? 0));
-        if (next !== undefined) this.#timers.set(o.scopedName, next);
+        if (next !== undefined) this.#timers.set(o.scopedName, next, 'wall');
         break;
       }
       case 'condition': {
         const checked = this.#lastCheck.get(o.scopedName);
-        this.#timers.set(o.scopedName, checked === undefined ? now : checked + (spec.intervalMs ?? this.#opts.patrolMs ?? DEFAULT_PATROL_MS));
+        this.#timers.set(o.scopedName, checked === undefined ? now : now + (checked + (spec.intervalMs ?? this.#opts.patrolMs ?? DEFAULT_PATROL_MS) - performance.now()));
         break;
       }
       default:
@@ -400,7 +432,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   async #checkCondition(o: ScopedOrder): Promise<void> {
-    this.#lastCheck.set(o.scopedName, Date.now());
+    this.#lastCheck.set(o.scopedName, performance.now());
     const place = this.#place(o);
     const pass = await runCheck(o.spec.check!, { cwd: place.cwd, env: this.#env(o, place, 'check'), timeoutMs: o.spec.checkTimeoutMs, graceMs: this.#killGraceMs() });
     if (pass && !this.#stopping) await this.#start(o, 'condition');
@@ -597,6 +629,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#retryAfter.set(o.scopedName, held ? RETRY_HELD_MS : RETRY_GATE_MS);
       return this.#skip(o, held ? 'held' : 'gate-full');
     }
+    this.#acquiredMono.set(o.scopedName, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
     crashPoint('fire:acquired');
     let events: { from: number; to: number } | undefined;
     if (spec.trigger === 'event' && this.#eventLogPath()) {

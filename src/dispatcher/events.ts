@@ -30,7 +30,9 @@ export type ControllerEvent =
     }
   | { type: 'skipped'; at: number; scopedName: string; reason: SkipReason; detail?: string }
   | { type: 'recovered'; at: number; scopedName: string; action: 'adopted' | 'interrupted' | 'resent' | 'released'; fireId?: string; fence?: string }
-  | { type: 'error'; at: number; scopedName?: string; code: string; message: string };
+  | { type: 'error'; at: number; scopedName?: string; code: string; message: string }
+  /** Something an operator should know that does not stop anything (a clock stepped back). */
+  | { type: 'warning'; at: number; scopedName?: string; code: string; message: string };
 
 type Distribute<T> = T extends { type: string } ? Omit<T, 'at'> : never;
 export type ControllerEventInput = Distribute<ControllerEvent>;

@@ -1,44 +1,76 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * Exact due times from a binary heap and one Node timer for the earliest:
  * an order fires at its due time, not on the next tick of a polling patrol
  * (Gas City's 30 s patrol stretched periods by 20-100%).
+ *
+ * Two kinds of due time. A `mono` entry (cooldowns, retries, condition
+ * checks) is a span of real time: it runs on the monotonic clock, so a step
+ * of the wall clock neither stretches nor shortens it. A `wall` entry (cron)
+ * is a wall-clock moment: it is re-checked against the wall clock at least
+ * every WALL_RECHECK_MS, so after a step it fires at the stepped clock's
+ * moment (once: the caller schedules the next from now).
  */
 interface Entry {
+  /** Wall-clock ms as given. */
   due: number;
+  /** Monotonic deadline (performance.now() ms): the heap's order. */
+  mono: number;
+  clock: 'wall' | 'mono';
   key: string;
   seq: number;
 }
+
+/** Node's timers hold at most 2^31-1 ms (24.8 days); a longer one fires at once, with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const WALL_RECHECK_MS = 60_000;
+
+export interface Clocks {
+  wall: () => number;
+  mono: () => number;
+}
+
+const SYSTEM: Clocks = { wall: Date.now, mono: () => performance.now() };
 
 export class TimerHeap {
   readonly #heap: Entry[] = [];
   /** Current entry per key; stale heap entries are skipped lazily. */
   readonly #current = new Map<string, Entry>();
+  /** Keys of current wall entries: rechecked against the wall clock every WALL_RECHECK_MS. */
+  readonly #wall = new Set<string>();
   readonly #onDue: (key: string, due: number) => void;
-  readonly #now: () => number;
+  readonly #clocks: Clocks;
   #timer: NodeJS.Timeout | undefined;
   #armedFor = Infinity;
   #seq = 0;
   #stopped = false;
 
-  constructor(onDue: (key: string, due: number) => void, now: () => number = Date.now) {
+  constructor(onDue: (key: string, due: number) => void, clocks: Clocks = SYSTEM) {
     this.#onDue = onDue;
-    this.#now = now;
+    this.#clocks = clocks;
   }
 
-  /** Schedules (or moves) `key` to fire at `due` (epoch ms). */
-  set(key: string, due: number): void {
-    const e = { due, key, seq: ++this.#seq };
+  /** Schedules (or moves) `key` to fire at `due` (epoch ms), measured on `clock`. */
+  set(key: string, due: number, clock: 'wall' | 'mono' = 'mono'): void {
+    const e: Entry = { due, mono: this.#clocks.mono() + (due - this.#clocks.wall()), clock, key, seq: ++this.#seq };
     this.#current.set(key, e);
+    if (clock === 'wall') this.#wall.add(key);
+    else this.#wall.delete(key);
     this.#push(e);
     this.#arm();
   }
 
   delete(key: string): void {
     this.#current.delete(key);
+    this.#wall.delete(key);
   }
 
+  /** When `key` fires, as a wall-clock time (for a mono entry: now plus what is left of its span). */
   due(key: string): number | undefined {
-    return this.#current.get(key)?.due;
+    const e = this.#current.get(key);
+    if (!e) return undefined;
+    return e.clock === 'wall' ? e.due : this.#clocks.wall() + (e.mono - this.#clocks.mono());
   }
 
   get size(): number {
@@ -56,24 +88,46 @@ export class TimerHeap {
     this.#dropStale();
     const top = this.#heap[0];
     if (!top) return;
-    if (this.#timer && top.due >= this.#armedFor) return;
+    if (this.#timer && top.mono >= this.#armedFor) return;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#armedFor = top.due;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, top.due - this.#now()));
+    this.#armedFor = top.mono;
+    let delay = Math.max(0, top.mono - this.#clocks.mono());
+    if (this.#wall.size > 0) delay = Math.min(delay, WALL_RECHECK_MS);
+    this.#timer = setTimeout(() => this.#fire(), Math.min(delay, MAX_TIMER_MS));
   }
 
   #fire(): void {
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    const now = this.#now();
+    const mono = this.#clocks.mono();
+    const wall = this.#clocks.wall();
     const ready: Entry[] = [];
+    const later: Entry[] = [];
     for (;;) {
       this.#dropStale();
       const top = this.#heap[0];
-      if (!top || top.due > now) break;
+      if (!top || top.mono > mono) break;
       this.#pop();
-      this.#current.delete(top.key);
+      if (top.clock === 'wall' && top.due > wall) {
+        // The wall clock was stepped back: wait for its moment on the clock as it is now.
+        later.push({ ...top, mono: mono + (top.due - wall) });
+        continue;
+      }
+      this.delete(top.key);
       ready.push(top);
+    }
+    // Wall entries whose moment came early on a clock stepped forward, found by the periodic recheck.
+    for (const key of [...this.#wall]) {
+      const e = this.#current.get(key)!;
+      if (e.due <= wall) {
+        this.delete(key);
+        ready.push(e);
+      }
+    }
+    for (const e of later) {
+      this.#current.set(e.key, e);
+      this.#wall.add(e.key);
+      this.#push(e);
     }
     for (const e of ready) this.#onDue(e.key, e.due);
     this.#arm();
@@ -115,5 +169,5 @@ export class TimerHeap {
 }
 
 function less(a: Entry, b: Entry): boolean {
-  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+  return a.mono < b.mono || (a.mono === b.mono && a.seq < b.seq);
 }

@@ -106,11 +106,11 @@ export interface ControllerRun {
  * to `<state>/audit.jsonl` unless `opts.audit` names another sink;
  * `opts.crashPoint` arms ORDERLY_CRASH_POINT (`name` or `name@n`).
  */
-export function startController(ordersDir: string, state: string, extra: string[] = [], opts: { audit?: string; crashPoint?: string } = {}): ControllerRun {
+export function startController(ordersDir: string, state: string, extra: string[] = [], opts: { audit?: string; crashPoint?: string; env?: NodeJS.ProcessEnv } = {}): ControllerRun {
   const audit = opts.audit ?? `jsonl:${join(state, 'audit.jsonl')}`;
   const child = spawn(process.execPath, [cliPath, 'run', ordersDir, '--state', state, '--audit', audit, '--json', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ORDERLY_CRASH_POINT: opts.crashPoint ?? '' },
+    env: { ...process.env, ...opts.env, ORDERLY_CRASH_POINT: opts.crashPoint ?? '' },
   });
   const events: Array<Record<string, unknown>> = [];
   let buf = '';
