@@ -1,10 +1,12 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { resolveAuditUrl, shownUrl, splitPassword } from './audit/credentials.js';
 import { sinkFromUrl } from './audit/url.js';
 import { askControl } from './cli/control.js';
 import type { ControllerStats } from './dispatcher/controller.js';
 import { inspectStore, runLockHeld } from './native.js';
 import { loadCity, type LoadCityOptions } from './orders/city.js';
+import { readSavedRun, untrustedSavedRun, type SavedRun } from './cli/saved-run.js';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 
@@ -47,8 +49,9 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     return checks;
   }
   const leases = join(state, 'leases');
-  const saved = join(state, 'controller.json');
-  const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as { audit?: string; pid?: number }) : {};
+  const untrusted = untrustedSavedRun(state);
+  if (untrusted) add('state', 'FAIL', untrusted);
+  const last: Partial<SavedRun> = (untrusted ? undefined : readSavedRun(state)) ?? {};
 
   const status = (await askControl(state, { cmd: 'status' }, 5_000).catch(() => undefined)) as (ControllerStats & { pid?: number }) | undefined;
   add('controller', 'OK', status ? `running (pid ${status.pid ?? '?'}), ${status.running} run(s) in progress` : 'not running');
@@ -123,11 +126,15 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     }
   }
 
-  const url = opts.audit ?? last.audit;
-  if (!url) add('audit', 'WARN', 'no audit sink known: pass --audit URL');
+  const given = opts.audit ?? last.audit;
+  if (!given) add('audit', 'WARN', 'no audit sink known: pass --audit URL');
   else {
+    const url = shownUrl(given);
+    let password: string | undefined;
     try {
-      const sink = sinkFromUrl(url);
+      const connect = resolveAuditUrl(given, { passwordFile: opts.audit ? undefined : (last as { auditPasswordFile?: string }).auditPasswordFile });
+      password = splitPassword(connect).password;
+      const sink = sinkFromUrl(connect);
       await withTimeout(
         (async () => {
           await sink.open();
@@ -141,7 +148,8 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
       );
       add('audit', 'OK', `${url} reachable`);
     } catch (err) {
-      add('audit', 'FAIL', `${url}: ${(err as Error).message}`);
+      const message = password ? (err as Error).message.split(password).join('***') : (err as Error).message;
+      add('audit', 'FAIL', `${url}: ${message}`);
     }
   }
   return checks;

@@ -38,7 +38,7 @@ export class JsonlSink implements AuditSink {
         }
       }
     }
-    this.#fd = openSync(this.#path, 'a');
+    this.#fd = openSync(this.#path, 'a', 0o600);
     if (created) {
       const dir = openSync(dirname(this.#path), 'r');
       try {
@@ -99,7 +99,7 @@ export class JsonlSink implements AuditSink {
     const removed = records.length - survivors.length;
     if (removed === 0) return 0;
     const tmp = `${this.#path}.prune-${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w');
+    const fd = openSync(tmp, 'w', 0o600);
     try {
       writeSync(fd, survivors.map((r) => JSON.stringify(r) + '\n').join(''));
       fsyncSync(fd);
@@ -118,7 +118,7 @@ export class JsonlSink implements AuditSink {
     }
     // The old descriptor points at the replaced file.
     closeSync(this.#fd);
-    this.#fd = openSync(this.#path, 'a');
+    this.#fd = openSync(this.#path, 'a', 0o600);
     this.#seen.clear();
     for (const r of survivors) this.#seen.add(r.fireId);
     return removed;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -233,6 +233,12 @@ export class SqliteSink implements AuditSink {
         : await workerConnection(this.path, this.#busyTimeoutMs, () => {
             this.#conn = undefined;
           });
+    // Owner only, whatever the umask; SQLite gives its -wal and -shm files the database's mode.
+    try {
+      chmodSync(this.path, 0o600);
+    } catch {
+      // Not ours to change (a database shared on purpose): leave it.
+    }
     try {
       await migrate(conn, this.url);
     } catch (err) {

@@ -47,6 +47,7 @@ export class AuditWriter {
   readonly #queue = new Map<string, Pending>();
   #running: Promise<void> | undefined;
   #closed = false;
+  #backingOff = false;
   #pruning = false;
   #retention: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
@@ -86,7 +87,9 @@ export class AuditWriter {
   async flush(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.#queue.size > 0 && Date.now() < deadline) {
-      this.#wake?.();
+      // Cut the batching window short, never a backoff: a database that is down gets the same
+      // spaced retries at shutdown as during the run, not one every 5 ms for the whole grace.
+      if (!this.#backingOff) this.#wake?.();
       await new Promise((r) => setTimeout(r, 5));
     }
     return this.#queue.size === 0;
@@ -146,7 +149,9 @@ export class AuditWriter {
         this.#stats.failures++;
         this.#stats.lastError = err instanceof Error ? err.message : String(err);
         this.#opts.onError?.(err, attempt);
+        this.#backingOff = true;
         await this.#sleep(Math.min(this.#opts.retryMs * 2 ** (attempt - 1), this.#opts.maxRetryMs));
+        this.#backingOff = false;
       }
     }
   }

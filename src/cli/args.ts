@@ -24,9 +24,24 @@ export function parse<T extends Options>(argv: string[], options: T, usage: stri
   }
 }
 
-/** Prints a machine-readable line with --json, a human one otherwise. */
+/** Prints a machine-readable line with --json, a human one otherwise; secrets never get through. */
 export function printer(json: boolean) {
   return (human: string, data: Record<string, unknown>): void => {
-    process.stdout.write((json ? JSON.stringify(data) : human) + '\n');
+    process.stdout.write(scrub(json ? JSON.stringify(data) : human) + '\n');
   };
+}
+
+const secrets = new Set<string>();
+
+/** A value no output of this process may show (a database password), as given or URL-encoded. */
+export function registerSecret(secret: string | undefined): void {
+  if (!secret || secret.length < 3) return;
+  secrets.add(secret);
+  secrets.add(encodeURIComponent(secret));
+}
+
+export function scrub(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('***');
+  return out;
 }

@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { isCityRoot } from '../orders/city-config.js';
 import { loadCity, type LoadedCity } from '../orders/city.js';
 import { isPackRoot } from '../orders/load.js';
 import { UsageError } from './args.js';
-import type { SavedRun } from './fire.js';
+import { readSavedRun, type SavedRun } from './saved-run.js';
 
 /** The options every command that reads a city's orders takes. */
 export const CITY_OPTIONS = { city: { type: 'string' }, state: { type: 'string' } } as const;
@@ -21,8 +20,7 @@ export interface OpenedCity {
 }
 
 export function savedRun(state: string): SavedRun | undefined {
-  const file = join(state, 'controller.json');
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SavedRun) : undefined;
+  return readSavedRun(state);
 }
 
 /** Finds the orders a command is about: --city, the last run's, or the current directory if it is a city or pack. */

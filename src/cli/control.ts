@@ -1,5 +1,6 @@
-import { createConnection, createServer, type Server } from 'node:net';
-import { rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { socketPeerUid } from '../native.js';
+import { chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PublishInput } from '../dispatcher/event-log.js';
 
@@ -21,6 +22,11 @@ export function serveControl(state: string, handle: (req: ControlRequest) => Pro
   // (held by us now) proves nobody listens on it.
   rmSync(path, { force: true });
   const server = createServer((conn) => {
+    const refused = foreignPeer(conn);
+    if (refused) {
+      conn.end(JSON.stringify({ error: refused }) + '\n');
+      return;
+    }
     let buf = '';
     conn.setEncoding('utf8');
     conn.on('data', (chunk) => {
@@ -41,9 +47,34 @@ export function serveControl(state: string, handle: (req: ControlRequest) => Pro
     });
     conn.on('error', () => undefined);
   });
+  // The socket file is the owner's alone too; peers of another uid are refused on connect as well.
+  server.once('listening', () => {
+    try {
+      chmodSync(path, 0o600);
+    } catch {
+      // Gone already (a stop right after start).
+    }
+  });
   server.listen(path);
   server.unref();
   return server;
+}
+
+/**
+ * Why a peer may not use this socket, or undefined: only processes of the
+ * controller's own user may fire its orders or read its state.
+ */
+function foreignPeer(conn: Socket): string | undefined {
+  const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const own = process.getuid?.();
+  if (own === undefined) return undefined;
+  try {
+    if (fd === undefined || fd < 0) return 'refused: the peer of this connection cannot be identified';
+    const uid = socketPeerUid(fd);
+    return uid === own ? undefined : `refused: uid ${uid} is not the controller's uid ${own}`;
+  } catch (err) {
+    return `refused: ${(err as Error).message}`;
+  }
 }
 
 /** Sends a request to a running controller; undefined when none listens. */

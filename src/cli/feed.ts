@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { AuditSink } from '../audit/record.js';
+import { resolveAuditUrl, splitPassword } from '../audit/credentials.js';
 import { sinkFromUrl } from '../audit/url.js';
 import { feed } from '../history.js';
-import { EXIT, parse, printer } from './args.js';
+import { EXIT, parse, printer, registerSecret } from './args.js';
+import { readSavedRun } from './saved-run.js';
 
 export const FEED_USAGE = `usage: orderly feed [--state DIR] [--audit URL] [--limit N] [--json]
 
@@ -13,10 +14,12 @@ write nothing to the database, so their ticks come from the controller
 
 /** The audit sink named by --audit, or the one the last `orderly run` used. */
 export async function openSink(state: string, url: string | undefined): Promise<AuditSink | undefined> {
-  const saved = join(state, 'controller.json');
-  const chosen = url ?? (existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as { audit?: string }).audit : undefined);
+  const last = readSavedRun(state);
+  const chosen = url ?? last?.audit;
   if (!chosen) return undefined;
-  const sink = sinkFromUrl(chosen);
+  const connect = resolveAuditUrl(chosen, { passwordFile: url ? undefined : last?.auditPasswordFile });
+  registerSecret(splitPassword(connect).password);
+  const sink = sinkFromUrl(connect);
   await sink.open();
   return sink;
 }

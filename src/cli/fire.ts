@@ -1,20 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { resolveAuditUrl } from '../audit/credentials.js';
 import { sinkFromUrl } from '../audit/url.js';
 import { Controller, type FireResult } from '../dispatcher/controller.js';
 import { loadCity } from '../orders/city.js';
 import { EXIT, parse, printer, UsageError } from './args.js';
 import { askControl } from './control.js';
+import { readSavedRun } from './saved-run.js';
 
-/** What `orderly run` leaves in `<state>/controller.json` for the commands that come after it. */
-export interface SavedRun {
-  ordersDir: string;
-  rigs: string[];
-  audit: string;
-  eventLog?: string;
-  load?: { strict?: boolean; silentIsNoOp?: boolean };
-  pid?: number;
-}
 
 export const FIRE_USAGE = `usage: orderly fire <scoped-name> [--state DIR] [--orders DIR] [--json]
 
@@ -38,8 +30,7 @@ export async function fire(argv: string[]): Promise<number> {
   let via = 'the running controller';
   if (result === undefined) {
     via = 'a direct run (no controller is running)';
-    const saved = join(state, 'controller.json');
-    const last = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as SavedRun) : undefined;
+    const last = readSavedRun(state);
     const ordersDir = values.orders ?? last?.ordersDir;
     if (!ordersDir) throw new UsageError(`no controller runs on ${state} and no orders directory is known: pass --orders DIR`);
     const { orders, rigs, city } = await loadCity(resolve(ordersDir), last?.load ?? {});
@@ -49,7 +40,7 @@ export async function fire(argv: string[]): Promise<number> {
       rigs: last?.rigs ?? rigs,
       ...(city ? { city } : {}),
       ...(last?.eventLog ? { eventLog: last.eventLog } : city ? { eventLog: city.eventLog } : {}),
-      audit: sinkFromUrl(last?.audit ?? `sqlite:${join(state, 'audit.db')}`),
+      audit: sinkFromUrl(resolveAuditUrl(last?.audit ?? `sqlite:${join(state, 'audit.db')}`, { passwordFile: last?.auditPasswordFile })),
       schedule: false,
     });
     try {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { OrderlyError } from '../errors.js';
-import { EXIT, UsageError } from './args.js';
+import { EXIT, scrub, UsageError } from './args.js';
 import { doctorCommand, DOCTOR_USAGE } from './doctor.js';
 import { feedCommand, FEED_USAGE } from './feed.js';
 import { fire, FIRE_USAGE } from './fire.js';
@@ -78,7 +78,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const e = OrderlyError.from(err);
     const json = process.argv.includes('--json');
-    process.stderr.write(json ? JSON.stringify({ error: e.code, message: e.message }) + '\n' : `orderly: ${e.message}\n`);
+    process.stderr.write(scrub(json ? JSON.stringify({ error: e.code, message: e.message }) + '\n' : `orderly: ${e.message}\n`));
     process.exitCode = e instanceof UsageError || e.code === 'ERR_USAGE' ? EXIT.usage : e.code === 'ERR_ORDER_FILE' ? EXIT.usage : EXIT.failed;
   },
 );

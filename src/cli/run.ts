@@ -1,11 +1,13 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AUDIT_PASSWORD_ENV, resolveAuditUrl, shownUrl, splitPassword } from '../audit/credentials.js';
 import { sinkFromUrl } from '../audit/url.js';
+import type { SavedRun } from './saved-run.js';
 import { Controller } from '../dispatcher/controller.js';
 import type { ControllerEvent } from '../dispatcher/events.js';
 import { parseDuration } from '../orders/duration.js';
 import { loadCity, type LoadedCity } from '../orders/city.js';
-import { EXIT, parse, printer, UsageError } from './args.js';
+import { EXIT, parse, printer, registerSecret, UsageError } from './args.js';
 import { serveControl } from './control.js';
 
 export const RUN_USAGE = `usage: orderly run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
@@ -15,7 +17,10 @@ import, and its own orders/), a pack (pack.toml + orders/<name>.toml) or a
 directory of order files until SIGINT/SIGTERM, or for DURATION. SIGHUP
 reloads the orders. An invalid order is reported and left out; the rest run.
   --state DIR     state directory (default .orderly)
-  --audit URL     where audited runs go (default sqlite:<state>/audit.db)
+  --audit URL     where audited runs go (default sqlite:<state>/audit.db); leave
+                  the password out of it (ps shows argv to every user):
+  --audit-password-file PATH  read it from the file's first line, or set
+                  ORDERLY_AUDIT_PASSWORD
   --rig NAME      a rig (repeatable): for a city, run only these rigs' orders;
                   for a pack, rig-scoped orders run once per rig
   --strict        refuse to start if any order is invalid
@@ -88,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
       patrol: { type: 'string' },
       'silent-is-no-op': { type: 'boolean' },
       'event-log': { type: 'string' },
+      'audit-password-file': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -113,7 +119,14 @@ export async function run(argv: string[]): Promise<number> {
     if (unknown.length > 0) throw new UsageError(`--rig ${unknown.join(', ')}: not a rig of this city (its rigs: ${city.rigs.join(', ') || 'none'})`);
   }
   const eventLog = values['event-log'] ? resolve(values['event-log']) : (city.city?.eventLog ?? join(state, 'city-events.jsonl'));
-  const auditUrl = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
+  const givenAudit = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
+  const passwordFile = values['audit-password-file'] ? resolve(values['audit-password-file']) : undefined;
+  const auditUrl = resolveAuditUrl(givenAudit, { passwordFile });
+  registerSecret(splitPassword(auditUrl).password);
+  if (splitPassword(givenAudit).password) {
+    process.stderr.write(`orderly: warning: --audit holds a password, which ps shows to every user of this host; use ${AUDIT_PASSWORD_ENV} or --audit-password-file (later commands read those; the password is not saved)\n`);
+  }
+  const shownAudit = shownUrl(auditUrl);
   const retentionDays = Number(values['retention-days'] ?? 90);
   const retentionKeep = Number(values['retention-keep'] ?? 100);
   if (!(retentionDays >= 0) || !Number.isInteger(retentionKeep) || retentionKeep < 0) {
@@ -139,20 +152,21 @@ export async function run(argv: string[]): Promise<number> {
     onEvent: (e) => print(describe(e), e as unknown as Record<string, unknown>),
   });
   // Lets `orderly fire` (and a direct fire) find what this controller runs.
-  writeFileSync(join(state, 'controller.json'), JSON.stringify({ ordersDir, rigs, audit: auditUrl, eventLog, load: loadOptions, pid: process.pid }) + '\n');
+  const saved: SavedRun = { ordersDir, rigs, audit: splitPassword(givenAudit).url, ...(passwordFile ? { auditPasswordFile: passwordFile } : {}), eventLog, load: loadOptions, pid: process.pid };
+  writeFileSync(join(state, 'controller.json'), JSON.stringify(saved) + '\n', { mode: 0o600 });
   const server = serveControl(state, async (req) => {
     if (req.cmd === 'fire') return controller.fire(req.scopedName);
     if (req.cmd === 'feed') return { entries: controller.feed() };
     if (req.cmd === 'publish') return controller.publish(req.event);
     return { ...controller.stats(), pid: process.pid };
   });
-  print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${auditUrl}`, {
+  print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${shownAudit}`, {
     type: 'started',
     kind: city.kind,
     orders: controller.orders.map((o) => o.scopedName),
     problems: city.problems.map((p) => p.message),
     state,
-    audit: auditUrl,
+    audit: shownAudit,
     eventLog,
   });
   const eventOrders = controller.orders.filter((o) => o.spec.trigger === 'event');

@@ -59,7 +59,7 @@ export interface RunFiles {
  */
 const EXIT_WRAPPER =
   '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; ' +
-  'printf %s "$rc" > "$ORDERLY_EXIT_FILE.tmp" && mv -f "$ORDERLY_EXIT_FILE.tmp" "$ORDERLY_EXIT_FILE"; ' +
+  '(umask 077; printf %s "$rc" > "$ORDERLY_EXIT_FILE.tmp") && mv -f "$ORDERLY_EXIT_FILE.tmp" "$ORDERLY_EXIT_FILE"; ' +
   'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
 
 export interface BodyResult {
@@ -308,7 +308,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     const files = opts.runFiles;
     if (files) {
       rmSync(files.exit, { force: true });
-      outputFd = openSync(files.output, 'w');
+      outputFd = openSync(files.output, 'w', 0o600);
     }
     child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { JsonlSink } from '../audit/jsonl.js';
 import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
 import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
@@ -172,7 +172,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Opens the state, recovers what a crash left, and starts the timers. */
   static async start(opts: ControllerOptions): Promise<Controller> {
     const state = resolve(opts.state);
-    mkdirSync(join(state, 'runs'), { recursive: true });
+    // Created for the owner alone, whatever the umask (a umask only takes bits away): records, leases, run output.
+    mkdirSync(join(state, 'runs'), { recursive: true, mode: 0o700 });
     const store = await LeaseStore.open(join(state, 'leases'), opts.store);
     const sink = opts.audit ?? new JsonlSink(join(state, 'audit.jsonl'));
     // The writer is built before the controller it reports to.
@@ -703,7 +704,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         // What a controller that adopts this body after a crash needs to time it out.
         if (run.pid !== undefined) {
           try {
-            writeFileSync(files.pid, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }));
+            writeFileSync(files.pid, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), { mode: 0o600 });
           } catch {
             // A full disk must not fail the run: an adopter just cannot time this body out.
           }
@@ -1010,7 +1011,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const event = { at: Date.now(), ...e } as ControllerEvent;
     if (this.#opts.eventsFile) {
       try {
-        appendFileSync(this.#opts.eventsFile, JSON.stringify(event) + '\n');
+        appendFileSync(this.#opts.eventsFile, JSON.stringify(event) + '\n', { mode: 0o600 });
       } catch {
         // The event log is a convenience; a full disk must not stop the controller here.
       }

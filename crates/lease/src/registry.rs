@@ -20,7 +20,8 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<LeaseStore>>> {
 /// Opens the store in `dir`, or joins the one this process already has open
 /// there. A joining open applies its `gates`; its other options are ignored.
 pub fn open_shared(dir: &Path, opts: StoreOptions) -> Result<Arc<LeaseStore>> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error("create directory", dir, &e))?;
+    // Owner only, whatever the umask (the WAL creates its files 0600 too).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir).map_err(|e| io_error("create directory", dir, &e))?;
     let real = std::fs::canonicalize(dir).map_err(|e| io_error("resolve", dir, &e))?;
     let mut stores = registry().lock().unwrap_or_else(|p| p.into_inner());
     stores.retain(|_, s| s.strong_count() > 0);

@@ -29,7 +29,7 @@ pub(crate) fn try_flock(f: &File) -> io::Result<bool> {
 /// close-on-exec so a spawned body inherits it. The caller closes its copy
 /// once the body is spawned.
 pub fn create_run_lock(path: &Path) -> io::Result<i32> {
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
     if !try_flock(&f)? {
         return Err(io::Error::new(io::ErrorKind::WouldBlock, format!("run lock {} is already held", path.display())));
     }

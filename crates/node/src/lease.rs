@@ -492,3 +492,9 @@ pub fn latest_city_event_seq(path: String) -> Result<i64> {
     let seq = orderly_lease::latest_seq(Path::new(&path)).map_err(|e| io_error("read event log", &path, e))?;
     i64::try_from(seq).map_err(|_| invalid_arg("event seq past 2^63"))
 }
+
+/// The uid of the process on the other end of a connected Unix socket.
+#[napi(catch_unwind)]
+pub fn socket_peer_uid(fd: i32) -> Result<u32> {
+    orderly_lease::peer_uid(fd).map_err(|e| io_error("read the peer of", &format!("socket fd {fd}"), e))
+}

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -102,7 +102,8 @@ impl LockGuard for FsLock {}
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        // Owner only, whatever the umask: the log holds audit records and leases.
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -120,7 +121,7 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o644).open(path)?;
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o600).open(path)?;
         Ok(Box::new(FsFile(f)))
     }
 
@@ -146,7 +147,7 @@ impl Storage for FsStorage {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(0o600)
             .open(path)
             .map_err(LockError::Io)?;
         // flock locks belong to the open file description, so a second open in
