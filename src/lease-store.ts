@@ -306,6 +306,22 @@ export class LeaseStore {
     }
   }
 
+  /**
+   * Raises `key`'s lastRun to `at` (wall-clock ms), durably: an order that
+   * was renamed keeps the cadence of its old name.
+   */
+  carryLastRun(key: string, at: number): Promise<void> {
+    try {
+      this.#ensureOpen();
+      checkKey(key);
+      const lsn = this.#native.carryLastRun(key, at);
+      if (lsn === NO_LSN || !this.#waiters) return Promise.resolve();
+      return this.#waiters.whenDurable(BigInt(lsn));
+    } catch (err) {
+      return Promise.reject(OrderlyError.from(err));
+    }
+  }
+
   /** `key`'s event cursor, across restarts; undefined if never set. */
   cursor(key: string): bigint | undefined {
     this.#ensureOpen();

@@ -76,7 +76,7 @@ function checkGroup(group: string): void {
  * (bench/lease.mjs measured ~240 ns per crossing). It presents the same
  * methods as the native store so LeaseStore treats both alike.
  */
-export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollback' | 'renew' | 'complete' | 'ack' | 'release' | 'inFlight' | 'setGate' | 'lastRun' | 'setCursor' | 'cursor'> {
+export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollback' | 'renew' | 'complete' | 'ack' | 'release' | 'inFlight' | 'setGate' | 'lastRun' | 'setCursor' | 'cursor' | 'carryLastRun'> {
   readonly durable = false;
   readonly #leases = new Map<string, Held>();
   readonly #gates = new Map<string, Gate>();
@@ -217,6 +217,12 @@ export class MemoryLeases implements Pick<NativeLeaseStore, 'acquire' | 'rollbac
   }
 
   readonly #cursors = new Map<string, bigint>();
+
+  carryLastRun(key: string, at: number): number {
+    const last = this.#lastRun.get(key);
+    if (last === undefined || at > last) this.#lastRun.set(key, at);
+    return NO_LSN;
+  }
 
   setCursor(key: string, seq: bigint, _durable: boolean): number {
     const at = this.#cursors.get(key);

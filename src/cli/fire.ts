@@ -52,6 +52,10 @@ export async function fire(argv: string[]): Promise<number> {
   if (result.error) throw new Error(result.error);
   const what = result.skipped ? `skipped: ${result.skipped}${result.detail ? ` (${result.detail})` : ''}` : result.outcome;
   print(`${scopedName}: ${what} via ${via}`, { ...result, via });
+  if (result.skipped === 'unknown-order') {
+    process.stderr.write(`orderly fire: ${result.detail ?? `no order named ${scopedName}`}\n`);
+    return EXIT.usage;
+  }
   if (result.skipped) return EXIT.skipped;
   return result.outcome === 'failed' || result.outcome === 'timeout' ? EXIT.failed : EXIT.ok;
 }

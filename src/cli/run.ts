@@ -30,6 +30,8 @@ reloads the orders. An invalid order is reported and left out; the rest run.
                   that does not set no_op_when_silent itself (see README: risk)
   --event-log PATH   the event log event orders follow (default the city's
                   .gc/events.jsonl, else <state>/city-events.jsonl)
+  --env-allow NAME   pass bodies only these inherited variables (repeatable;
+                  include PATH), not the controller's whole environment
   --for DURATION  stop after this long (Go syntax: 90s, 5m, 1h30m)
   --grace DURATION how long to wait for running bodies at shutdown (default 30s)
   --retention-days N   delete audit records older than N days (default 90; 0 keeps all)
@@ -94,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       'silent-is-no-op': { type: 'boolean' },
       'event-log': { type: 'string' },
       'audit-password-file': { type: 'string' },
+      'env-allow': { type: 'string', multiple: true },
     },
     RUN_USAGE,
   );
@@ -102,6 +105,14 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length !== 1) throw new UsageError(`orderly run takes one orders directory\n\n${RUN_USAGE}`);
+  // SIGHUP's default action ends the process: from here on it means "reload", and one that
+  // arrives while the controller is still starting is done once it has started.
+  let hangupDuringStart = false;
+  let onHangup: (() => void) | undefined;
+  process.on('SIGHUP', () => {
+    if (onHangup) onHangup();
+    else hangupDuringStart = true;
+  });
   const json = values.json === true;
   const print = printer(json);
   const ordersDir = resolve(positionals[0]!);
@@ -146,6 +157,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(city.city ? { city: city.city } : {}),
     eventLog,
     ...(patrolMs !== undefined ? { patrolMs } : {}),
+    ...(values['env-allow'] ? { envAllow: values['env-allow'] } : {}),
     audit: sinkFromUrl(auditUrl),
     ...(retentionDays > 0 ? { retention: { days: retentionDays, keepPerOrder: retentionKeep } } : {}),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
@@ -184,7 +196,7 @@ export async function run(argv: string[]): Promise<number> {
     const stop = (): void => resolveStop();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    process.on('SIGHUP', () => {
+    onHangup = () => {
       loadCity(ordersDir, loadOptions).then(
         (next) => {
           reportLoad(next, print);
@@ -193,7 +205,8 @@ export async function run(argv: string[]): Promise<number> {
         },
         (err: unknown) => process.stderr.write(`orderly: reload failed, keeping the current orders: ${(err as Error).message}\n`),
       );
-    });
+    };
+    if (hangupDuringStart) onHangup();
     if (forMs !== undefined) setTimeout(stop, forMs);
   });
   server.close();

@@ -19,7 +19,7 @@ import type { ControllerEvent, ControllerEventInput, SkipReason } from './events
 import { bodyPlace, type BodyPlace } from './body-env.js';
 import { runCheck } from './check.js';
 import { appendEvent, EventLogFollower, isOrderMarker, type CityEvent, type PublishInput } from './event-log.js';
-import { TimerHeap } from './timers.js';
+import { STEP_MS, TimerHeap } from './timers.js';
 
 export interface ControllerOptions {
   /** State directory: leases (the WAL), run locks, events. Created if missing. */
@@ -40,6 +40,12 @@ export interface ControllerOptions {
   cwd?: string;
   /** Environment bodies start from; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Pass bodies only these inherited variables (plus Gas City's and
+   * orderly's own) instead of the controller's whole environment, which may
+   * hold credentials the bodies have no business with.
+   */
+  envAllow?: string[];
   /** SIGTERM→SIGKILL grace for timed-out bodies; default 2 s, as Gas City. */
   killGraceMs?: number;
   /** How often condition orders without an `interval` run their check (Gas City's patrol tick); default 30 s. */
@@ -274,8 +280,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   fire(scopedName: string): Promise<FireResult> {
     const o = this.#orders.get(scopedName);
     if (!o) {
-      this.#emit({ type: 'skipped', scopedName, reason: 'unknown-order' });
-      return Promise.resolve({ scopedName, skipped: 'unknown-order', detail: `no order named ${scopedName}` });
+      const detail = `no order named ${scopedName}${this.#suggest(scopedName)}`;
+      this.#emit({ type: 'skipped', scopedName, reason: 'unknown-order', detail });
+      return Promise.resolve({ scopedName, skipped: 'unknown-order', detail });
     }
     return this.#start(o, 'manual');
   }
@@ -302,13 +309,49 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Swaps in a new order set; runs in flight and lastRun are kept. */
   reload(orders: OrderSpec[]): void {
     this.#opts.orders = orders;
-    const before = new Set(this.#orders.keys());
+    const previous = new Map(this.#orders);
     this.#setOrders(orders);
-    for (const key of before) if (!this.#orders.has(key)) this.#timers.delete(key);
+    for (const key of previous.keys()) if (!this.#orders.has(key)) this.#timers.delete(key);
+    this.#carryRenames(previous);
     this.#scheduleAll();
     // Event orders new with this reload: follow the log now; orders already followed pick them up at the next poll.
     if (!this.#events) this.#followEvents();
     else void this.#pollEvents();
+  }
+
+  /**
+   * An order file renamed while the controller runs is the same order under
+   * a new name when its body, trigger and rig are unchanged: the new name
+   * keeps the old one's lastRun (durably) and waits for a run of the old one
+   * still in progress, so a rename neither fires early nor overlaps.
+   */
+  #carryRenames(previous: Map<string, ScopedOrder>): void {
+    const gone = [...previous.values()].filter((o) => !this.#orders.has(o.scopedName));
+    for (const o of this.#orders.values()) {
+      if (previous.has(o.scopedName)) continue;
+      const old = gone.find((g) => g.rig === o.rig && g.spec.trigger === o.spec.trigger && sameBody(g.spec, o.spec));
+      if (!old) continue;
+      this.#renamedFrom.set(o.scopedName, old.scopedName);
+      const last = this.#store.lastRun(old.scopedName);
+      if (last !== undefined && last > (this.#store.lastRun(o.scopedName) ?? -Infinity)) {
+        this.#store.carryLastRun(o.scopedName, last).catch((err: unknown) => {
+          this.#emit({ type: 'error', scopedName: o.scopedName, code: OrderlyError.from(err).code, message: `could not carry the lastRun of ${old.scopedName}: ${OrderlyError.from(err).message}` });
+        });
+      }
+      this.#emit({ type: 'warning', scopedName: o.scopedName, code: 'WARN_ORDER_RENAMED', message: `${old.scopedName} is now ${o.scopedName}: it keeps its lastRun${this.#busy.has(old.scopedName) ? ' and waits for the run in progress' : ''}` });
+    }
+  }
+
+  /** New name → old name, for orders renamed by a reload. */
+  readonly #renamedFrom = new Map<string, string>();
+
+  /** " (did you mean ...?)" for an unknown scoped name: its rig instances, or the closest names. */
+  #suggest(name: string): string {
+    const keys = [...this.#orders.keys()];
+    const rigs = keys.filter((k) => k.startsWith(`${name}:rig:`));
+    const near = rigs.length > 0 ? rigs : keys.filter((k) => closeEnough(name, k));
+    const hint = 'scoped names are <name> for city orders and <name>:rig:<rig> for rig orders';
+    return near.length > 0 ? ` (did you mean ${near.slice(0, 5).join(', ')}? ${hint})` : ` (${hint}; orderly list shows them)`;
   }
 
   /**
@@ -400,8 +443,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         const jitter = spec.jitterMs > 0 ? Math.floor(Math.random() * spec.jitterMs) : 0;
         // A fire of this process is timed on the monotonic clock: a wall-clock step does not move the cooldown.
         const mine = this.#acquiredMono.get(o.scopedName);
-        const due =
-          last === undefined ? now : mine && mine.wall === this.#store.lastRun(o.scopedName) ? now + (mine.mono + spec.intervalMs! + jitter - performance.now()) : last + spec.intervalMs! + jitter;
+        const stepped = mine !== undefined && mine.wall === this.#store.lastRun(o.scopedName) && Math.abs(now - mine.wall - (performance.now() - mine.mono)) > STEP_MS;
+        const due = last === undefined ? now : stepped ? now + (mine.mono + spec.intervalMs! + jitter - performance.now()) : last + spec.intervalMs! + jitter;
         this.#timers.set(o.scopedName, due);
         break;
       }
@@ -450,6 +493,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     const running = this.#busy.get(o.scopedName);
     if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
+    const oldName = this.#renamedFrom.get(o.scopedName);
+    if (oldName !== undefined && this.#busy.has(oldName)) {
+      // Scheduled again from its (carried) lastRun when that run ends.
+      return Promise.resolve(this.#skip(o, 'held', `a run of ${oldName}, its name before a rename, is in progress`));
+    }
     const backlog = this.#audit.stats().backlog;
     const max = this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG;
     if (backlog >= max) {
@@ -468,6 +516,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#retryAfter.delete(o.scopedName);
       // Events that arrived while it ran fire it again.
       if (current?.spec.trigger === 'event') setImmediate(() => void this.#pollEvents());
+      // An order renamed while this ran was waiting for it.
+      for (const [renamed, old] of this.#renamedFrom) {
+        const n = old === o.scopedName ? this.#orders.get(renamed) : undefined;
+        if (n) this.#schedule(n);
+      }
     });
     this.#busy.set(o.scopedName, run);
     return run;
@@ -794,8 +847,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** The inherited environment, Gas City's variables for the order, orderly's own, then the order's `[order.env]`. */
   #env(o: ScopedOrder, place: BodyPlace, fireId: string): Record<string, string> {
     const { spec } = o;
+    const inherited = this.#inherited();
+    const allow = this.#opts.envAllow;
     return {
-      ...this.#inherited(),
+      ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),
       ...place.env,
       ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
       ORDERLY_ORDER: spec.name,
@@ -1028,6 +1083,26 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return { walSyncs: 0, walBytes: 0, poisoned: true };
     }
   }
+}
+
+/** The same body: the same exec command, formula, or code function. */
+function sameBody(a: OrderSpec, b: OrderSpec): boolean {
+  return (a.exec !== undefined && a.exec === b.exec) || (a.formula !== undefined && a.formula === b.formula) || (a.run !== undefined && a.run === b.run);
+}
+
+/** Names a typo away: edit distance at most a third of the longer. */
+function closeEnough(a: string, b: string): boolean {
+  const base = (s: string): string => s.split(':rig:')[0]!;
+  const x = base(a);
+  const y = base(b);
+  if (Math.abs(x.length - y.length) > 3) return false;
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[y.length]! <= Math.max(1, Math.floor(Math.max(x.length, y.length) / 3));
 }
 
 /**

@@ -18,6 +18,9 @@ interface Entry {
   /** Monotonic deadline (performance.now() ms): the heap's order. */
   mono: number;
   clock: 'wall' | 'mono';
+  /** Both clocks when it was set: a later difference between them is a wall-clock step. */
+  setWall: number;
+  setMono: number;
   key: string;
   seq: number;
 }
@@ -25,6 +28,8 @@ interface Entry {
 /** Node's timers hold at most 2^31-1 ms (24.8 days); a longer one fires at once, with a warning. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const WALL_RECHECK_MS = 60_000;
+/** The two clocks drifting apart by more than this is a step of the wall clock, not timer jitter. */
+export const STEP_MS = 1_000;
 
 export interface Clocks {
   wall: () => number;
@@ -53,7 +58,9 @@ export class TimerHeap {
 
   /** Schedules (or moves) `key` to fire at `due` (epoch ms), measured on `clock`. */
   set(key: string, due: number, clock: 'wall' | 'mono' = 'mono'): void {
-    const e: Entry = { due, mono: this.#clocks.mono() + (due - this.#clocks.wall()), clock, key, seq: ++this.#seq };
+    const setWall = this.#clocks.wall();
+    const setMono = this.#clocks.mono();
+    const e: Entry = { due, mono: setMono + (due - setWall), clock, setWall, setMono, key, seq: ++this.#seq };
     this.#current.set(key, e);
     if (clock === 'wall') this.#wall.add(key);
     else this.#wall.delete(key);
@@ -66,11 +73,12 @@ export class TimerHeap {
     this.#wall.delete(key);
   }
 
-  /** When `key` fires, as a wall-clock time (for a mono entry: now plus what is left of its span). */
+  /** When `key` fires, as a wall-clock time (for a mono entry after a step: now plus what is left of its span). */
   due(key: string): number | undefined {
     const e = this.#current.get(key);
     if (!e) return undefined;
-    return e.clock === 'wall' ? e.due : this.#clocks.wall() + (e.mono - this.#clocks.mono());
+    const stepped = Math.abs(this.#clocks.wall() - e.setWall - (this.#clocks.mono() - e.setMono)) > STEP_MS;
+    return e.clock === 'wall' || !stepped ? e.due : this.#clocks.wall() + (e.mono - this.#clocks.mono());
   }
 
   get size(): number {

@@ -4,6 +4,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseDuration } from './duration.js';
 import { OrderFileError, quote } from './errors.js';
 import { describe, isTable } from './spec.js';
+import { RIG_NAME } from './scope.js';
 import { KeyLines } from './toml-lines.js';
 
 /** One `[imports.<binding>]` (or a V1 `includes` entry), where it was declared. */
@@ -156,7 +157,7 @@ export function readCityConfig(dir: string): CityConfig {
     const file = doc?.file ?? cityFile;
     const rn = str(doc, ['rigs', 'name'], r.name);
     if (rn === undefined || rn.trim() === '') throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: 'every [[rigs]] entry needs a name' });
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(rn)) {
+    if (!RIG_NAME.test(rn)) {
       throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig name ${quote(rn)} must start with a letter or digit and hold only letters, digits, ".", "_" and "-"` });
     }
     if (seen.has(rn)) throw new OrderFileError({ file, line: doc?.lines.lineOf(['rigs']), field: 'rigs.name', problem: `rig ${quote(rn)} is declared twice` });

@@ -1,6 +1,9 @@
 import { OrderFileError } from './errors.js';
 import { scopedName, type OrderSpec, type ScopedOrder } from './types.js';
 
+/** What a rig may be called: it becomes part of scoped names (`name:rig:<rig>`), lease keys and paths. */
+export const RIG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 /**
  * Binds orders to their scopes: a city order once under its name, a rig
  * order (`scope = "rig"`) once per rig as `name:rig:<rig>`, in input order.
@@ -13,8 +16,8 @@ import { scopedName, type OrderSpec, type ScopedOrder } from './types.js';
 export function validateScoped(orders: readonly OrderSpec[], rigs: readonly string[]): ScopedOrder[] {
   const seenRigs = new Set<string>();
   for (const rig of rigs) {
-    if (typeof rig !== 'string' || rig.trim() === '') {
-      throw new OrderFileError({ field: 'rigs', problem: `rig names must be non-empty strings, got ${JSON.stringify(rig)}` });
+    if (typeof rig !== 'string' || !RIG_NAME.test(rig)) {
+      throw new OrderFileError({ field: 'rigs', problem: `rig name ${JSON.stringify(rig)} must start with a letter or digit and hold only letters, digits, ".", "_" and "-"` });
     }
     if (seenRigs.has(rig)) throw new OrderFileError({ field: 'rigs', problem: `rig ${JSON.stringify(rig)} is listed twice` });
     seenRigs.add(rig);

@@ -60,6 +60,8 @@ export const DEFAULT_TIMEOUT_MS = 300_000;
 /** Gas City's default for formula orders (a wisp dispatch, not a script). */
 export const DEFAULT_FORMULA_TIMEOUT_MS = 30_000;
 export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+/** Intervals below this warn: each fire spawns a process and syncs the log. */
+export const INTERVAL_FLOOR_MS = 1_000;
 
 /**
  * Variables the controller sets for every body, as Gas City does: an
@@ -145,6 +147,8 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
     const value = src.get(key);
     if (typeof value !== 'string') return fail(key, `expected a string, got ${show(value)}`);
     if (opts.nonEmpty && value.trim() === '') return fail(key, 'must not be empty');
+    // A shell never sees past a NUL: the command would run cut short.
+    if (value.includes('\0')) return fail(key, 'contains a NUL character');
     return value;
   };
   const oneOf = <T extends string>(key: OrderKey, allowed: readonly T[]): T | undefined => {
@@ -237,6 +241,18 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
     missing(key, `${src.label(triggerKey)} = ${quote(t)} needs ${src.label(key)} (e.g. ${src.label(key)} = ${example})`);
 
   const intervalMs = duration('interval', 1);
+  if (intervalMs !== undefined && intervalMs < INTERVAL_FLOOR_MS && (t === 'cooldown' || t === 'condition')) {
+    const line = src.line(['interval']);
+    const head = id.file !== undefined ? (line === undefined ? id.file : `${id.file}:${line}`) : `order ${JSON.stringify(id.name)}`;
+    warn({
+      kind: 'ignored-key',
+      order: id.name,
+      file: id.file,
+      line,
+      key: src.label('interval'),
+      message: `${head}: ${src.label('interval')}: ${intervalMs} ms is below ${INTERVAL_FLOOR_MS} ms: every fire spawns a process and syncs the log, so this order alone may cost a core`,
+    });
+  }
   const tz = string('tz');
   if (tz !== undefined) placed('tz', () => assertTimeZone(tz, src.label('tz')));
   const schedule = string('schedule');

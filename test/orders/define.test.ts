@@ -153,6 +153,7 @@ describe('validateScoped', () => {
 
   it('refuses empty and repeated rig names', () => {
     expect(() => validateScoped([], ['a', 'a'])).toThrow('rigs: rig "a" is listed twice');
-    expect(() => validateScoped([], [''])).toThrow('rigs: rig names must be non-empty strings');
+    expect(() => validateScoped([], [''])).toThrow('rigs: rig name "" must start with a letter or digit');
+    expect(() => validateScoped([], ['a b'])).toThrow('rigs: rig name "a b" must start with a letter or digit');
   });
 });

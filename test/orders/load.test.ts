@@ -167,6 +167,7 @@ describe('bad order files: file, line, field and what is wrong', () => {
     ['a zero interval', '[order]\ngate = "cooldown"\ninterval = "0s"\nexec = "x"\n', 3, 'interval', 'must be greater than 0, got "0s"'],
     ['a negative interval', '[order]\ngate = "cooldown"\ninterval = "-1m"\nexec = "x"\n', 3, 'interval', 'invalid duration "-1m": durations cannot be negative'],
     ['a cooldown without interval', '[order]\ngate = "cooldown"\nexec = "x"\n', 1, 'interval', 'missing: gate = "cooldown" needs interval (e.g. interval = "30s")'],
+    ['a NUL in exec', '[order]\ntrigger = "manual"\nexec = "echo a\\u0000rm -rf /"\n', 3, 'exec', 'contains a NUL character'],
     ['a webhook without params', '[order]\ntrigger = "webhook"\nexec = "x"\n', 1, 'params', 'missing: trigger = "webhook" needs a non-empty [order.params] table'],
     ['a reserved env key', '[order]\ntrigger = "manual"\nexec = "x"\n[order.env]\nGC_CITY = "/elsewhere"\n', 5, 'env.GC_CITY', 'cannot override controller-owned env key "GC_CITY"'],
     ['a zero check_timeout', '[order]\ntrigger = "condition"\ncheck = "true"\ncheck_timeout = "0s"\nexec = "x"\n', 4, 'check_timeout', 'must be greater than 0'],

@@ -358,6 +358,19 @@ impl LeaseStore {
         Ok(lsn)
     }
 
+    /// Raises `key`'s lastRun to `at` (an order renamed keeps its cadence);
+    /// returns the LSN that makes it durable.
+    pub fn carry_last_run(&self, key: &str, at: u64) -> Result<Option<u64>> {
+        self.usable()?;
+        let lsn = {
+            let _shared = self.shared();
+            self.map.note_last_run(key, at);
+            self.append(&Rec::LastRun { key: key.to_owned(), at }.encode(), true)?
+        };
+        self.maybe_compact();
+        Ok(lsn)
+    }
+
     pub fn cursor(&self, key: &str) -> Option<u64> {
         self.cursors.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied()
     }

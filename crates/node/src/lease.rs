@@ -355,6 +355,13 @@ impl NativeLeaseStore {
         Ok(if durable { lsn_number(lsn) } else { NO_LSN })
     }
 
+    /// Raises `key`'s lastRun; returns the LSN to wait for (-1 in memory).
+    #[napi(catch_unwind)]
+    pub fn carry_last_run(&self, key: String, at: f64) -> Result<f64> {
+        let lsn = self.store()?.carry_last_run(&key, whole_number("at", at)?).map_err(lease_error)?;
+        Ok(lsn_number(lsn))
+    }
+
     #[napi(catch_unwind)]
     pub fn cursor(&self, key: String) -> Result<Option<BigInt>> {
         Ok(self.store()?.cursor(&key).map(BigInt::from))
