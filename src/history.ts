@@ -23,7 +23,7 @@ function statusOf(r: AuditRecord): HistoryEntry['status'] {
  * write nothing to the database (G4), so the running controller (or, when
  * none runs, the lease store's lastRun) supplies what the audit rows cannot.
  */
-export async function feed(opts: { state: string; sink?: AuditSink; limit?: number }): Promise<{ live: boolean; entries: FeedEntry[] }> {
+export async function feed(opts: { state: string; sink?: AuditSink; limit?: number }): Promise<{ live: boolean; entries: FeedEntry[]; auditUnavailable?: string }> {
   const state = resolve(opts.state);
   const answer = (await askControl(state, { cmd: 'feed' }, 10_000)) as { entries?: FeedEntry[] } | undefined;
   let entries: FeedEntry[];
@@ -44,20 +44,27 @@ export async function feed(opts: { state: string; sink?: AuditSink; limit?: numb
       noOpsSinceStart: 0,
     }));
   }
+  let auditUnavailable: string | undefined;
+  let recent: AuditRecord[] = [];
   if (opts.sink?.history) {
-    // The newest audit record of each order upgrades its status.
-    const recent = await opts.sink.history({ limit: Math.max(opts.limit ?? 1000, entries.length * 4) });
-    for (const e of entries) {
-      const r = recent.find((x) => x.scopedName === e.scopedName);
-      if (r && e.status !== 'active' && (e.lastFiredAt === undefined || r.startedAt >= e.lastFiredAt - 1000)) {
-        e.status = statusOf(r);
-        e.lastFireId = r.fireId;
-        e.lastOutcome = r.outcome;
-      }
+    try {
+      recent = await opts.sink.history({ limit: Math.max(opts.limit ?? 1000, entries.length * 4) });
+    } catch (err) {
+      // The database is down: answer from the state alone, and say what is missing.
+      auditUnavailable = `${opts.sink.url}: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  // The newest audit record of each order upgrades its status.
+  for (const e of entries) {
+    const r = recent.find((x) => x.scopedName === e.scopedName);
+    if (r && e.status !== 'active' && (e.lastFiredAt === undefined || r.startedAt >= e.lastFiredAt - 1000)) {
+      e.status = statusOf(r);
+      e.lastFireId = r.fireId;
+      e.lastOutcome = r.outcome;
     }
   }
   entries.sort((a, b) => (b.lastFiredAt ?? 0) - (a.lastFiredAt ?? 0) || a.scopedName.localeCompare(b.scopedName));
-  return { live, entries: opts.limit ? entries.slice(0, opts.limit) : entries };
+  return { live, entries: opts.limit ? entries.slice(0, opts.limit) : entries, ...(auditUnavailable ? { auditUnavailable } : {}) };
 }
 
 /**
@@ -67,11 +74,18 @@ export async function feed(opts: { state: string; sink?: AuditSink; limit?: numb
  */
 export async function history(
   scopedName: string | undefined,
-  opts: { state: string; sink?: AuditSink; limit?: number; before?: number; auditedOnly?: boolean },
+  opts: { state: string; sink?: AuditSink; limit?: number; before?: number; auditedOnly?: boolean; onUnavailable?: (why: string) => void },
 ): Promise<HistoryEntry[]> {
   const limit = opts.limit ?? 20;
   const query = { ...(scopedName !== undefined ? { scopedName } : {}), limit, ...(opts.before !== undefined ? { before: opts.before } : {}) };
-  const records = opts.sink?.history ? await opts.sink.history(query) : [];
+  let records: AuditRecord[] = [];
+  if (opts.sink?.history) {
+    try {
+      records = await opts.sink.history(query);
+    } catch (err) {
+      opts.onUnavailable?.(`${opts.sink.url}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   const out: HistoryEntry[] = records.map((r) => ({ scopedName: r.scopedName, status: statusOf(r), at: r.startedAt, fireId: r.fireId, record: r }));
   if (!opts.auditedOnly) {
     const { entries } = await feed({ state: opts.state });

@@ -12,16 +12,25 @@ Every order with when it last fired and how its last run ended. No-op runs
 write nothing to the database, so their ticks come from the controller
 (while one runs) or the state directory.`;
 
-/** The audit sink named by --audit, or the one the last `orderly run` used. */
-export async function openSink(state: string, url: string | undefined): Promise<AuditSink | undefined> {
+/**
+ * The audit sink named by --audit, or the one the last `orderly run` used,
+ * opened; `unavailable` says why not when its database cannot be reached
+ * (the commands then answer from the state directory alone).
+ */
+export async function openSink(state: string, url: string | undefined): Promise<{ sink?: AuditSink; unavailable?: string }> {
   const last = readSavedRun(state);
   const chosen = url ?? last?.audit;
-  if (!chosen) return undefined;
+  if (!chosen) return {};
   const connect = resolveAuditUrl(chosen, { passwordFile: url ? undefined : last?.auditPasswordFile });
   registerSecret(splitPassword(connect).password);
   const sink = sinkFromUrl(connect);
-  await sink.open();
-  return sink;
+  try {
+    await sink.open();
+  } catch (err) {
+    await sink.close().catch(() => undefined);
+    return { unavailable: `${sink.url}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return { sink };
 }
 
 export async function feedCommand(argv: string[]): Promise<number> {
@@ -31,15 +40,17 @@ export async function feedCommand(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const state = resolve(values.state ?? '.orderly');
-  const sink = await openSink(state, values.audit);
+  const { sink, unavailable: notOpened } = await openSink(state, values.audit);
   try {
-    const { live, entries } = await feed({ state, ...(sink ? { sink } : {}), ...(values.limit ? { limit: Number(values.limit) } : {}) });
+    const { live, entries, auditUnavailable } = await feed({ state, ...(sink ? { sink } : {}), ...(values.limit ? { limit: Number(values.limit) } : {}) });
+    const unavailable = notOpened ?? auditUnavailable;
+    const print = printer(values.json === true);
     if (values.json) {
-      console.log(JSON.stringify({ live, entries }));
+      print('', { live, entries, ...(unavailable ? { auditUnavailable: unavailable } : {}) });
       return EXIT.ok;
     }
-    const print = printer(false);
     print(`${entries.length} order(s)${live ? ' (from the running controller)' : ' (no controller running; from the state directory)'}`, {});
+    if (unavailable) print(`audit database unavailable (${unavailable}): statuses are from the state only; did-work and failed runs may show as no-op`, {});
     for (const e of entries) {
       const when = e.lastFiredAt !== undefined ? new Date(e.lastFiredAt).toISOString() : 'never';
       print(`${e.status.padEnd(9)} ${e.scopedName.padEnd(40)} last fired ${when}${e.noOpsSinceStart ? `, ${e.noOpsSinceStart} no-op(s) since start` : ''}`, {});

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { history, type HistoryEntry } from '../history.js';
 import { parseDuration } from '../orders/duration.js';
-import { EXIT, parse, UsageError } from './args.js';
+import { EXIT, parse, scrub, UsageError } from './args.js';
 import { openSink } from './feed.js';
 
 export const HISTORY_USAGE = `usage: orderly history [name] [--rig RIG] [--limit N] [--since DURATION] [--audited-only] [--before ISO|ms] [--state DIR] [--audit URL] [--json]
@@ -45,7 +45,8 @@ export async function historyCommand(argv: string[]): Promise<number> {
   const name = positionals[0];
   const scopedName = name === undefined ? undefined : values.rig !== undefined ? `${name}:rig:${values.rig}` : name;
   const state = resolve(values.state ?? '.orderly');
-  const sink = await openSink(state, values.audit);
+  const { sink, unavailable: notOpened } = await openSink(state, values.audit);
+  let unavailable = notOpened;
   try {
     let entries = await history(scopedName, {
       state,
@@ -53,6 +54,7 @@ export async function historyCommand(argv: string[]): Promise<number> {
       limit,
       ...(before !== undefined ? { before } : {}),
       auditedOnly: values['audited-only'] === true,
+      onUnavailable: (why) => (unavailable = why),
     });
     if (sinceMs !== undefined) entries = entries.filter((e) => e.at >= Date.now() - sinceMs);
     if (values.json) {
@@ -64,10 +66,12 @@ export async function historyCommand(argv: string[]): Promise<number> {
           ...(values.rig !== undefined ? { rig: values.rig } : {}),
           entries: entries.map(entryJson),
           summary: { total: entries.length },
+          ...(unavailable ? { audit_unavailable: scrub(unavailable) } : {}),
         }),
       );
       return EXIT.ok;
     }
+    if (unavailable) console.log(scrub(`audit database unavailable (${unavailable}): only each order's latest fire, from the state directory`));
     if (entries.length === 0) {
       console.log(name === undefined ? 'No order history.' : `No order history for ${JSON.stringify(scopedName)}.`);
       return EXIT.ok;

@@ -26,5 +26,16 @@ describe('stopping with the audit database down', () => {
     expect(tries).toBeLessThan(15);
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(r.stdout).toMatch(/1 waiting/);
+
+    // With the database still down, feed and history answer from the state directory and say what is missing.
+    const feed = spawnSync(process.execPath, [cli, 'feed', '--state', state, '--json'], { encoding: 'utf8' });
+    expect(feed.status, feed.stderr).toBe(0);
+    const f = JSON.parse(feed.stdout) as { entries: Array<{ scopedName: string }>; auditUnavailable?: string };
+    expect(f.entries.map((e) => e.scopedName)).toEqual(['work']);
+    expect(f.auditUnavailable).toMatch(/^postgres:\/\/orderly@127\.0\.0\.1:1\/audit: .*ECONNREFUSED/);
+    const history = spawnSync(process.execPath, [cli, 'history', 'work', '--state', state], { encoding: 'utf8' });
+    expect(history.status, history.stderr).toBe(0);
+    expect(history.stdout).toMatch(/^audit database unavailable \(postgres:\/\/orderly@127\.0\.0\.1:1\/audit: /);
+    expect(history.stdout).toMatch(/work/);
   });
 });
