@@ -79,7 +79,10 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     add('wal', 'FAIL', (err as Error).message);
   }
 
-  if (status) add('poisoned', status.poisoned ? 'FAIL' : 'OK', status.poisoned ? 'the log refused a write or sync: no order fires until the controller is restarted with the cause fixed (disk space, I/O errors)' : 'no');
+  if (status) {
+    const why = status.poisonReason ?? 'the log refused a write or sync';
+    add('poisoned', status.poisoned ? 'FAIL' : 'OK', status.poisoned ? `${why}: no order fires until the controller is restarted with the cause fixed (disk space, I/O errors, files removed)` : 'no');
+  }
   else add('poisoned', 'OK', 'no controller running (the next open re-verifies the log)');
 
   const lockFile = join(leases, 'LOCK');

@@ -71,6 +71,8 @@ export interface LeaseStoreStats {
   walBytes: number;
   walSyncs: number;
   poisoned: boolean;
+  /** Why the log refused a write, once it has. */
+  poisonReason?: string | null;
 }
 
 const GRANTED = 0;

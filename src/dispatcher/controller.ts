@@ -113,6 +113,8 @@ export interface ControllerStats {
   walSyncs: number;
   walBytes: number;
   poisoned: boolean;
+  /** Why the log refuses writes (a full disk, an I/O error, its segment deleted under it). */
+  poisonReason?: string;
 }
 
 interface Meta {
@@ -127,6 +129,8 @@ interface Meta {
 
 const LEASE_MARGIN_MS = 60_000;
 const DEFAULT_KILL_GRACE_MS = 2_000;
+/** How often an idle controller looks for a poisoned log (the WAL checks its files every second). */
+const POISON_WATCH_MS = 1_000;
 /** A lastRun this far past now is taken for a clock step, not for scheduling jitter. */
 const CLOCK_SLACK_MS = 1_000;
 const DEFAULT_PATROL_MS = 30_000;
@@ -162,7 +166,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #stopping = false;
   #poisoned = false;
   /** Log figures as of stop(), when the store closes. */
-  #finalWal: { walSyncs: number; walBytes: number; poisoned: boolean } | undefined;
+  #finalWal: { walSyncs: number; walBytes: number; poisoned: boolean; poisonReason?: string } | undefined;
   readonly #counts = { fires: 0, noOps: 0, didWork: 0, failed: 0, timeouts: 0, skipped: 0, interrupted: 0 };
 
   private constructor(opts: ControllerOptions, store: LeaseStore, audit: AuditWriter) {
@@ -223,6 +227,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     if (opts.schedule !== false) controller.#scheduleAll();
     controller.#followEvents();
+    controller.#watchPoison();
     return controller;
   }
 
@@ -269,7 +274,15 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   stats(): ControllerStats {
     const s = this.#poisonSafeStats();
-    return { ...this.#counts, running: this.#busy.size, audit: this.#audit.stats(), walSyncs: s.walSyncs, walBytes: s.walBytes, poisoned: this.#poisoned || s.poisoned };
+    return {
+      ...this.#counts,
+      running: this.#busy.size,
+      audit: this.#audit.stats(),
+      walSyncs: s.walSyncs,
+      walBytes: s.walBytes,
+      poisoned: this.#poisoned || s.poisoned,
+      ...(s.poisonReason ? { poisonReason: s.poisonReason } : {}),
+    };
   }
 
   lastRun(scopedName: string): number | undefined {
@@ -363,6 +376,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#stopping = true;
     this.#timers.stop();
     if (this.#events) clearInterval(this.#events.timer);
+    if (this.#poisonWatch) clearInterval(this.#poisonWatch);
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.#close(Math.max(1000, deadline - Date.now()));
@@ -1074,15 +1088,32 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.emit('event', event);
   }
 
-  #poisonSafeStats(): { walSyncs: number; walBytes: number; poisoned: boolean } {
+  #poisonSafeStats(): { walSyncs: number; walBytes: number; poisoned: boolean; poisonReason?: string } {
     if (this.#finalWal) return this.#finalWal;
     try {
       const s = this.#store.stats();
-      return { walSyncs: s.walSyncs, walBytes: s.walBytes, poisoned: s.poisoned };
+      return { walSyncs: s.walSyncs, walBytes: s.walBytes, poisoned: s.poisoned, ...(s.poisonReason ? { poisonReason: s.poisonReason } : {}) };
     } catch {
       return { walSyncs: 0, walBytes: 0, poisoned: true };
     }
   }
+
+  /**
+   * The log can be poisoned while nothing fires (its segment deleted under
+   * it): say so at once, not at the next fire, and stop scheduling.
+   */
+  #watchPoison(): void {
+    const timer = setInterval(() => {
+      const s = this.#poisonSafeStats();
+      if (!s.poisoned || this.#stopping) return;
+      clearInterval(timer);
+      this.#poisoned = true;
+      this.#emit({ type: 'error', code: 'ERR_WAL_POISONED', message: `the lease store refuses writes, no order fires until a restart: ${s.poisonReason ?? 'a write or sync failed'}` });
+    }, POISON_WATCH_MS).unref();
+    this.#poisonWatch = timer;
+  }
+
+  #poisonWatch: NodeJS.Timeout | undefined;
 }
 
 /** The same body: the same exec command, formula, or code function. */

@@ -129,6 +129,8 @@ pub struct JsStoreStats {
     pub wal_bytes: f64,
     pub wal_syncs: f64,
     pub poisoned: bool,
+    /// Why the log refused, once it has.
+    pub poison_reason: Option<String>,
 }
 
 pub struct OpenStoreTask {
@@ -404,6 +406,7 @@ impl NativeLeaseStore {
             wal_bytes: w.bytes as f64,
             wal_syncs: w.syncs as f64,
             poisoned: w.poisoned,
+            poison_reason: self.store()?.wal().and_then(|w| w.poison_error()).map(|e| e.to_string()),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -34,9 +34,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Takes an exclusive lock that conflicts with any other holder, in this
     /// process or another, and records our pid in the lock file.
     fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError>;
+    /// (device, inode) of the file now at `path`, None if there is none;
+    /// storages that cannot tell (the simulated disk) say Ok(None) always.
+    fn identity(&self, _path: &Path) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 pub trait StorageFile: Send {
+    /// (device, inode, link count) of the open file, where the storage can tell.
+    fn identity(&self) -> io::Result<Option<(u64, u64, u64)>> {
+        Ok(None)
+    }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// fdatasync: data and the metadata needed to read it back.
     fn sync_data(&mut self) -> io::Result<()>;
@@ -62,6 +71,10 @@ pub struct FsStorage;
 struct FsFile(File);
 
 impl StorageFile for FsFile {
+    fn identity(&self) -> io::Result<Option<(u64, u64, u64)>> {
+        let m = self.0.metadata()?;
+        Ok(Some((m.dev(), m.ino(), m.nlink())))
+    }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
     }
@@ -101,6 +114,14 @@ struct FsLock(#[allow(dead_code)] File);
 impl LockGuard for FsLock {}
 
 impl Storage for FsStorage {
+    fn identity(&self, path: &Path) -> io::Result<Option<(u64, u64)>> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some((m.dev(), m.ino()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some((0, 0))),
+            Err(e) => Err(e),
+        }
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         // Owner only, whatever the umask: the log holds audit records and leases.
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)

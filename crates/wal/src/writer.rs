@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::WalError;
 use crate::frame::{encode_frame, frame_len, frame_seed, FrameKind, SegmentHeader, SegmentKind, COUNTER_LIMIT, FORMAT_VERSION, SEGMENT_HEADER_LEN};
@@ -84,7 +84,15 @@ pub(crate) struct Writer {
     segments: BTreeMap<u64, u64>,
     unsynced_since: Option<Instant>,
     buf: Vec<u8>,
+    /// When the open segment was last checked to still be the file at its path.
+    linked_checked: Instant,
 }
+
+/// How often an idle writer checks that its segment and lock file are still
+/// the files at their paths: a cleanup job that deletes or replaces them
+/// would otherwise leave acknowledged records in an unlinked file, lost at
+/// the next open.
+const LINK_CHECK: Duration = Duration::from_secs(1);
 
 struct IoFail(String);
 
@@ -95,7 +103,7 @@ fn fail(op: &str, path: &Path, e: std::io::Error) -> IoFail {
 impl Writer {
     pub fn new(shared: Arc<Shared>, salt: u64, tail: Tail, last_lsn: u64, segments: BTreeMap<u64, u64>) -> Self {
         let synced_offset = tail.offset;
-        let w = Writer { shared, salt, tail, synced_offset, written_lsn: last_lsn, durable_lsn: last_lsn, segments, unsynced_since: None, buf: Vec::new() };
+        let w = Writer { shared, salt, tail, synced_offset, written_lsn: last_lsn, durable_lsn: last_lsn, segments, unsynced_since: None, buf: Vec::new(), linked_checked: Instant::now() };
         w.publish_sizes();
         w
     }
@@ -120,17 +128,18 @@ impl Writer {
                     if !q.entries.is_empty() || q.closing || q.sync_wanted > self.durable_lsn {
                         break;
                     }
-                    match self.unsynced_since {
-                        Some(since) => {
-                            let deadline = since + shared.opts.flush_interval;
-                            let now = Instant::now();
-                            if now >= deadline {
-                                break;
-                            }
-                            q = shared.wake_writer.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-                        }
-                        None => q = shared.wake_writer.wait(q).unwrap_or_else(|p| p.into_inner()),
+                    let now = Instant::now();
+                    if now >= self.linked_checked + LINK_CHECK {
+                        break;
                     }
+                    let mut deadline = self.linked_checked + LINK_CHECK;
+                    if let Some(since) = self.unsynced_since {
+                        deadline = deadline.min(since + shared.opts.flush_interval);
+                        if now >= since + shared.opts.flush_interval {
+                            break;
+                        }
+                    }
+                    q = shared.wake_writer.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
                 std::mem::swap(&mut arena, &mut q.arena);
                 std::mem::swap(&mut entries, &mut q.entries);
@@ -138,7 +147,10 @@ impl Writer {
                 (q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
             };
             let before = self.durable_lsn;
-            let mut result = self.write_batch(&arena, &entries);
+            let mut result = if self.linked_checked.elapsed() >= LINK_CHECK { self.check_linked() } else { Ok(()) };
+            if result.is_ok() {
+                result = self.write_batch(&arena, &entries);
+            }
             if result.is_ok() && need_sync {
                 result = self.sync();
             }
@@ -192,6 +204,26 @@ impl Writer {
         let _q = self.shared.lock();
         self.shared.poison_announced.store(true, Ordering::Release);
         self.shared.wake_waiters.notify_all();
+    }
+
+    /// Fails when the open segment is no longer the file at its path (deleted,
+    /// or replaced), or the lock file was: what is written would be lost.
+    fn check_linked(&mut self) -> Result<(), IoFail> {
+        self.linked_checked = Instant::now();
+        let path = self.tail_path();
+        let storage = &self.shared.storage;
+        if let Some((dev, ino, links)) = self.tail.file.identity().map_err(|e| fail("check", &path, e))? {
+            let at_path = storage.identity(&path).map_err(|e| fail("check", &path, e))?;
+            if links == 0 || at_path != Some((dev, ino)) {
+                let what = if at_path.is_some_and(|id| id != (0, 0)) { "was replaced by another file" } else { "was deleted" };
+                return Err(IoFail(format!("segment {} {what} while the log was open: records written to it would be lost; find what removes files in {}, then run orderly doctor", path.display(), self.shared.dir.display())));
+            }
+            let lock = self.shared.dir.join(crate::segment::LOCK_FILE);
+            if storage.identity(&lock).map_err(|e| fail("check", &lock, e))? == Some((0, 0)) {
+                return Err(IoFail(format!("lock file {} was deleted while the log was open: another process could open the log beside this one", lock.display())));
+            }
+        }
+        Ok(())
     }
 
     fn tail_path(&self) -> PathBuf {

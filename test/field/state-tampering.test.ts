@@ -1,0 +1,36 @@
+// A cleanup job deletes the lease log's segment under a running
+// controller: it fails closed within seconds (no order fires, doctor FAIL
+// naming the file) instead of acknowledging records into an unlinked file.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sleep, startController, waitUntil } from '../crash/support.js';
+import { cli, scratch, writeTree } from '../gascity/fixtures.js';
+
+const fresh = scratch('field-tamper');
+
+describe('state files removed under a running controller', () => {
+  it('poison the store within seconds: an error event names the file, orders are skipped, doctor says FAIL', async () => {
+    const base = fresh();
+    const orders = writeTree(join(base, 'orders'), { 'tick.toml': '[order]\ntrigger = "cooldown"\ninterval = "1s"\nexec = "exit 100"\n' });
+    const state = join(base, 'state');
+    const run = startController(orders, state);
+    expect(await waitUntil(() => run.events.filter((e) => e.type === 'completed').length >= 2, 10_000), run.stderr()).toBe(true);
+    const leases = join(state, 'leases');
+    const segment = readdirSync(leases).find((f) => f.endsWith('.wal'))!;
+    rmSync(join(leases, segment));
+    const removedAt = Date.now();
+    expect(await waitUntil(() => run.events.some((e) => e.type === 'error' && e.code === 'ERR_WAL_POISONED'), 5_000), run.stderr()).toBe(true);
+    expect(Date.now() - removedAt).toBeLessThan(4_000);
+    const error = run.events.find((e) => e.type === 'error' && e.code === 'ERR_WAL_POISONED')!;
+    expect(error.message).toContain(`segment ${join(leases, segment)} was deleted while the log was open`);
+    await sleep(1_500);
+    expect(run.events.some((e) => e.type === 'skipped' && e.reason === 'store-poisoned')).toBe(true);
+    const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
+    const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
+    expect(checks.find((c) => c.name === 'poisoned')).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(segment) as string });
+    run.child.kill('SIGTERM');
+    await run.exited;
+  }, 30_000);
+});
