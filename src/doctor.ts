@@ -75,8 +75,9 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
       const most = ahead.reduce((a, b) => (b.by > a.by ? b : a));
       add('clock', 'WARN', `lastRun of ${ahead.length} order(s) is in the future (${most.k} by ${Math.round(most.by / 1000)} s): the clock was stepped back; each counts its next fire from now and waits at most one interval`);
     }
+    if (i.lost) add('wal lost', 'FAIL', `the log holds fewer tokens than the ${i.reserved} reserved beside it: its records were lost (segments deleted or replaced); run orderly repair --state ${state}`);
   } catch (err) {
-    add('wal', 'FAIL', (err as Error).message);
+    add('wal', 'FAIL', `${(err as Error).message}; run orderly repair --state ${state} to keep what is valid before the damage`);
   }
 
   if (status) {

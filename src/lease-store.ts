@@ -39,6 +39,12 @@ export interface LeaseStoreOptions {
   /** Dead log bytes that trigger a checkpoint (and at least twice the live set); default 2 MiB. */
   compactAfterBytes?: number;
   /**
+   * Open a damaged or lost log anyway (`orderly repair`): keep every valid
+   * record before the damage, cut the rest, and continue fencing tokens
+   * above the reservation kept beside the log. See `repairReport()`.
+   */
+  repair?: boolean;
+  /**
    * Internal, for crash tests only: keep the log on this simulated disk
    * (`dir` is then a path on it) so a test can cut the power. Nothing on it
    * outlives the process. See `src/testing.ts`.
@@ -329,6 +335,14 @@ export class LeaseStore {
     this.#ensureOpen();
     checkKey(key);
     return this.#call(() => this.#native.cursor(key)) ?? undefined;
+  }
+
+  /** What the open mended: bytes cut from the log (and why), tokens skipped over a lost log. */
+  repairReport(): { records: number; bytesTruncated: number; reason?: string | null; lostLogHighWater?: number | null; lostReserved?: number | null } {
+    this.#ensureOpen();
+    if (this.#native instanceof MemoryLeases) return { records: 0, bytesTruncated: 0 };
+    const native = this.#native;
+    return this.#call(() => native.repairReport());
   }
 
   /** Completions not yet acknowledged. */

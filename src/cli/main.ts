@@ -7,6 +7,7 @@ import { fire, FIRE_USAGE } from './fire.js';
 import { historyCommand, HISTORY_USAGE } from './history.js';
 import { CHECK_USAGE, checkCommand, LIST_USAGE, listCommand, SHOW_USAGE, showCommand } from './orders.js';
 import { publishCommand, PUBLISH_USAGE } from './publish.js';
+import { repairCommand, REPAIR_USAGE } from './repair.js';
 import { run, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: orderly <command> [options]
@@ -21,6 +22,7 @@ commands:
   publish <type>       append an event to the city's event log
   feed                 every order: last fired, last status
   doctor               is the state healthy?
+  repair               open a damaged or lost lease log, keeping what is valid
 
 Every command takes --json and --help.
 
@@ -40,7 +42,9 @@ ${PUBLISH_USAGE}
 
 ${FEED_USAGE}
 
-${DOCTOR_USAGE}`;
+${DOCTOR_USAGE}
+
+${REPAIR_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   run,
@@ -52,6 +56,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   publish: publishCommand,
   feed: feedCommand,
   doctor: doctorCommand,
+  repair: repairCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -33,4 +33,39 @@ describe('state files removed under a running controller', () => {
     run.child.kill('SIGTERM');
     await run.exited;
   }, 30_000);
+
+  it('a log whose segments were deleted while stopped is refused, repaired with fences above every earlier one, and runs again', async () => {
+    const base = fresh();
+    const orders = writeTree(join(base, 'orders'), { 'tick.toml': '[order]\ntrigger = "cooldown"\ninterval = "1s"\nexec = "exit 0"\n' });
+    const state = join(base, 'state');
+    const first = startController(orders, state);
+    expect(await waitUntil(() => first.events.filter((e) => e.type === 'completed').length >= 3, 10_000), first.stderr()).toBe(true);
+    first.child.kill('SIGTERM');
+    await first.exited;
+    const fences = first.events.filter((e) => e.type === 'fired').map((e) => Number(e.fence));
+    const leases = join(state, 'leases');
+    for (const f of readdirSync(leases)) if (f.endsWith('.wal')) rmSync(join(leases, f));
+
+    const refused = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1s'], { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/was lost or replaced: it holds tokens up to 0, but tokens up to \d+ were reserved beside it.*run `orderly repair`/);
+    const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
+    const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
+    expect(checks.find((c) => c.name === 'wal lost')).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(`run orderly repair --state ${state}`) as string });
+
+    const repair = spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' });
+    expect(repair.status, repair.stderr).toBe(0);
+    const report = JSON.parse(repair.stdout) as { repaired: boolean; tokensContinueAbove: number };
+    expect(report.repaired).toBe(true);
+    expect(report.tokensContinueAbove).toBeGreaterThan(Math.max(...fences));
+
+    const again = startController(orders, state);
+    expect(await waitUntil(() => again.events.some((e) => e.type === 'fired'), 10_000), again.stderr()).toBe(true);
+    again.child.kill('SIGTERM');
+    await again.exited;
+    const fence = Number(again.events.find((e) => e.type === 'fired')!.fence);
+    expect(fence).toBeGreaterThan(Math.max(...fences));
+    expect(JSON.parse(spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' }).stdout)).toMatchObject({ repaired: false, reason: 'healthy' });
+  }, 40_000);
 });
+

@@ -16,6 +16,9 @@ pub enum LeaseError {
     Malformed { lsn: u64, detail: String },
     /// The log under the store failed (poisoned, corrupt, locked, …).
     Wal(WalError),
+    /// The log holds far fewer tokens than were reserved beside it: its
+    /// records were lost (segments deleted, the log replaced).
+    Lost { dir: String, log_high_water: u64, reserved: u64 },
 }
 
 impl LeaseError {
@@ -26,6 +29,7 @@ impl LeaseError {
             LeaseError::Closed => "ERR_STORE_CLOSED",
             LeaseError::Malformed { .. } => "ERR_WAL_CORRUPT",
             LeaseError::Wal(e) => e.code(),
+            LeaseError::Lost { .. } => "ERR_WAL_LOST",
         }
     }
 }
@@ -40,6 +44,10 @@ impl fmt::Display for LeaseError {
             LeaseError::Closed => write!(f, "lease store is closed"),
             LeaseError::Malformed { lsn, detail } => write!(f, "lease record at LSN {lsn} is malformed: {detail}"),
             LeaseError::Wal(e) => write!(f, "{e}"),
+            LeaseError::Lost { dir, log_high_water, reserved } => write!(
+                f,
+                "the lease log in {dir} was lost or replaced: it holds tokens up to {log_high_water}, but tokens up to {reserved} were reserved beside it; its leases, lastRun and audit outbox may be gone. Nothing was changed: run `orderly repair` to open what is left, with fences continuing above {reserved}"
+            ),
         }
     }
 }

@@ -29,6 +29,7 @@ mod record;
 mod registry;
 mod runlock;
 mod store;
+mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{LeaseError, Result};
@@ -38,4 +39,4 @@ pub use record::Rec;
 pub use peercred::peer_uid;
 pub use registry::open_shared;
 pub use runlock::{create_run_lock, run_lock_held};
-pub use store::{inspect, LeaseStore, OutboxEntry, Recovered, StoreInspection, StoreOptions, StoreStats};
+pub use store::{inspect, LeaseStore, OutboxEntry, Recovered, RepairReport, StoreInspection, StoreOptions, StoreStats};

@@ -12,12 +12,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use orderly_wal::{FsStorage, Inspection, Record, Storage, Wal, WalOptions, WalStats};
+use orderly_wal::{FsStorage, Inspection, OpenReport, Record, Storage, Wal, WalError, WalOptions, WalStats};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{LeaseError, Result};
 use crate::map::{check_cap, AcquireOptions, Acquired, LeaseInfo, LeaseMap};
 use crate::record::{acquire_bytes, Rec};
+use crate::tokens;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -92,6 +93,25 @@ pub struct LeaseStore {
     live_estimate: AtomicU64,
     checkpoints: AtomicU64,
     closed: AtomicBool,
+    /// The token reservation file's storage and directory (durable stores).
+    tokens: Option<(Arc<dyn Storage>, std::path::PathBuf)>,
+    reserved: AtomicU64,
+    reserving: Mutex<()>,
+    repair: RepairReport,
+}
+
+/// What an open had to mend: what the log cut (a torn tail, or with
+/// `repair` the damage and all after it) and, where the log was lost,
+/// the tokens it skipped so no fence is handed out twice.
+#[derive(Debug, Clone, Default)]
+pub struct RepairReport {
+    pub wal: Option<OpenReport>,
+    /// (the log's highest token, the reservation tokens now continue above).
+    pub lost_tokens: Option<(u64, u64)>,
+}
+
+fn tokens_io(op: &'static str, dir: &Path, e: std::io::Error) -> LeaseError {
+    LeaseError::Wal(WalError::Io { op, path: tokens::path(dir), message: e.to_string(), kind: e.kind() })
 }
 
 /// What the log says, before it is loaded into the concurrent maps.
@@ -173,18 +193,31 @@ impl LeaseStore {
             check_cap(g, *cap)?;
         }
         let wal = match dir {
-            Some(d) => Some(Wal::open_with_storage(d, opts.wal.clone(), storage)?),
+            Some(d) => Some(Wal::open_with_storage(d, opts.wal.clone(), storage.clone())?),
             None => None,
         };
         let replayed = match &wal {
             Some(w) => replay(w.take_records())?,
             None => Replayed::default(),
         };
+        let mut repair = RepairReport { wal: wal.as_ref().map(|w| w.open_report()), lost_tokens: None };
+        let reserved = match dir {
+            Some(d) => tokens::read(&storage, d).map_err(|e| tokens_io("read", d, e))?,
+            None => 0,
+        };
+        let mut high_water = replayed.high_water;
+        if tokens::log_lost(reserved, replayed.records, replayed.high_water) {
+            if !opts.wal.repair {
+                return Err(LeaseError::Lost { dir: dir.map(|d| d.display().to_string()).unwrap_or_default(), log_high_water: replayed.high_water, reserved });
+            }
+            repair.lost_tokens = Some((replayed.high_water, reserved));
+            high_water = reserved;
+        }
         let map = LeaseMap::with_capacity(clock, replayed.held.len(), replayed.last_run.len());
         for (g, cap) in &opts.gates {
             map.set_gate(g, *cap)?;
         }
-        map.raise_high_water(replayed.high_water);
+        map.raise_high_water(high_water);
         let mut held: Vec<(LeaseInfo, bool)> = replayed.held.into_values().collect();
         held.sort_by_key(|(h, _)| h.token);
         let mut last_run: Vec<(String, u64)> = replayed.last_run.into_iter().collect();
@@ -223,7 +256,20 @@ impl LeaseStore {
             live_estimate: AtomicU64::new(live_estimate),
             checkpoints: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            tokens: dir.map(|d| (storage.clone(), d.to_path_buf())),
+            reserved: AtomicU64::new(reserved),
+            reserving: Mutex::new(()),
+            repair,
         };
+        if let (Some(w), Some(d)) = (&store.wal, dir) {
+            if reserved == 0 || store.repair.lost_tokens.is_some() {
+                // A reservation exists only once a record is durable, so an empty log beside one means a lost log.
+                let lsn = w.append(&Rec::HighWater { token: high_water }.encode())?;
+                w.wait_durable(lsn)?;
+                tokens::write(&storage, d, high_water + tokens::BLOCK).map_err(|e| tokens_io("write", d, e))?;
+                store.reserved.store(high_water + tokens::BLOCK, Ordering::Release);
+            }
+        }
         store.maybe_compact();
         Ok(store)
     }
@@ -260,6 +306,12 @@ impl LeaseStore {
         let result = {
             let _shared = self.shared();
             let got = self.map.acquire(key, AcquireOptions { ttl_ms, group, meta })?;
+            if let Acquired::Granted(info) = &got {
+                if let Err(e) = self.reserve(info.token) {
+                    self.map.rollback(key, info.token);
+                    return Err(e);
+                }
+            }
             let lsn = match &got {
                 Acquired::Granted(info) => match self.append(&acquire_bytes(info), true) {
                     Ok(lsn) => lsn,
@@ -274,6 +326,27 @@ impl LeaseStore {
         };
         self.maybe_compact();
         Ok(result)
+    }
+
+    /// Keeps the reservation ahead of `token`: one durable write per block.
+    fn reserve(&self, token: u64) -> Result<()> {
+        let Some((storage, dir)) = &self.tokens else { return Ok(()) };
+        if token <= self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self.reserving.lock().unwrap_or_else(|p| p.into_inner());
+        if token <= self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let next = token + tokens::BLOCK;
+        tokens::write(storage, dir, next).map_err(|e| tokens_io("write", dir, e))?;
+        self.reserved.store(next, Ordering::Release);
+        Ok(())
+    }
+
+    /// What the open mended (cut bytes, lost tokens skipped).
+    pub fn repair_report(&self) -> &RepairReport {
+        &self.repair
     }
 
     /// Undoes a granted acquire whose record never became durable.
@@ -518,11 +591,16 @@ pub struct StoreInspection {
     pub would_truncate: u64,
     pub reason: Option<String>,
     pub leftover_files: u64,
+    /// The token reservation beside the log, and whether the log fell behind it (records lost).
+    pub reserved: u64,
+    pub lost: bool,
 }
 
 /// Reads `dir` as an open would, changing nothing.
 pub fn inspect(dir: &Path) -> Result<StoreInspection> {
     let Inspection { segments, bytes, leftover_files, records, would_truncate, reason } = orderly_wal::inspect(&FsStorage, dir)?;
+    let fs: Arc<dyn Storage> = Arc::new(FsStorage);
+    let reserved = tokens::read(&fs, dir).map_err(|e| tokens_io("read", dir, e))?;
     let total = records.len() as u64;
     let r = replay(records)?;
     let mut held: Vec<LeaseInfo> = r.held.into_values().map(|(h, _)| h).collect();
@@ -545,5 +623,7 @@ pub fn inspect(dir: &Path) -> Result<StoreInspection> {
         would_truncate,
         reason,
         leftover_files,
+        lost: tokens::log_lost(reserved, total, r.high_water),
+        reserved,
     })
 }

@@ -185,3 +185,40 @@ fn event_cursors_only_rise_and_survive_reopen_and_checkpoints() {
     let seen = orderly_lease::inspect(d.path()).unwrap();
     assert_eq!(seen.cursors, vec![("on-close".to_string(), 9)]);
 }
+
+#[test]
+fn a_lost_log_is_refused_and_a_repair_never_reuses_a_fence() {
+    let d = tempfile::tempdir().unwrap();
+    let store = LeaseStore::open(Some(d.path()), StoreOptions::default()).unwrap();
+    let mut last = 0;
+    for _ in 0..3 {
+        let l = granted(&store, "k", None);
+        store.release("k", l.token, true).unwrap();
+        last = l.token;
+    }
+    store.close().unwrap();
+    drop(store);
+    // A cleanup job deletes the log's segments; the reservation beside them stays.
+    for e in std::fs::read_dir(d.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "wal") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = LeaseStore::open(Some(d.path()), StoreOptions::default()).err().expect("a lost log must not open");
+    assert_eq!(err.code(), "ERR_WAL_LOST");
+    assert!(err.to_string().contains("orderly repair"), "{err}");
+    assert!(orderly_lease::inspect(d.path()).unwrap().lost);
+
+    let repair = StoreOptions { wal: WalOptions { repair: true, ..WalOptions::default() }, ..StoreOptions::default() };
+    let repaired = LeaseStore::open(Some(d.path()), repair).unwrap();
+    let (log_high, reserved) = repaired.repair_report().lost_tokens.expect("reported");
+    assert_eq!(log_high, 0);
+    assert!(reserved > last);
+    let fresh = granted(&repaired, "k", None);
+    assert!(fresh.token > reserved, "token {} reused a fence at or below the reservation {reserved}", fresh.token);
+    repaired.close().unwrap();
+    drop(repaired);
+    // Repaired: it opens normally from now on.
+    assert!(LeaseStore::open(Some(d.path()), StoreOptions::default()).is_ok());
+}

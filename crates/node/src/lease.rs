@@ -121,6 +121,15 @@ pub struct JsRecovered {
 }
 
 #[napi(object, object_from_js = false)]
+pub struct JsRepairReport {
+    pub records: f64,
+    pub bytes_truncated: f64,
+    pub reason: Option<String>,
+    pub lost_log_high_water: Option<f64>,
+    pub lost_reserved: Option<f64>,
+}
+
+#[napi(object, object_from_js = false)]
 pub struct JsStoreStats {
     pub held: f64,
     pub outbox: f64,
@@ -216,7 +225,7 @@ impl NativeLeaseStore {
 impl NativeLeaseStore {
     #[napi(
         catch_unwind,
-        ts_args_type = "dir: string | null, options: { defaultTtlMs?: number; gates?: Record<string, number>; segmentBytes?: number; flushIntervalMs?: number; compactAfterBytes?: number; storage?: SimDisk } | undefined | null, onEvent: (err: Error | null, durableLsn: bigint) => void",
+        ts_args_type = "dir: string | null, options: { defaultTtlMs?: number; gates?: Record<string, number>; segmentBytes?: number; flushIntervalMs?: number; compactAfterBytes?: number; repair?: boolean; storage?: SimDisk } | undefined | null, onEvent: (err: Error | null, durableLsn: bigint) => void",
         ts_return_type = "Promise<NativeLeaseStore>"
     )]
     pub fn open(dir: Option<String>, options: Option<Object>, on_event: EventFn) -> Result<AsyncTask<OpenStoreTask>> {
@@ -357,6 +366,19 @@ impl NativeLeaseStore {
         Ok(if durable { lsn_number(lsn) } else { NO_LSN })
     }
 
+    /// What the open mended: bytes the log cut, and tokens skipped over a lost log.
+    #[napi(catch_unwind)]
+    pub fn repair_report(&self) -> Result<JsRepairReport> {
+        let r = self.store()?.repair_report();
+        Ok(JsRepairReport {
+            records: r.wal.as_ref().map_or(0.0, |w| w.records as f64),
+            bytes_truncated: r.wal.as_ref().map_or(0.0, |w| w.bytes_truncated as f64),
+            reason: r.wal.as_ref().and_then(|w| w.reason.clone()),
+            lost_log_high_water: r.lost_tokens.map(|(h, _)| h as f64),
+            lost_reserved: r.lost_tokens.map(|(_, t)| t as f64),
+        })
+    }
+
     /// Raises `key`'s lastRun; returns the LSN to wait for (-1 in memory).
     #[napi(catch_unwind)]
     pub fn carry_last_run(&self, key: String, at: f64) -> Result<f64> {
@@ -464,6 +486,8 @@ pub struct JsStoreInspection {
     pub would_truncate: f64,
     pub reason: Option<String>,
     pub leftover_files: f64,
+    pub reserved: f64,
+    pub lost: bool,
 }
 
 /// Reads a lease store's directory without taking its lock or changing it.
@@ -485,6 +509,8 @@ pub fn inspect_store(dir: String) -> Result<JsStoreInspection> {
         would_truncate: i.would_truncate as f64,
         reason: i.reason,
         leftover_files: i.leftover_files as f64,
+        reserved: i.reserved as f64,
+        lost: i.lost,
     })
 }
 
