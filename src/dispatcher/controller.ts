@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -131,6 +132,9 @@ const LEASE_MARGIN_MS = 60_000;
 const DEFAULT_KILL_GRACE_MS = 2_000;
 /** How often an idle controller looks for a poisoned log (the WAL checks its files every second). */
 const POISON_WATCH_MS = 1_000;
+/** Records of another instance this recent mean it runs now. */
+const OTHER_CONTROLLER_WINDOW_MS = 24 * 3600_000;
+const OTHER_CONTROLLER_CHECK_MS = 10 * 60_000;
 /** A lastRun this far past now is taken for a clock step, not for scheduling jitter. */
 const CLOCK_SLACK_MS = 1_000;
 const DEFAULT_PATROL_MS = 30_000;
@@ -176,6 +180,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#store = store;
     this.#audit = audit;
     this.#runsDir = join(this.state, 'runs');
+    this.#instance = instanceId(this.state);
     this.#timers = new TimerHeap((key, due) => this.#onDue(key, due));
   }
 
@@ -228,6 +233,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (opts.schedule !== false) controller.#scheduleAll();
     controller.#followEvents();
     controller.#watchPoison();
+    controller.#watchOtherControllers();
     return controller;
   }
 
@@ -377,6 +383,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#timers.stop();
     if (this.#events) clearInterval(this.#events.timer);
     if (this.#poisonWatch) clearInterval(this.#poisonWatch);
+    if (this.#otherWatch) clearInterval(this.#otherWatch);
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.#close(Math.max(1000, deadline - Date.now()));
@@ -1059,6 +1066,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * refused it (poisoned): the lease stays held and the next start settles it.
    */
   async #record(lease: LeaseInfo, record: AuditRecord): Promise<boolean> {
+    // Which state directory wrote it: how a second controller on the same city is told apart.
+    record.labels = { ...record.labels, controller: this.#instance, host: hostname() };
     try {
       const entry = await this.#store.complete(lease, JSON.stringify(record));
       crashPoint('fire:completed');
@@ -1098,6 +1107,53 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
   }
 
+  /** This state directory's identity, kept in `<state>/instance`; labels every audit record. */
+  readonly #instance: string;
+
+  /**
+   * Two controllers with different state directories on one city fire every
+   * order twice, each with its own fences, and nothing in either state shows
+   * it. The audit rows do: each carries the instance that wrote it. Reads
+   * only (no write per fire): at start, then every ten minutes.
+   */
+  #watchOtherControllers(): void {
+    const sink = this.#audit.sink;
+    if (!sink.history) return;
+    const warned = new Set<string>();
+    const check = async (): Promise<void> => {
+      if (this.#stopping) return;
+      let recent: AuditRecord[];
+      try {
+        recent = await sink.history!({ limit: 500 });
+      } catch {
+        return; // The database is down: the writer reports that.
+      }
+      const since = Date.now() - OTHER_CONTROLLER_WINDOW_MS;
+      const others = new Map<string, { host: string; orders: Set<string>; latest: number }>();
+      for (const r of recent) {
+        const other = r.labels.controller;
+        if (!other || other === this.#instance || r.startedAt < since || !this.#orders.has(r.scopedName)) continue;
+        const o = others.get(other) ?? { host: r.labels.host ?? '?', orders: new Set<string>(), latest: 0 };
+        o.orders.add(r.scopedName);
+        o.latest = Math.max(o.latest, r.startedAt);
+        others.set(other, o);
+      }
+      for (const [id, o] of others) {
+        if (warned.has(id)) continue;
+        warned.add(id);
+        this.#emit({
+          type: 'warning',
+          code: 'WARN_OTHER_CONTROLLER',
+          message: `another controller (instance ${id} on host ${o.host}, with another state directory) recorded runs of ${o.orders.size} of these orders in ${sink.url}, the latest at ${new Date(o.latest).toISOString()}: two controllers on one city fire every order twice, with separate fences. Stop one of them (or run them as one cluster).`,
+        });
+      }
+    };
+    void check();
+    this.#otherWatch = setInterval(() => void check(), OTHER_CONTROLLER_CHECK_MS).unref();
+  }
+
+  #otherWatch: NodeJS.Timeout | undefined;
+
   /**
    * The log can be poisoned while nothing fires (its segment deleted under
    * it): say so at once, not at the next fire, and stop scheduling.
@@ -1114,6 +1170,24 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   #poisonWatch: NodeJS.Timeout | undefined;
+}
+
+/** A state directory's identity: made once, kept in `<state>/instance`. */
+function instanceId(state: string): string {
+  const file = join(state, 'instance');
+  try {
+    const id = readFileSync(file, 'utf8').trim();
+    if (id) return id;
+  } catch {
+    // First start with this state directory.
+  }
+  const id = randomUUID();
+  try {
+    writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  } catch {
+    // A state that refuses writes fails elsewhere, loudly; the label is a convenience.
+  }
+  return id;
 }
 
 /** The same body: the same exec command, formula, or code function. */

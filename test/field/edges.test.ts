@@ -98,4 +98,28 @@ describe('what bodies are told', () => {
     parseOrderFile('[order]\ntrigger = "cooldown"\ninterval = "100ms"\nexec = "true"\n', '/p/orders/fast.toml', { warn: (w) => warnings.push(w) });
     expect(warnings.map((w) => w.message)).toEqual(['/p/orders/fast.toml:3: interval: 100 ms is below 1000 ms: every fire spawns a process and syncs the log, so this order alone may cost a core']);
   });
+
+  it('two controllers with different state directories on one audit database: the second is warned, naming the first', async () => {
+    const base = fresh();
+    const spec = parseOrderFile('[order]\ntrigger = "manual"\nexec = "echo did it"\n', join(base, 'orders/sweep.toml'));
+    const audit = join(base, 'audit.jsonl');
+    const a = await Controller.start({ state: join(base, 'a'), orders: [spec], audit: new JsonlSink(audit), schedule: false });
+    await a.fire('sweep');
+    await a.stop();
+    const first = readFileSync(join(base, 'a', 'instance'), 'utf8').trim();
+    const events: ControllerEvent[] = [];
+    const b = await Controller.start({ state: join(base, 'b'), orders: [spec], audit: new JsonlSink(audit), schedule: false, onEvent: (e) => events.push(e) });
+    await waitUntil(() => events.some((e) => e.type === 'warning'), 5_000);
+    await b.stop();
+    const warning = events.find((e) => e.type === 'warning' && e.code === 'WARN_OTHER_CONTROLLER');
+    expect(warning?.message).toContain(`another controller (instance ${first} on host `);
+    expect(warning?.message).toContain('recorded runs of 1 of these orders');
+    // The same state directory again is not another controller.
+    const again: ControllerEvent[] = [];
+    const a2 = await Controller.start({ state: join(base, 'a'), orders: [spec], audit: new JsonlSink(audit), schedule: false, onEvent: (e) => again.push(e) });
+    await sleep(300);
+    await a2.stop();
+    expect(again.filter((e) => e.type === 'warning')).toEqual([]);
+  });
 });
+
