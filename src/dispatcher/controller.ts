@@ -10,7 +10,8 @@ import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
 import { crashPoint } from '../crash.js';
 import { OrderlyError } from '../errors.js';
 import { LeaseStore, type Lease, type LeaseInfo, type LeaseStoreOptions } from '../lease-store.js';
-import { createRunLock, latestCityEventSeq, runLockHeld } from '../native.js';
+import { createRunLock, latestCityEventSeq, runLockHeld, trimRunOutput } from '../native.js';
+import { killLockHolders } from './lock-holders.js';
 import type { CityContext } from '../orders/city.js';
 import { parseCron } from '../orders/cron.js';
 import { validateScoped } from '../orders/scope.js';
@@ -132,6 +133,9 @@ const LEASE_MARGIN_MS = 60_000;
 const DEFAULT_KILL_GRACE_MS = 2_000;
 /** How often an idle controller looks for a poisoned log (the WAL checks its files every second). */
 const POISON_WATCH_MS = 1_000;
+/** What a running body's output file keeps on disk: the tail the audit record takes (64 KiB) and more. */
+const OUTPUT_KEEP_BYTES = 128 * 1024;
+const OUTPUT_TRIM_MS = 500;
 /** Records of another instance this recent mean it runs now. */
 const OTHER_CONTROLLER_WINDOW_MS = 24 * 3600_000;
 const OTHER_CONTROLLER_CHECK_MS = 10 * 60_000;
@@ -384,6 +388,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (this.#events) clearInterval(this.#events.timer);
     if (this.#poisonWatch) clearInterval(this.#poisonWatch);
     if (this.#otherWatch) clearInterval(this.#otherWatch);
+    if (this.#trimmer) clearInterval(this.#trimmer);
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.#close(Math.max(1000, deadline - Date.now()));
@@ -784,8 +789,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           }
         }
         crashPoint('fire:spawned');
-        return await run.done;
+        this.#watchOutput(fireId, files.output);
+        const result = await run.done;
+        // A daemon the body left behind (setsid) keeps the run lock and escapes the group's signals.
+        if (result.outcome === 'timeout') this.#killLockHolders(o.scopedName, lockPath);
+        return result;
       } finally {
+        this.#outputs.delete(fireId);
         if (fd !== undefined) closeSync(fd);
         rmSync(lockPath, { force: true });
       }
@@ -958,6 +968,41 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
   }
 
+  /** Output files of running bodies, by fire: their heads are given back to the filesystem as they grow. */
+  readonly #outputs = new Map<string, string>();
+  #trimmer: NodeJS.Timeout | undefined;
+
+  /**
+   * A body's output goes to a file (it must outlive the controller), and a
+   * chatty one would fill the state's filesystem and poison the log: every
+   * half second, all but the last OUTPUT_KEEP_BYTES of each running body's
+   * output are freed in place.
+   */
+  #watchOutput(fireId: string, path: string): void {
+    this.#outputs.set(fireId, path);
+    this.#trimmer ??= setInterval(() => {
+      if (this.#outputs.size === 0) {
+        clearInterval(this.#trimmer);
+        this.#trimmer = undefined;
+        return;
+      }
+      for (const file of this.#outputs.values()) {
+        try {
+          trimRunOutput(file, OUTPUT_KEEP_BYTES);
+        } catch {
+          // Gone with its run, or a filesystem without holes: nothing to bound here.
+        }
+      }
+    }, OUTPUT_TRIM_MS).unref();
+  }
+
+  #killLockHolders(scopedName: string, lockPath: string): void {
+    const pids = killLockHolders(lockPath);
+    if (pids.length > 0) {
+      this.#emit({ type: 'warning', scopedName, code: 'WARN_BODY_DAEMON_KILLED', message: `killed ${pids.length} process(es) the timed-out body left behind holding its run lock (pid ${pids.join(', ')}): a daemon a body starts must not inherit fd 3` });
+    }
+  }
+
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
     this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
     const files = this.#runFiles(meta.fireId);
@@ -968,6 +1013,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // Crashed before the pid was written: the body cannot be timed out, only waited for.
     }
     let termAt: number | undefined;
+    this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
       const poll = setInterval(() => {
         if (this.#stopping) {
@@ -984,11 +1030,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
               signalGroup(pid.pgid, 'SIGTERM');
             } else if (now - termAt >= this.#killGraceMs()) {
               signalGroup(pid.pgid, 'SIGKILL');
+              // Still held after the group's SIGKILL: a daemon it left behind holds the lock.
+              if (now - termAt >= 2 * this.#killGraceMs()) this.#killLockHolders(lease.key, lockPath);
             }
           }
           return;
         }
         clearInterval(poll);
+        this.#outputs.delete(meta.fireId);
         rmSync(lockPath, { force: true });
         void this.#finishRecovered(lease, meta, termAt !== undefined).then((outcome) =>
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, ...(outcome ? { outcome } : {}) }),

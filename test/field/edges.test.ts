@@ -111,7 +111,7 @@ describe('what bodies are told', () => {
     const b = await Controller.start({ state: join(base, 'b'), orders: [spec], audit: new JsonlSink(audit), schedule: false, onEvent: (e) => events.push(e) });
     await waitUntil(() => events.some((e) => e.type === 'warning'), 5_000);
     await b.stop();
-    const warning = events.find((e) => e.type === 'warning' && e.code === 'WARN_OTHER_CONTROLLER');
+    const warning = events.find((e): e is Extract<ControllerEvent, { type: 'warning' }> => e.type === 'warning' && e.code === 'WARN_OTHER_CONTROLLER');
     expect(warning?.message).toContain(`another controller (instance ${first} on host `);
     expect(warning?.message).toContain('recorded runs of 1 of these orders');
     // The same state directory again is not another controller.

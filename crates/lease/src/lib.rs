@@ -30,6 +30,7 @@ mod registry;
 mod runlock;
 mod store;
 mod tokens;
+mod trim;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{LeaseError, Result};
@@ -39,4 +40,5 @@ pub use record::Rec;
 pub use peercred::peer_uid;
 pub use registry::open_shared;
 pub use runlock::{create_run_lock, run_lock_held};
+pub use trim::trim_head;
 pub use store::{inspect, LeaseStore, OutboxEntry, Recovered, RepairReport, StoreInspection, StoreOptions, StoreStats};

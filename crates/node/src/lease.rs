@@ -534,3 +534,11 @@ pub fn latest_city_event_seq(path: String) -> Result<i64> {
 pub fn socket_peer_uid(fd: i32) -> Result<u32> {
     orderly_lease::peer_uid(fd).map_err(|e| io_error("read the peer of", &format!("socket fd {fd}"), e))
 }
+
+/// Frees all but the last `keep` bytes of a run's output file, in place;
+/// returns the bytes freed.
+#[napi(catch_unwind)]
+pub fn trim_run_output(path: String, keep: f64) -> Result<f64> {
+    let freed = orderly_lease::trim_head(Path::new(&path), whole_number("keep", keep)?).map_err(|e| io_error("trim run output", &path, e))?;
+    Ok(freed as f64)
+}
