@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
-import { appendFileSync, closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { JsonlSink } from '../audit/jsonl.js';
 import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
 import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
@@ -192,7 +192,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   static async start(opts: ControllerOptions): Promise<Controller> {
     const state = resolve(opts.state);
     // Created for the owner alone, whatever the umask (a umask only takes bits away): records, leases, run output.
-    mkdirSync(join(state, 'runs'), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(join(state, 'runs'), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new OrderlyError('ERR_STATE_DIR', `cannot create the state directory ${join(state, 'runs')}: ${whyNotWritable(state) ?? (err as Error).message}`);
+    }
     const store = await LeaseStore.open(join(state, 'leases'), opts.store);
     const sink = opts.audit ?? new JsonlSink(join(state, 'audit.jsonl'));
     // The writer is built before the controller it reports to.
@@ -1219,6 +1223,24 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   #poisonWatch: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Why `dir` cannot be created or written, from its nearest existing
+ * ancestor: a recursive mkdir on a read-only filesystem says ENOENT, which
+ * sends an operator looking for the wrong thing.
+ */
+function whyNotWritable(dir: string): string | undefined {
+  let at = resolve(dir);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    accessSync(at, fsConstants.W_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const what = code === 'EROFS' ? 'is on a read-only filesystem' : code === 'EACCES' ? `is not writable by this user (uid ${process.getuid?.() ?? '?'})` : `cannot be written (${code})`;
+    return `${at} ${what}`;
+  }
 }
 
 /** A state directory's identity: made once, kept in `<state>/instance`. */

@@ -241,7 +241,8 @@ export function buildOrderSpec(src: FieldSource, id: OrderIdentity, warn: WarnFn
     missing(key, `${src.label(triggerKey)} = ${quote(t)} needs ${src.label(key)} (e.g. ${src.label(key)} = ${example})`);
 
   const intervalMs = duration('interval', 1);
-  if (intervalMs !== undefined && intervalMs < INTERVAL_FLOOR_MS && (t === 'cooldown' || t === 'condition')) {
+  // Order files only: an order in code that fires this often chose it (tests, benchmarks).
+  if (src.kind === 'file' && intervalMs !== undefined && intervalMs < INTERVAL_FLOOR_MS && (t === 'cooldown' || t === 'condition')) {
     const line = src.line(['interval']);
     const head = id.file !== undefined ? (line === undefined ? id.file : `${id.file}:${line}`) : `order ${JSON.stringify(id.name)}`;
     warn({
