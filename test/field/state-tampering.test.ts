@@ -2,7 +2,7 @@
 // controller: it fails closed within seconds (no order fires, doctor FAIL
 // naming the file) instead of acknowledging records into an unlinked file.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sleep, startController, waitUntil } from '../crash/support.js';
@@ -67,5 +67,50 @@ describe('state files removed under a running controller', () => {
     expect(fence).toBeGreaterThan(Math.max(...fences));
     expect(JSON.parse(spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' }).stdout)).toMatchObject({ repaired: false, reason: 'healthy' });
   }, 40_000);
+
+  it('a log damaged before its tail is refused; repair keeps the records before the damage and the next run sends their audit records', async () => {
+    const base = fresh();
+    const orders = writeTree(join(base, 'orders'), {
+      'work.toml': '[order]\ntrigger = "manual"\nexec = "echo worked"\n',
+      'idle.toml': '[order]\ntrigger = "cooldown"\ninterval = "1s"\nexec = "exit 100"\n',
+    });
+    const state = join(base, 'state');
+    const down = 'postgres://orderly@127.0.0.1:1/audit';
+    const first = startController(orders, state, ['--grace', '1s'], { audit: down });
+    expect(await waitUntil(() => first.events.some((e) => e.type === 'started'), 10_000), first.stderr()).toBe(true);
+    for (let i = 0; i < 2; i++) spawnSync(process.execPath, [cli, 'fire', 'work', '--state', state], { encoding: 'utf8' });
+    // Then more records after the two waiting audit records: no-op fires of idle.
+    expect(await waitUntil(() => first.events.filter((e) => e.type === 'completed' && e.scopedName === 'idle').length >= 3, 10_000)).toBe(true);
+    first.child.kill('SIGTERM');
+    await first.exited;
+
+    // Damage a record well before the tail: the last mention of "idle" but one.
+    const leases = join(state, 'leases');
+    const segment = join(leases, readdirSync(leases).find((f) => f.endsWith('.wal'))!);
+    const bytes = readFileSync(segment);
+    const at = bytes.lastIndexOf('idle', bytes.lastIndexOf('idle') - 1);
+    bytes[at] ^= 0xff;
+    writeFileSync(segment, bytes);
+
+    const refused = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1s'], { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(segment);
+    const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
+    expect((JSON.parse(doctor.stdout) as { checks: Array<{ name: string; detail: string }> }).checks.find((c) => c.name === 'wal')?.detail).toContain(`run orderly repair --state ${state}`);
+
+    const repair = spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' });
+    expect(repair.status, repair.stderr).toBe(0);
+    const report = JSON.parse(repair.stdout) as { repaired: boolean; bytesCut: number; kept: { outbox: number } };
+    expect(report.repaired).toBe(true);
+    expect(report.bytesCut).toBeGreaterThan(0);
+    expect(report.kept.outbox).toBe(2);
+
+    // The database is back: the next run sends both.
+    const audit = join(base, 'audit.jsonl');
+    const again = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1500ms', '--audit', `jsonl:${audit}`], { encoding: 'utf8' });
+    expect(again.status, again.stderr).toBe(0);
+    const rows = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { scopedName: string; outcome: string });
+    expect(rows.filter((r) => r.scopedName === 'work').map((r) => r.outcome)).toEqual(['did-work', 'did-work']);
+  }, 60_000);
 });
 
