@@ -89,7 +89,7 @@ describe('state files removed under a running controller', () => {
     const segment = join(leases, readdirSync(leases).find((f) => f.endsWith('.wal'))!);
     const bytes = readFileSync(segment);
     const at = bytes.lastIndexOf('idle', bytes.lastIndexOf('idle') - 1);
-    bytes[at] ^= 0xff;
+    bytes[at] = bytes[at]! ^ 0xff;
     writeFileSync(segment, bytes);
 
     const refused = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1s'], { encoding: 'utf8' });

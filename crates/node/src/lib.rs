@@ -11,6 +11,6 @@ mod options;
 mod sim;
 mod wal;
 
-pub use lease::{create_run_lock, inspect_store, run_lock_held, NativeLeaseStore};
+pub use lease::{append_city_event, create_run_lock, inspect_store, latest_city_event_seq, run_lock_held, socket_peer_uid, trim_run_output, NativeLeaseStore};
 pub use sim::SimDisk;
 pub use wal::NativeWal;
