@@ -61,7 +61,8 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
   let outbox = 0;
   try {
     const i = inspectStore(leases);
-    const dead = i.records > 0 ? 1 - i.liveRecords / i.records : 0;
+    // A fresh checkpoint can hold more live records than the log has in all (the reservation's): never below 0.
+    const dead = i.records > 0 ? Math.max(0, 1 - i.liveRecords / i.records) : 0;
     add('wal', 'OK', `${i.segments} segment(s), ${mib(i.bytes)}, ${i.records} record(s), ${(dead * 100).toFixed(0)}% dead`);
     if (i.wouldTruncate > 0) {
       add('wal tail', status ? 'OK' : 'WARN', status ? `a write is in progress at the tail (${i.wouldTruncate} bytes)` : `the next open cuts ${i.wouldTruncate} bytes: ${i.reason}`);

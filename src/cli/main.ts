@@ -70,10 +70,16 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
-// `orderly feed | head` closes stdout early: that is the reader's choice, not an error.
+// `orderly feed | head` closes stdout early: that is the reader's choice, not an error. A
+// controller (`orderly run ... | head -3`) must not stop because its reader went away: it
+// stops printing and goes on, its leases held for bodies it started.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw err;
+  if (err.code !== 'EPIPE') throw err;
+  if (process.argv[2] === 'run') {
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    return;
+  }
+  process.exit(process.exitCode ?? 0);
 });
 
 main(process.argv.slice(2)).then(

@@ -46,6 +46,24 @@ describe('the CLI at awkward moments', () => {
   }, 40_000);
 });
 
+describe('orderly run | head', () => {
+  it('a reader that goes away does not stop the controller: it runs its time and leaves no lease held', async () => {
+    const base = fresh();
+    const city = gasCity(join(base, 'city'));
+    const state = join(base, 'state');
+    const child = spawn(process.execPath, [cli, 'run', city, '--state', state, '--for', '2500ms', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise((r) => child.stdout.once('data', r));
+    child.stdout.destroy();
+    const started = Date.now();
+    const [code] = await new Promise<[number | null]>((r) => child.once('exit', (c) => r([c])));
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeGreaterThan(1_500);
+    const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
+    const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; detail: string }> }).checks;
+    expect(checks.find((c) => c.name === 'leases')?.detail).toBe('none held');
+  });
+});
+
 describe('an order renamed while its body runs', () => {
   it('the new name waits for the old run and keeps its lastRun, across a restart too', async () => {
     const base = fresh();
