@@ -55,5 +55,7 @@ fn eight_threads_on_hot_keys_never_double_hold_and_fill_the_gate_exactly() {
     assert_eq!(max_active.load(Ordering::SeqCst), CAP, "demand exceeded the cap, so it must be reached");
     assert_eq!(store.in_flight(Some("g")), 0, "release leaves no trace");
     assert_eq!(store.in_flight(None), 0);
-    assert!(granted.load(Ordering::SeqCst) > 10_000);
+    // Enough grants that the run was not vacuous. How many of the 240,000 tries win depends on how
+    // the scheduler interleaves eight threads on two shared cores: a loaded machine gave under 10,000.
+    assert!(granted.load(Ordering::SeqCst) > 1_000, "only {} grants", granted.load(Ordering::SeqCst));
 }
