@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { AUDIT_PASSWORD_ENV, resolveAuditUrl, shownUrl, splitPassword } from '../audit/credentials.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -130,6 +131,15 @@ export async function run(argv: string[]): Promise<number> {
     if (unknown.length > 0) throw new UsageError(`--rig ${unknown.join(', ')}: not a rig of this city (its rigs: ${city.rigs.join(', ') || 'none'})`);
   }
   const eventLog = values['event-log'] ? resolve(values['event-log']) : (city.city?.eventLog ?? join(state, 'city-events.jsonl'));
+  if (!values['event-log'] && !city.city) {
+    // The default log lies in the state directory: owner-only like the rest of it.
+    try {
+      mkdirSync(state, { recursive: true, mode: 0o700 });
+      closeSync(openSync(eventLog, 'a', 0o600));
+    } catch {
+      // The controller's start says what is wrong with the state directory.
+    }
+  }
   const givenAudit = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
   const passwordFile = values['audit-password-file'] ? resolve(values['audit-password-file']) : undefined;
   const auditUrl = resolveAuditUrl(givenAudit, { passwordFile });
@@ -191,7 +201,7 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
 
-  const started = Date.now();
+  const started = performance.now();
   await new Promise<void>((resolveStop) => {
     const stop = (): void => resolveStop();
     process.once('SIGINT', stop);
@@ -214,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
   const s = controller.stats();
   const summary = {
     type: 'summary',
-    seconds: Math.round((Date.now() - started) / 100) / 10,
+    seconds: Math.round((performance.now() - started) / 100) / 10,
     fires: s.fires,
     noOps: s.noOps,
     didWork: s.didWork,

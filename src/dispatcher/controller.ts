@@ -185,7 +185,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#audit = audit;
     this.#runsDir = join(this.state, 'runs');
     this.#instance = instanceId(this.state);
-    this.#timers = new TimerHeap((key, due) => this.#onDue(key, due));
+    this.#timers = new TimerHeap(
+      (key, due) => this.#onDue(key, due),
+      undefined,
+      (key) => {
+        const o = this.#orders.get(key);
+        if (o) this.#schedule(o);
+      },
+    );
   }
 
   /** Opens the state, recovers what a crash left, and starts the timers. */
@@ -762,7 +769,19 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       try {
         // The body inherits the locked descriptor: a restarted controller
         // finds the lock held exactly while the body (or a child) lives.
-        fd = createRunLock(lockPath);
+        try {
+          fd = createRunLock(lockPath);
+        } catch (err) {
+          // The runs directory was removed under us (a cleanup job): make it again, once; a body
+          // that cannot be started is a failed run, recorded as such, never a crash.
+          try {
+            mkdirSync(this.#runsDir, { recursive: true, mode: 0o700 });
+            fd = createRunLock(lockPath);
+          } catch {
+            const at = Date.now();
+            return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
+          }
+        }
         const place = this.#place(o);
         const run = runBody({
           command: spec.exec,
@@ -883,6 +902,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #env(o: ScopedOrder, place: BodyPlace, fireId: string): Record<string, string> {
     const { spec } = o;
     const inherited = this.#inherited();
+    // The audit database's password is the controller's, never a body's.
+    delete inherited.ORDERLY_AUDIT_PASSWORD;
     const allow = this.#opts.envAllow;
     return {
       ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),

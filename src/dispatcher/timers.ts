@@ -45,15 +45,18 @@ export class TimerHeap {
   /** Keys of current wall entries: rechecked against the wall clock every WALL_RECHECK_MS. */
   readonly #wall = new Set<string>();
   readonly #onDue: (key: string, due: number) => void;
+  /** A wall entry whose clock was stepped back: its moment must be worked out again from the clock as it is now. */
+  readonly #onStep: ((key: string) => void) | undefined;
   readonly #clocks: Clocks;
   #timer: NodeJS.Timeout | undefined;
   #armedFor = Infinity;
   #seq = 0;
   #stopped = false;
 
-  constructor(onDue: (key: string, due: number) => void, clocks: Clocks = SYSTEM) {
+  constructor(onDue: (key: string, due: number) => void, clocks: Clocks = SYSTEM, onStep?: (key: string) => void) {
     this.#onDue = onDue;
     this.#clocks = clocks;
+    this.#onStep = onStep;
   }
 
   /** Schedules (or moves) `key` to fire at `due` (epoch ms), measured on `clock`. */
@@ -111,14 +114,21 @@ export class TimerHeap {
     const wall = this.#clocks.wall();
     const ready: Entry[] = [];
     const later: Entry[] = [];
+    const rework: string[] = [];
     for (;;) {
       this.#dropStale();
       const top = this.#heap[0];
       if (!top || top.mono > mono) break;
       this.#pop();
       if (top.clock === 'wall' && top.due > wall) {
-        // The wall clock was stepped back: wait for its moment on the clock as it is now.
-        later.push({ ...top, mono: mono + (top.due - wall) });
+        const stepped = Math.abs(wall - top.setWall - (mono - top.setMono)) > STEP_MS;
+        if (stepped && this.#onStep) {
+          // Stepped back: its moment (the next cron minute) is another one on the clock as it is now.
+          this.delete(top.key);
+          rework.push(top.key);
+        } else {
+          later.push({ ...top, mono: mono + (top.due - wall) });
+        }
         continue;
       }
       this.delete(top.key);
@@ -138,6 +148,7 @@ export class TimerHeap {
       this.#push(e);
     }
     for (const e of ready) this.#onDue(e.key, e.due);
+    for (const key of rework) this.#onStep!(key);
     this.#arm();
   }
 

@@ -39,6 +39,21 @@ describe('TimerHeap', () => {
     expect(fired).toEqual(['cooldown', 'poke', 'cron']);
   });
 
+  it('a wall entry whose clock was stepped back is handed back to be worked out again, not kept for the old moment', async () => {
+    const { c, clocks } = fakeClocks();
+    const fired: string[] = [];
+    const reworked: string[] = [];
+    const t = new TimerHeap((k) => fired.push(k), clocks, (k) => reworked.push(k));
+    t.set('every-minute', clocks.wall() + 30, 'wall');
+    c.wallAt -= 1_830_000; // 30.5 minutes back
+    c.monoAt += 40;
+    await sleep(80);
+    t.stop();
+    expect(fired).toEqual([]);
+    expect(reworked).toEqual(['every-minute']);
+    expect(t.due('every-minute')).toBeUndefined();
+  });
+
   it('a due time past 24.8 days neither fires early, busy-loops nor warns', async () => {
     const warnings: string[] = [];
     const onWarning = (w: Error): void => void warnings.push(w.name);

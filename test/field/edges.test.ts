@@ -111,6 +111,18 @@ describe('what bodies are told', () => {
     expect(env).not.toContain('AWS_SECRET_ACCESS_KEY');
   });
 
+  it('the audit password variable never reaches a body, whatever else it inherits', async () => {
+    const base = fresh();
+    const out = join(base, 'env');
+    const spec = parseOrderFile(`[order]\ntrigger = "manual"\nexec = "env > ${out}"\n`, join(base, 'orders/show.toml'));
+    const c = await Controller.start({ state: join(base, 'state'), orders: [spec], schedule: false, env: { PATH: process.env.PATH!, ORDERLY_AUDIT_PASSWORD: 'hunter22', KEEP: 'yes' } });
+    await c.fire('show');
+    await c.stop();
+    const env = readFileSync(out, 'utf8');
+    expect(env).toContain('KEEP=yes');
+    expect(env).not.toContain('hunter22');
+  });
+
   it('an interval under a second loads with a warning naming file, line and cost', () => {
     const warnings: OrderWarning[] = [];
     parseOrderFile('[order]\ntrigger = "cooldown"\ninterval = "100ms"\nexec = "true"\n', '/p/orders/fast.toml', { warn: (w) => warnings.push(w) });

@@ -112,5 +112,41 @@ describe('state files removed under a running controller', () => {
     const rows = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { scopedName: string; outcome: string });
     expect(rows.filter((r) => r.scopedName === 'work').map((r) => r.outcome)).toEqual(['did-work', 'did-work']);
   }, 60_000);
+
+  it('an older copy of the log restored over the newer one, or the runs directory removed while running: fences never repeat, nothing crashes', async () => {
+    const base = fresh();
+    const orders = writeTree(join(base, 'orders'), { 'tick.toml': '[order]\ntrigger = "cooldown"\ninterval = "1s"\nexec = "exit 100"\n' });
+    const state = join(base, 'state');
+    const fences: number[] = [];
+    const runFor = async (until: (events: Array<Record<string, unknown>>) => boolean, during?: () => void): Promise<Array<Record<string, unknown>>> => {
+      const run = startController(orders, state);
+      expect(await waitUntil(() => run.events.some((e) => e.type === 'fired'), 10_000), run.stderr()).toBe(true);
+      during?.();
+      expect(await waitUntil(() => until(run.events), 10_000), run.stderr()).toBe(true);
+      run.child.kill('SIGTERM');
+      const end = await run.exited;
+      expect(end.code, run.stderr()).toBe(0);
+      fences.push(...run.events.filter((e) => e.type === 'fired').map((e) => Number(e.fence)));
+      return run.events;
+    };
+    await runFor((ev) => ev.filter((e) => e.type === 'completed').length >= 2);
+    const copy = join(base, 'old-leases');
+    spawnSync('cp', ['-a', join(state, 'leases'), copy]);
+    // The runs directory removed by a cleanup job under a running controller: the next fires go on.
+    const during = await runFor((ev) => ev.filter((e) => e.type === 'completed').length >= 3, () => rmSync(join(state, 'runs'), { recursive: true, force: true }));
+    expect(during.filter((e) => e.type === 'completed' && e.outcome === 'no-op').length).toBeGreaterThanOrEqual(2);
+    // The log's segments put back from the older copy (its reservation, TOKENS, stays the newer one).
+    for (const f of readdirSync(join(state, 'leases'))) if (f.endsWith('.wal')) rmSync(join(state, 'leases', f));
+    for (const f of readdirSync(copy)) if (f.endsWith('.wal')) spawnSync('cp', ['-a', join(copy, f), join(state, 'leases', f)]);
+    // Every start reserved a new block, so the older log is far behind: refused, then repaired.
+    const refused = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1s'], { encoding: 'utf8' });
+    expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining('was lost or replaced') as string]);
+    expect(spawnSync(process.execPath, [cli, 'repair', '--state', state], { encoding: 'utf8' }).status).toBe(0);
+    const before = Math.max(...fences);
+    const after = await runFor((ev) => ev.filter((e) => e.type === 'completed').length >= 1);
+    const first = Number(after.find((e) => e.type === 'fired')!.fence);
+    expect(first).toBeGreaterThan(before);
+    expect(new Set(fences).size).toBe(fences.length);
+  }, 60_000);
 });
 

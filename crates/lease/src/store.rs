@@ -16,7 +16,7 @@ use orderly_wal::{FsStorage, Inspection, OpenReport, Record, Storage, Wal, WalEr
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{LeaseError, Result};
-use crate::map::{check_cap, AcquireOptions, Acquired, LeaseInfo, LeaseMap};
+use crate::map::{check_cap, AcquireOptions, Acquired, LeaseInfo, LeaseMap, TOKEN_LIMIT};
 use crate::record::{acquire_bytes, Rec};
 use crate::tokens;
 
@@ -211,8 +211,11 @@ impl LeaseStore {
                 return Err(LeaseError::Lost { dir: dir.map(|d| d.display().to_string()).unwrap_or_default(), log_high_water: replayed.high_water, reserved });
             }
             repair.lost_tokens = Some((replayed.high_water, reserved));
-            high_water = reserved;
         }
+        // Every open continues above the reservation, not above the log: a log that lost
+        // its newest records (a segment deleted, an older copy restored) cannot be told from
+        // one whose last fences were never handed out, and a fence must never come twice (G8).
+        high_water = high_water.max(reserved.min(TOKEN_LIMIT - 1));
         let map = LeaseMap::with_capacity(clock, replayed.held.len(), replayed.last_run.len());
         for (g, cap) in &opts.gates {
             map.set_gate(g, *cap)?;
@@ -262,13 +265,13 @@ impl LeaseStore {
             repair,
         };
         if let (Some(w), Some(d)) = (&store.wal, dir) {
-            if reserved == 0 || store.repair.lost_tokens.is_some() {
-                // A reservation exists only once a record is durable, so an empty log beside one means a lost log.
-                let lsn = w.append(&Rec::HighWater { token: high_water }.encode())?;
-                w.wait_durable(lsn)?;
-                tokens::write(&storage, d, high_water + tokens::BLOCK).map_err(|e| tokens_io("write", d, e))?;
-                store.reserved.store(high_water + tokens::BLOCK, Ordering::Release);
-            }
+            // The jump is durable in the log before the new reservation is written: a reservation
+            // exists only once a record is durable, so an empty log beside one means a lost log.
+            let lsn = w.append(&Rec::HighWater { token: high_water }.encode())?;
+            w.wait_durable(lsn)?;
+            let next = (high_water + tokens::BLOCK).min(TOKEN_LIMIT - 1);
+            tokens::write(&storage, d, next).map_err(|e| tokens_io("write", d, e))?;
+            store.reserved.store(next, Ordering::Release);
         }
         store.maybe_compact();
         Ok(store)
@@ -338,7 +341,7 @@ impl LeaseStore {
         if token <= self.reserved.load(Ordering::Acquire) {
             return Ok(());
         }
-        let next = token + tokens::BLOCK;
+        let next = (token + tokens::BLOCK).min(TOKEN_LIMIT - 1);
         tokens::write(storage, dir, next).map_err(|e| tokens_io("write", dir, e))?;
         self.reserved.store(next, Ordering::Release);
         Ok(())

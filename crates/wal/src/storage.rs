@@ -42,8 +42,8 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 pub trait StorageFile: Send {
-    /// (device, inode, link count) of the open file, where the storage can tell.
-    fn identity(&self) -> io::Result<Option<(u64, u64, u64)>> {
+    /// (device, inode, link count, length) of the open file, where the storage can tell.
+    fn identity(&self) -> io::Result<Option<(u64, u64, u64, u64)>> {
         Ok(None)
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
@@ -71,9 +71,9 @@ pub struct FsStorage;
 struct FsFile(File);
 
 impl StorageFile for FsFile {
-    fn identity(&self) -> io::Result<Option<(u64, u64, u64)>> {
+    fn identity(&self) -> io::Result<Option<(u64, u64, u64, u64)>> {
         let m = self.0.metadata()?;
-        Ok(Some((m.dev(), m.ino(), m.nlink())))
+        Ok(Some((m.dev(), m.ino(), m.nlink(), m.len())))
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.0.write_all_at(buf, offset)

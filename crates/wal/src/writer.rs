@@ -212,7 +212,16 @@ impl Writer {
         self.linked_checked = Instant::now();
         let path = self.tail_path();
         let storage = &self.shared.storage;
-        if let Some((dev, ino, links)) = self.tail.file.identity().map_err(|e| fail("check", &path, e))? {
+        if let Some((dev, ino, links, len)) = self.tail.file.identity().map_err(|e| fail("check", &path, e))? {
+            // Shorter than this writer made it (preallocated, or written): cut under us. A write
+            // since may have grown it again past the cut, but not back to the preallocated length.
+            if len < self.tail.len {
+                return Err(IoFail(format!(
+                    "segment {} was truncated to {len} bytes under the log (it had {}): records in it are lost; run orderly repair once the controller is stopped",
+                    path.display(),
+                    self.tail.len
+                )));
+            }
             let at_path = storage.identity(&path).map_err(|e| fail("check", &path, e))?;
             if links == 0 || at_path != Some((dev, ino)) {
                 let what = if at_path.is_some_and(|id| id != (0, 0)) { "was replaced by another file" } else { "was deleted" };

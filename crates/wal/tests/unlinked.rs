@@ -69,3 +69,14 @@ fn an_untouched_log_stays_healthy_across_checks() {
     }
     assert!(!wal.stats().poisoned);
 }
+
+#[test]
+fn a_segment_truncated_in_place_poisons_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalOptions::default()).unwrap();
+    wal.append(b"before").unwrap();
+    let seg = segment(d.path());
+    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(0).unwrap();
+    refused_within(&wal, Duration::from_secs(5));
+    assert!(wal.poison_error().unwrap().to_string().contains("was truncated to "), "{}", wal.poison_error().unwrap());
+}
