@@ -234,7 +234,9 @@ describe('LeaseStore', () => {
     expect(Array.from(holders)).toEqual(new Array(KEYS).fill(0));
     expect(stats[2]).toBe(0); // no double holder, never over the cap
     expect(stats[1]).toBe(CAP); // demand exceeded the cap, so the cap was reached
-    expect(stats[3]).toBeGreaterThan(300);
+    // Enough grants that the run was not vacuous; how many of the 4,800 tries win depends on how a
+    // shared two-core machine schedules the workers (a loaded CI run saw 210).
+    expect(stats[3]).toBeGreaterThan(50);
     expect(main.inFlight('hot')).toBe(0);
     expect(main.inFlight()).toBe(0);
     await main.close();
