@@ -139,6 +139,7 @@ const OUTPUT_TRIM_MS = 500;
 /** Records of another instance this recent mean it runs now. */
 const OTHER_CONTROLLER_WINDOW_MS = 24 * 3600_000;
 const OTHER_CONTROLLER_CHECK_MS = 10 * 60_000;
+const OTHER_CONTROLLER_FIRST_CHECK_MS = 2_000;
 /** A lastRun this far past now is taken for a clock step, not for scheduling jitter. */
 const CLOCK_SLACK_MS = 1_000;
 const DEFAULT_PATROL_MS = 30_000;
@@ -399,6 +400,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (this.#events) clearInterval(this.#events.timer);
     if (this.#poisonWatch) clearInterval(this.#poisonWatch);
     if (this.#otherWatch) clearInterval(this.#otherWatch);
+    if (this.#otherFirst) clearTimeout(this.#otherFirst);
     if (this.#trimmer) clearInterval(this.#trimmer);
     const deadline = Date.now() + graceMs;
     await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
@@ -1222,11 +1224,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         });
       }
     };
-    void check();
+    // First once the start's own burst (recovery, the first fires and their audit batch) is past.
+    const first = setTimeout(() => void check(), OTHER_CONTROLLER_FIRST_CHECK_MS).unref();
     this.#otherWatch = setInterval(() => void check(), OTHER_CONTROLLER_CHECK_MS).unref();
+    this.#otherFirst = first;
   }
 
   #otherWatch: NodeJS.Timeout | undefined;
+  #otherFirst: NodeJS.Timeout | undefined;
 
   /**
    * The log can be poisoned while nothing fires (its segment deleted under
