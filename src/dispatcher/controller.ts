@@ -14,6 +14,7 @@ import { createRunLock, latestCityEventSeq, runLockHeld, trimRunOutput } from '.
 import { killLockHolders } from './lock-holders.js';
 import type { CityContext } from '../orders/city.js';
 import { parseCron } from '../orders/cron.js';
+import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, runBody, type BodyResult } from './body.js';
@@ -516,8 +517,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   async #checkCondition(o: ScopedOrder): Promise<void> {
     this.#lastCheck.set(o.scopedName, performance.now());
-    const place = this.#place(o);
-    const pass = await runCheck(o.spec.check!, { cwd: place.cwd, env: this.#env(o, place, 'check'), timeoutMs: o.spec.checkTimeoutMs, graceMs: this.#killGraceMs() });
+    const place = this.#place(o, 'check');
+    const pass = await runCheck(o.spec.check!, { cwd: place.cwd, env: place.env, timeoutMs: o.spec.checkTimeoutMs, graceMs: this.#killGraceMs() });
     if (pass && !this.#stopping) await this.#start(o, 'condition');
     else this.#schedule(o);
   }
@@ -784,12 +785,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
           }
         }
-        const place = this.#place(o);
+        const place = this.#place(o, fireId);
         const run = runBody({
           command: spec.exec,
           cwd: place.cwd,
           env: {
-            ...this.#env(o, place, fireId),
+            ...place.env,
             ORDERLY_FENCE: String(lease.token),
             ORDERLY_FIRED_AT: String(lease.acquiredAt),
             ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`),
@@ -892,22 +893,22 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return this.#opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
 
-  #place(o: ScopedOrder): BodyPlace {
-    return bodyPlace(o, this.#opts.city, this.#inherited(), this.#opts.cwd ?? process.cwd());
-  }
-
   #inherited(): Record<string, string> {
     return Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
   }
 
-  /** The inherited environment, Gas City's variables for the order, orderly's own, then the order's `[order.env]`. */
-  #env(o: ScopedOrder, place: BodyPlace, fireId: string): Record<string, string> {
+  /**
+   * Where a body (or check) runs, and its environment: the inherited one,
+   * Gas City's variables for the order, orderly's own, then `[order.env]`.
+   */
+  #place(o: ScopedOrder, fireId: string): BodyPlace {
     const { spec } = o;
     const inherited = this.#inherited();
+    const place = bodyPlace(o, this.#opts.city, inherited, this.#opts.cwd ?? process.cwd());
     // The audit database's password is the controller's, never a body's.
     delete inherited.ORDERLY_AUDIT_PASSWORD;
     const allow = this.#opts.envAllow;
-    return {
+    const env = {
       ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),
       ...place.env,
       ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
@@ -916,6 +917,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       ORDERLY_FIRE_ID: fireId,
       ...spec.env,
     };
+    return { cwd: place.cwd, env };
   }
 
   #count(outcome: Outcome): void {
@@ -1294,17 +1296,9 @@ function sameBody(a: OrderSpec, b: OrderSpec): boolean {
 
 /** Names a typo away: edit distance at most a third of the longer. */
 function closeEnough(a: string, b: string): boolean {
-  const base = (s: string): string => s.split(':rig:')[0]!;
-  const x = base(a);
-  const y = base(b);
-  if (Math.abs(x.length - y.length) > 3) return false;
-  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= x.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= y.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[y.length]! <= Math.max(1, Math.floor(Math.max(x.length, y.length) / 3));
+  const x = a.split(':rig:')[0]!;
+  const y = b.split(':rig:')[0]!;
+  return editDistance(x, y) <= Math.max(1, Math.floor(Math.max(x.length, y.length) / 3));
 }
 
 /**

@@ -4,7 +4,7 @@ import { parse as parseToml } from 'smol-toml';
 import { isCityRoot, isRemoteSource, localSourceDir, packImports, readCityConfig, type CityConfig, type ImportRef, type OrderOverride } from './city-config.js';
 import { deprecationOf, discoverOrderFiles, orderRoot, type FoundOrderFile, type OrderRoot } from './discover.js';
 import { OrderFileError } from './errors.js';
-import { buildOrderFromTable, isPackRoot, readOrderTable, type OrderTable } from './load.js';
+import { buildOrderFromTable, isPackRoot, readOrderTable, readOrderText, type OrderTable } from './load.js';
 import { describe, type OrderWarning, type WarnFn } from './spec.js';
 import type { OrderSpec } from './types.js';
 
@@ -253,7 +253,7 @@ class Loader {
     const deprecated = deprecationOf(found);
     if (deprecated) this.warn({ kind: 'deprecated-path', order: found.name, file: found.file, key: '', message: `${found.file}: ${deprecated}` });
     try {
-      t = readOrderTable(readUtf8(found.file), found.file, { warn: this.warn, name: found.name });
+      t = readOrderTable(readOrderText(found.file), found.file, { warn: this.warn, name: found.name });
       if (t.table.scope !== undefined && t.table.scope !== 'city' && t.table.scope !== 'rig') {
         throw new OrderFileError({ file: found.file, line: t.lines.lineOf(['order', 'scope']), field: 'scope', problem: `unknown scope ${describe(t.table.scope)} (want "city" or "rig")` });
       }
@@ -333,23 +333,6 @@ class Loader {
       this.problem(new OrderFileError({ file: o.file, ...(o.line !== undefined ? { line: o.line } : {}), field: `orders.overrides[${o.index}]`, problem: unmatched(o, instances) }));
     }
     return specs;
-  }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** A file's text, or an OrderFileError: a file that is not UTF-8 is refused, never read with replacement characters. */
-function readUtf8(file: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new OrderFileError({ file, problem: `cannot read: ${(err as Error).message}`, cause: err });
-  }
-  try {
-    return utf8.decode(bytes);
-  } catch (err) {
-    throw new OrderFileError({ file, problem: 'not valid UTF-8 (TOML files must be UTF-8)', cause: err });
   }
 }
 

@@ -70,11 +70,6 @@ export function discoverOrderFiles(root: OrderRoot): FoundOrderFile[] {
   return [...found.values()];
 }
 
-/** Whether `dir` holds any order file in any layout. */
-export function hasOrderFiles(packDir: string): boolean {
-  return discoverOrderFiles(orderRoot(packDir)).length > 0;
-}
-
 /** The pack a path under `<pack>/orders/` or `<pack>/formulas/orders/<name>/` belongs to. */
 export function packDirOf(file: string): string {
   let dir = dirname(file);

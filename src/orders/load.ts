@@ -1,5 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { deprecationOf, discoverOrderFiles, orderRoot, packDirOf } from './discover.js';
@@ -70,7 +70,7 @@ export async function loadOrderDir(dir: string, options: LoadOrderDirOptions = {
   for (const f of discoverOrderFiles(where)) {
     const deprecated = deprecationOf(f);
     if (deprecated) warn({ kind: 'deprecated-path', order: f.name, file: f.file, key: '', message: `${f.file}: ${deprecated}` });
-    orders.push(buildOrderFromTable(readOrderTable(await readOrderText(f.file), f.file, { warn, name: f.name }), where.packDir, warn));
+    orders.push(buildOrderFromTable(readOrderTable(readOrderText(f.file), f.file, { warn, name: f.name }), where.packDir, warn));
   }
   return { dir: where.dir, orders, warnings };
 }
@@ -84,10 +84,10 @@ function isDirSync(path: string): boolean {
   return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 
-/** An order file's text: UTF-8, or an OrderFileError naming the file. */
-export async function readOrderText(file: string): Promise<string> {
+/** An order file's text: UTF-8, or an OrderFileError naming the file (never read with replacement characters). */
+export function readOrderText(file: string): string {
   try {
-    return utf8.decode(await readFile(file));
+    return utf8.decode(readFileSync(file));
   } catch (err) {
     const problem = err instanceof TypeError ? 'not valid UTF-8 (TOML files must be UTF-8)' : `cannot read: ${(err as Error).message}`;
     throw new OrderFileError({ file, problem, cause: err });

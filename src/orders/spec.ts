@@ -411,7 +411,8 @@ export function closestKey(key: string, known: readonly string[]): string | unde
   return best;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance, Infinity when the lengths differ by more than 3 (too far to suggest). */
+export function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 3) return Infinity;
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
