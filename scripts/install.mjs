@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requireHere = createRequire(join(root, 'package.json'));
-const log = (message) => console.error(`orderly: ${message}`);
+const log = (message) => console.error(`orderly-dispatch: ${message}`);
 
 function platformKey() {
   const { platform, arch } = process;
@@ -31,7 +31,7 @@ function loads(specifier) {
 }
 
 const key = platformKey();
-const candidates = [`orderly-${key}`, `./orderly.${key}.node`];
+const candidates = [`orderly-dispatch-${key}`, `./orderly.${key}.node`];
 const found = candidates.find(loads);
 if (found) {
   log(`native addon: ${found}`);
@@ -41,7 +41,7 @@ if (found) {
 const checkout = existsSync(join(root, 'crates', 'node', 'Cargo.toml'));
 if (!checkout) {
   log(
-    `no prebuilt native addon for ${key}. Prebuilt: linux-x64-gnu (package orderly-linux-x64-gnu, ` +
+    `no prebuilt native addon for ${key}. Prebuilt: linux-x64-gnu (package orderly-dispatch-linux-x64-gnu, ` +
       'installed as an optional dependency: check that optional dependencies were not omitted). ' +
       'Other platforms: build from a source checkout with cargo.',
   );

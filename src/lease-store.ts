@@ -39,7 +39,7 @@ export interface LeaseStoreOptions {
   /** Dead log bytes that trigger a checkpoint (and at least twice the live set); default 2 MiB. */
   compactAfterBytes?: number;
   /**
-   * Open a damaged or lost log anyway (`orderly repair`): keep every valid
+   * Open a damaged or lost log anyway (`orderly-dispatch repair`): keep every valid
    * record before the damage, cut the rest, and continue fencing tokens
    * above the reservation kept beside the log. See `repairReport()`.
    */

@@ -31,7 +31,7 @@ async function healthyState(): Promise<string> {
   return state;
 }
 
-describe('orderly doctor', () => {
+describe('orderly-dispatch doctor', () => {
   it('says OK on a healthy state', async () => {
     const checks = await doctor({ state: await healthyState(), minFreeBytes: 1 });
     expect(checks.filter((c) => c.status === 'FAIL')).toEqual([]);

@@ -9,7 +9,7 @@ import { readSavedRun, type SavedRun } from './saved-run.js';
 export const CITY_OPTIONS = { city: { type: 'string' }, state: { type: 'string' } } as const;
 
 export const CITY_HELP = `  --city PATH     the city, pack or orders directory (default: the one the last
-                  orderly run on --state used, else the current directory)
+                  orderly-dispatch run on --state used, else the current directory)
   --state DIR     state directory (default .orderly)`;
 
 export interface OpenedCity {
@@ -30,7 +30,7 @@ export async function openCity(values: { city?: string | undefined; state?: stri
   const cwd = process.cwd();
   const path = values.city ? resolve(values.city) : (saved?.ordersDir ?? (isCityRoot(cwd) || isPackRoot(cwd) ? cwd : undefined));
   if (path === undefined) {
-    throw new UsageError(`no city here: pass --city PATH (a city.toml directory, a pack or an orders directory), or run it once with orderly run --state ${state}`);
+    throw new UsageError(`no city here: pass --city PATH (a city.toml directory, a pack or an orders directory), or run it once with orderly-dispatch run --state ${state}`);
   }
   return { path, state, loaded: await loadCity(path, saved?.load ?? {}), saved };
 }

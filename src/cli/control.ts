@@ -6,7 +6,7 @@ import type { PublishInput } from '../dispatcher/event-log.js';
 
 /**
  * The running controller's control socket (`<state>/control.sock`): one JSON
- * request per connection, one JSON answer. `orderly fire` goes through it so a
+ * request per connection, one JSON answer. `orderly-dispatch fire` goes through it so a
  * manual run happens inside the controller that owns the state (the state
  * directory's lock admits one process).
  */

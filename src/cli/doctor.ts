@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { doctor } from '../doctor.js';
 import { EXIT, parse, UsageError } from './args.js';
 
-export const DOCTOR_USAGE = `usage: orderly doctor [--state DIR] [--audit URL] [--min-free-mb N] [--json]
+export const DOCTOR_USAGE = `usage: orderly-dispatch doctor [--state DIR] [--audit URL] [--min-free-mb N] [--json]
 
 Checks a controller's state: the log (segments, size, dead share, what the
 next open would cut), poisoning, the lock holder, free disk, held leases,

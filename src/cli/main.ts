@@ -10,7 +10,7 @@ import { publishCommand, PUBLISH_USAGE } from './publish.js';
 import { repairCommand, REPAIR_USAGE } from './repair.js';
 import { run, RUN_USAGE } from './run.js';
 
-const USAGE = `usage: orderly <command> [options]
+const USAGE = `usage: orderly-dispatch <command> [options]
 
 commands:
   run <city|pack|dir>  fire orders until stopped
@@ -70,8 +70,8 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
-// `orderly feed | head` closes stdout early: that is the reader's choice, not an error. A
-// controller (`orderly run ... | head -3`) must not stop because its reader went away: it
+// `orderly-dispatch feed | head` closes stdout early: that is the reader's choice, not an error. A
+// controller (`orderly-dispatch run ... | head -3`) must not stop because its reader went away: it
 // stops printing and goes on, its leases held for bodies it started.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err;
@@ -89,7 +89,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const e = OrderlyError.from(err);
     const json = process.argv.includes('--json');
-    process.stderr.write(scrub(json ? JSON.stringify({ error: e.code, message: e.message }) + '\n' : `orderly: ${e.message}\n`));
+    process.stderr.write(scrub(json ? JSON.stringify({ error: e.code, message: e.message }) + '\n' : `orderly-dispatch: ${e.message}\n`));
     process.exitCode = e instanceof UsageError || e.code === 'ERR_USAGE' ? EXIT.usage : e.code === 'ERR_ORDER_FILE' ? EXIT.usage : EXIT.failed;
   },
 );

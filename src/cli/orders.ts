@@ -10,19 +10,19 @@ import type { ScopedOrder } from '../orders/types.js';
 import { EXIT, parse } from './args.js';
 import { CITY_HELP, CITY_OPTIONS, openCity, type OpenedCity } from './city-arg.js';
 
-export const LIST_USAGE = `usage: orderly list [--city PATH] [--state DIR] [--json]
+export const LIST_USAGE = `usage: orderly-dispatch list [--city PATH] [--state DIR] [--json]
 
 Every order instance of the city: name, type, trigger, interval or schedule,
 rig and target, as gc order list prints them.
 ${CITY_HELP}`;
 
-export const SHOW_USAGE = `usage: orderly show <name> [--rig RIG] [--city PATH] [--state DIR] [--json]
+export const SHOW_USAGE = `usage: orderly-dispatch show <name> [--rig RIG] [--city PATH] [--state DIR] [--json]
 
 One order's definition, as gc order show prints it; exits 1 if there is no
 such order.
 ${CITY_HELP}`;
 
-export const CHECK_USAGE = `usage: orderly check [--city PATH] [--state DIR] [--json]
+export const CHECK_USAGE = `usage: orderly-dispatch check [--city PATH] [--state DIR] [--json]
 
 Which enabled orders are due now, and why, as gc order check decides it from
 the state directory (lastRun, event cursors); condition orders run their
@@ -93,7 +93,7 @@ export async function listCommand(argv: string[]): Promise<number> {
     const when = (j.interval ?? j.schedule ?? j.on ?? '-') as string;
     console.log(row(widths, [o.spec.name, j.type as string, o.spec.trigger, when, ...(rigs ? [o.rig ?? '-'] : []), o.spec.pool ?? '-']));
   }
-  for (const p of c.loaded.problems) process.stderr.write(`orderly: invalid, left out: ${p.message}\n`);
+  for (const p of c.loaded.problems) process.stderr.write(`orderly-dispatch: invalid, left out: ${p.message}\n`);
   return EXIT.ok;
 }
 
@@ -105,7 +105,7 @@ export async function showCommand(argv: string[]): Promise<number> {
   }
   const name = positionals[0];
   if (positionals.length !== 1 || name === undefined) {
-    process.stderr.write(`orderly show: takes one order name\n\n${SHOW_USAGE}\n`);
+    process.stderr.write(`orderly-dispatch show: takes one order name\n\n${SHOW_USAGE}\n`);
     return EXIT.usage;
   }
   const c = await openCity(values);
@@ -113,7 +113,7 @@ export async function showCommand(argv: string[]): Promise<number> {
   if (!found) {
     const problem = c.loaded.problems.find((p) => p.file !== undefined && p.file.includes(`/${name}.`));
     const message = `order ${JSON.stringify(name)}${values.rig ? ` (rig ${JSON.stringify(values.rig)})` : ''} not found${problem ? ` (it is invalid: ${problem.message})` : ''}`;
-    process.stderr.write(values.json ? `${JSON.stringify({ error: 'ERR_NOT_FOUND', message })}\n` : `orderly show: ${message}\n`);
+    process.stderr.write(values.json ? `${JSON.stringify({ error: 'ERR_NOT_FOUND', message })}\n` : `orderly-dispatch show: ${message}\n`);
     return EXIT.failed;
   }
   const j = orderJson(found);
@@ -179,7 +179,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     const follower = new EventLogFollower(eventLog, 0);
     do {
       for (const e of follower.poll()) if (wanted.has(e.type) && !isOrderMarker(e)) events.push({ seq: e.seq, type: e.type });
-      for (const p of follower.problems) process.stderr.write(`orderly check: ${p}\n`);
+      for (const p of follower.problems) process.stderr.write(`orderly-dispatch check: ${p}\n`);
     } while (follower.more);
   }
   const now = Date.now();
@@ -242,7 +242,7 @@ async function dueOf(o: ScopedOrder, last: number | undefined, cursor: bigint, e
       return n > 0 ? { due: true, reason: `event: ${n} ${spec.on} event(s)` } : { due: false, reason: 'event: no matching events' };
     }
     case 'manual':
-      return { due: false, reason: 'manual trigger — use orderly fire' };
+      return { due: false, reason: 'manual trigger — use orderly-dispatch fire' };
     case 'webhook':
       return { due: false, reason: "webhook trigger — dispatched by Gas City's webhook receiver" };
   }

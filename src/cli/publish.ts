@@ -17,7 +17,7 @@ function consumedSeq(state: string): number {
   }
 }
 
-export const PUBLISH_USAGE = `usage: orderly publish <type> [--payload JSON] [--subject S] [--message M] [--actor A] [--state DIR] [--city PATH] [--event-log PATH] [--json]
+export const PUBLISH_USAGE = `usage: orderly-dispatch publish <type> [--payload JSON] [--subject S] [--message M] [--actor A] [--state DIR] [--city PATH] [--event-log PATH] [--json]
 
 Appends an event to the city's event log (<city>/.gc/events.jsonl, the log
 gc event emit writes), as Gas City writes it: the next seq, under the
@@ -45,7 +45,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const type = positionals[0];
-  if (positionals.length !== 1 || type === undefined || type.trim() === '') throw new UsageError(`orderly publish takes one event type\n\n${PUBLISH_USAGE}`);
+  if (positionals.length !== 1 || type === undefined || type.trim() === '') throw new UsageError(`orderly-dispatch publish takes one event type\n\n${PUBLISH_USAGE}`);
   let payload: unknown;
   if (values.payload !== undefined) {
     try {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** What `orderly run` leaves in `<state>/controller.json` for the commands that come after it. */
+/** What `orderly-dispatch run` leaves in `<state>/controller.json` for the commands that come after it. */
 export interface SavedRun {
   ordersDir: string;
   rigs: string[];
@@ -32,7 +32,7 @@ export function readSavedRun(state: string): SavedRun | undefined {
   if (!existsSync(file)) return undefined;
   const untrusted = untrustedSavedRun(state);
   if (untrusted) {
-    process.stderr.write(`orderly: warning: ${untrusted}\n`);
+    process.stderr.write(`orderly-dispatch: warning: ${untrusted}\n`);
     return undefined;
   }
   return JSON.parse(readFileSync(file, 'utf8')) as SavedRun;

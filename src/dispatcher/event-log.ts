@@ -183,7 +183,7 @@ export class EventLogFollower {
     }
     if (replaced && stale > 0) {
       this.problems.push(
-        `${this.path} was replaced and numbers its records again from below ${this.#head}: ${stale} record(s) at or below what was already read are ignored (write new events with orderly publish, which numbers past them)`,
+        `${this.path} was replaced and numbers its records again from below ${this.#head}: ${stale} record(s) at or below what was already read are ignored (write new events with orderly-dispatch publish, which numbers past them)`,
       );
     }
   }

@@ -58,7 +58,7 @@ interface Instance {
 }
 
 /**
- * Loads what `orderly run <path>` points at, as Gas City would:
+ * Loads what `orderly-dispatch run <path>` points at, as Gas City would:
  * - a city (`city.toml`, or a legacy `.gc/`): the packs it imports
  *   (`[imports.*]` in city.toml or its root pack.toml), each rig's imports
  *   (`[rigs.imports.*]`: rig orders, `name:rig:<rig>`, unless the order says

@@ -1,8 +1,8 @@
-// (b) G3 through the real CLI against real databases: `orderly run --audit
+// (b) G3 through the real CLI against real databases: `orderly-dispatch run --audit
 // <url>` is SIGKILLed between the durable COMPLETE record and the audit
 // commit (fire:completed), and between the commit and the ack
-// (audit:committed). After a restart (`orderly run --for 1s`, or a direct
-// `orderly fire`, which uses the URL the last run saved), every record is in
+// (audit:committed). After a restart (`orderly-dispatch run --for 1s`, or a direct
+// `orderly-dispatch fire`, which uses the URL the last run saved), every record is in
 // the database exactly once.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -115,7 +115,7 @@ describe('the idle city', () => {
     const summary = onPg.lines.find((l) => l.type === 'summary')!;
     console.log(
       `idle city: ${firesPg} fires on PostgreSQL in ${RUN_SECONDS} s; database delta: ${after.nextXid - before.nextXid} write transaction(s), ` +
-        `${after.xact - before.xact} transaction(s) in all (reads: this measurement and orderly feed), ` +
+        `${after.xact - before.xact} transaction(s) in all (reads: this measurement and orderly-dispatch feed), ` +
         `${after.ins - before.ins} inserted, ${after.upd - before.upd} updated, ${after.del - before.del} deleted; ${rows} audit row(s)`,
     );
     // Every order once at start, and the four gate-sweeps every 30 s.

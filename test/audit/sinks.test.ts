@@ -200,9 +200,11 @@ describe('sinkFromUrl', () => {
     });
   });
 
-  it('declares the drivers as optional peer dependencies (and dev dependencies for the tests)', () => {
+  it('depends on the default sink\'s driver, and declares the others as optional peer dependencies (and dev dependencies for the tests)', () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8'));
-    for (const name of ['pg', 'mysql2', 'better-sqlite3']) {
+    expect(pkg.dependencies['better-sqlite3']).toBeTruthy();
+    expect(pkg.peerDependencies['better-sqlite3']).toBeUndefined();
+    for (const name of ['pg', 'mysql2']) {
       expect(pkg.peerDependencies[name], name).toBeTruthy();
       expect(pkg.peerDependenciesMeta[name], name).toEqual({ optional: true });
       expect(pkg.devDependencies[name], name).toBeTruthy();

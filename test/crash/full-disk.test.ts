@@ -1,5 +1,5 @@
 // A full disk for real: the state directory on a 512 KiB tmpfs that a filler
-// file fills while `orderly run` fires orders that do work. Evidence as in the
+// file fills while `orderly-dispatch run` fires orders that do work. Evidence as in the
 // kill harness: the bodies' own logs and the audit rows read from SQLite (the
 // database lives on another filesystem, as it would in production).
 import { execFile, spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ afterAll(() => {
 const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
 if (!canMount) console.warn('SKIPPED full-disk test: needs root and mount(8) to put the state on a small tmpfs');
 
-describe('orderly run on a full disk', () => {
+describe('orderly-dispatch run on a full disk', () => {
   it.skipIf(!canMount)(
     'stops firing with store-poisoned, loses nothing acknowledged, doctor says FAIL, and recovers after space is freed and a restart',
     async () => {

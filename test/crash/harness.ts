@@ -1,4 +1,4 @@
-// The crash harness: real `orderly run` controllers as child processes, killed
+// The crash harness: real `orderly-dispatch run` controllers as child processes, killed
 // with SIGKILL at random moments and at named crash points, restarted on the
 // same state again and again; then the invariants are checked from evidence
 // orderly does not write: each body's own O_APPEND log, the audit rows read
@@ -47,7 +47,7 @@ export interface AuditRow {
 export interface CampaignOptions {
   /** Where orders, logs and state go (a fresh directory). */
   root: string;
-  /** Audit sink URL for `orderly run --audit`, and how to read its rows straight from the database. */
+  /** Audit sink URL for `orderly-dispatch run --audit`, and how to read its rows straight from the database. */
   audit: { url: string; read: () => Promise<AuditRow[]> };
   /** Kills at random moments. */
   randomKills: number;

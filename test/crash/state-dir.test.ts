@@ -1,4 +1,4 @@
-// What `orderly run` does with a state directory it must not use: one another
+// What `orderly-dispatch run` does with a state directory it must not use: one another
 // controller holds, or one written by a newer orderly.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // process run on the monotonic clock, a lastRun left in the future by a
 // step back is clamped, cron follows the stepped clock once, and a due time
 // past Node's 24.8-day timer limit neither busy-loops nor warns. The
-// process-level cases run `orderly run` under libfaketime (Debian's
+// process-level cases run `orderly-dispatch run` under libfaketime (Debian's
 // faketime), stepping its clock through FAKETIME_TIMESTAMP_FILE.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -73,7 +73,7 @@ describe('TimerHeap', () => {
   });
 });
 
-describe.skipIf(!existsSync(LIBFAKETIME))('orderly run under a stepped clock (libfaketime)', () => {
+describe.skipIf(!existsSync(LIBFAKETIME))('orderly-dispatch run under a stepped clock (libfaketime)', () => {
   function setup() {
     const root = fresh();
     const orders = writeTree(join(root, 'orders'), {

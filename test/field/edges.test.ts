@@ -46,7 +46,7 @@ describe('the CLI at awkward moments', () => {
   }, 40_000);
 });
 
-describe('orderly run | head', () => {
+describe('orderly-dispatch run | head', () => {
   it('a reader that goes away does not stop the controller: it runs its time and leaves no lease held', async () => {
     const base = fresh();
     const city = gasCity(join(base, 'city'));

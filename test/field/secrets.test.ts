@@ -137,14 +137,14 @@ describe.skipIf(!root)('another user on the host (setpriv to nobody)', () => {
     spawnSync('mkdir', ['-m', '700', locked]);
     const asNobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, 'run', city, '--state', join(locked, 'state'), '--for', '1s'], { encoding: 'utf8', cwd: '/tmp' });
     expect(asNobody.status).toBe(1);
-    expect(asNobody.stderr.trim()).toBe(`orderly: cannot create the state directory ${join(locked, 'state', 'runs')}: ${locked} is not writable by this user (uid 65534)`);
+    expect(asNobody.stderr.trim()).toBe(`orderly-dispatch: cannot create the state directory ${join(locked, 'state', 'runs')}: ${locked} is not writable by this user (uid 65534)`);
     const ro = join(base, 'ro');
     spawnSync('mkdir', [ro]);
     if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', ro]).status !== 0) return;
     try {
       const r = orderly(['run', city, '--state', join(ro, 'state'), '--for', '1s']);
       expect(r.code).toBe(1);
-      expect(r.out.trim()).toBe(`orderly: cannot create the state directory ${join(ro, 'state', 'runs')}: ${ro} is on a read-only filesystem`);
+      expect(r.out.trim()).toBe(`orderly-dispatch: cannot create the state directory ${join(ro, 'state', 'runs')}: ${ro} is on a read-only filesystem`);
     } finally {
       spawnSync('umount', ['-l', ro]);
     }

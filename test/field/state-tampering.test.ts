@@ -48,10 +48,10 @@ describe('state files removed under a running controller', () => {
 
     const refused = spawnSync(process.execPath, [cli, 'run', orders, '--state', state, '--for', '1s'], { encoding: 'utf8' });
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/was lost or replaced: it holds tokens up to 0, but tokens up to \d+ were reserved beside it.*run `orderly repair`/);
+    expect(refused.stderr).toMatch(/was lost or replaced: it holds tokens up to 0, but tokens up to \d+ were reserved beside it.*run `orderly-dispatch repair`/);
     const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
     const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
-    expect(checks.find((c) => c.name === 'wal lost')).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(`run orderly repair --state ${state}`) as string });
+    expect(checks.find((c) => c.name === 'wal lost')).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(`run orderly-dispatch repair --state ${state}`) as string });
 
     const repair = spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' });
     expect(repair.status, repair.stderr).toBe(0);
@@ -96,7 +96,7 @@ describe('state files removed under a running controller', () => {
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain(segment);
     const doctor = spawnSync(process.execPath, [cli, 'doctor', '--state', state, '--json', '--min-free-mb', '0'], { encoding: 'utf8' });
-    expect((JSON.parse(doctor.stdout) as { checks: Array<{ name: string; detail: string }> }).checks.find((c) => c.name === 'wal')?.detail).toContain(`run orderly repair --state ${state}`);
+    expect((JSON.parse(doctor.stdout) as { checks: Array<{ name: string; detail: string }> }).checks.find((c) => c.name === 'wal')?.detail).toContain(`run orderly-dispatch repair --state ${state}`);
 
     const repair = spawnSync(process.execPath, [cli, 'repair', '--state', state, '--json'], { encoding: 'utf8' });
     expect(repair.status, repair.stderr).toBe(0);

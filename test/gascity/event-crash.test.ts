@@ -1,4 +1,4 @@
-// kill -9 of `orderly run` around an event order's fire: a restart neither
+// kill -9 of `orderly-dispatch run` around an event order's fire: a restart neither
 // fires a handled batch of events again nor drops one whose body never ran
 // to the end. The evidence is the body's own log and the audit rows.
 import { existsSync, readFileSync } from 'node:fs';

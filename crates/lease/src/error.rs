@@ -46,7 +46,7 @@ impl fmt::Display for LeaseError {
             LeaseError::Wal(e) => write!(f, "{e}"),
             LeaseError::Lost { dir, log_high_water, reserved } => write!(
                 f,
-                "the lease log in {dir} was lost or replaced: it holds tokens up to {log_high_water}, but tokens up to {reserved} were reserved beside it; its leases, lastRun and audit outbox may be gone. Nothing was changed: run `orderly repair` to open what is left, with fences continuing above {reserved}"
+                "the lease log in {dir} was lost or replaced: it holds tokens up to {log_high_water}, but tokens up to {reserved} were reserved beside it; its leases, lastRun and audit outbox may be gone. Nothing was changed: run `orderly-dispatch repair` to open what is left, with fences continuing above {reserved}"
             ),
         }
     }

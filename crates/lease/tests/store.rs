@@ -207,7 +207,7 @@ fn a_lost_log_is_refused_and_a_repair_never_reuses_a_fence() {
     }
     let err = LeaseStore::open(Some(d.path()), StoreOptions::default()).err().expect("a lost log must not open");
     assert_eq!(err.code(), "ERR_WAL_LOST");
-    assert!(err.to_string().contains("orderly repair"), "{err}");
+    assert!(err.to_string().contains("orderly-dispatch repair"), "{err}");
     assert!(orderly_lease::inspect(d.path()).unwrap().lost);
 
     let repair = StoreOptions { wal: WalOptions { repair: true, ..WalOptions::default() }, ..StoreOptions::default() };

@@ -200,7 +200,7 @@ fn scan_segments(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result
 }
 
 /// What the log in `dir` holds and what opening it would cut, read without
-/// taking the lock or changing a byte (for `orderly doctor` beside a running
+/// taking the lock or changing a byte (for `orderly-dispatch doctor` beside a running
 /// controller). A corrupt log is reported as the error an open would give.
 pub fn inspect(storage: &dyn Storage, dir: &Path) -> Result<Inspection> {
     let s = scan(storage, dir, &WalOptions::default())?;

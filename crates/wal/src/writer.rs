@@ -217,7 +217,7 @@ impl Writer {
             // since may have grown it again past the cut, but not back to the preallocated length.
             if len < self.tail.len {
                 return Err(IoFail(format!(
-                    "segment {} was truncated to {len} bytes under the log (it had {}): records in it are lost; run orderly repair once the controller is stopped",
+                    "segment {} was truncated to {len} bytes under the log (it had {}): records in it are lost; run orderly-dispatch repair once the controller is stopped",
                     path.display(),
                     self.tail.len
                 )));
@@ -225,7 +225,7 @@ impl Writer {
             let at_path = storage.identity(&path).map_err(|e| fail("check", &path, e))?;
             if links == 0 || at_path != Some((dev, ino)) {
                 let what = if at_path.is_some_and(|id| id != (0, 0)) { "was replaced by another file" } else { "was deleted" };
-                return Err(IoFail(format!("segment {} {what} while the log was open: records written to it would be lost; find what removes files in {}, then run orderly doctor", path.display(), self.shared.dir.display())));
+                return Err(IoFail(format!("segment {} {what} while the log was open: records written to it would be lost; find what removes files in {}, then run orderly-dispatch doctor", path.display(), self.shared.dir.display())));
             }
             let lock = self.shared.dir.join(crate::segment::LOCK_FILE);
             if storage.identity(&lock).map_err(|e| fail("check", &lock, e))? == Some((0, 0)) {
