@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveAuditUrl, shownUrl, splitPassword } from './audit/credentials.js';
+import { readRecordedSink } from './audit/recorded-sink.js';
 import { sinkFromUrl } from './audit/url.js';
 import { askControl } from './cli/control.js';
 import type { ControllerStats } from './dispatcher/controller.js';
@@ -18,7 +19,7 @@ export interface Check {
 
 export interface DoctorOptions {
   state: string;
-  /** Audit sink to reach; default the one the last `orderly run` used. */
+  /** Audit sink to reach; default the one the last `orderly-dispatch run` used. */
   audit?: string;
   /** Free space below this fails (bytes); default 256 MiB. */
   minFreeBytes?: number;
@@ -76,9 +77,9 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
       const most = ahead.reduce((a, b) => (b.by > a.by ? b : a));
       add('clock', 'WARN', `lastRun of ${ahead.length} order(s) is in the future (${most.k} by ${Math.round(most.by / 1000)} s): the clock was stepped back; each counts its next fire from now and waits at most one interval`);
     }
-    if (i.lost) add('wal lost', 'FAIL', `the log holds fewer tokens than the ${i.reserved} reserved beside it: its records were lost (segments deleted or replaced); run orderly repair --state ${state}`);
+    if (i.lost) add('wal lost', 'FAIL', `the log holds fewer tokens than the ${i.reserved} reserved beside it: its records were lost (segments deleted or replaced); run orderly-dispatch repair --state ${state}`);
   } catch (err) {
-    add('wal', 'FAIL', `${(err as Error).message}; run orderly repair --state ${state} to keep what is valid before the damage`);
+    add('wal', 'FAIL', `${(err as Error).message}; run orderly-dispatch repair --state ${state} to keep what is valid before the damage`);
   }
 
   if (status) {
@@ -131,7 +132,7 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     }
   }
 
-  const given = opts.audit ?? last.audit;
+  const given = opts.audit ?? last.audit ?? readRecordedSink(state);
   if (!given) add('audit', 'WARN', 'no audit sink known: pass --audit URL');
   else {
     const url = shownUrl(given);

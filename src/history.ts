@@ -2,21 +2,21 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { askControl } from './cli/control.js';
 import type { AuditRecord, AuditSink } from './audit/record.js';
+import type { AuditedOutcome } from './orders/types.js';
 import type { FeedEntry } from './dispatcher/controller.js';
 import { inspectStore } from './native.js';
 
 /** A run as history shows it: audited runs carry their record, no-op runs only when they happened. */
 export interface HistoryEntry {
   scopedName: string;
-  status: 'no-op' | 'active' | 'completed' | 'failed';
+  /** The run's outcome in the words `run` prints, or active while it runs. */
+  status: 'active' | 'no-op' | AuditedOutcome;
   at: number;
   fireId?: string;
   record?: AuditRecord;
 }
 
-function statusOf(r: AuditRecord): HistoryEntry['status'] {
-  return r.outcome === 'did-work' ? 'completed' : 'failed';
-}
+const statusOf = (r: AuditRecord): HistoryEntry['status'] => r.outcome;
 
 /**
  * The feed: every order with its lastFiredAt and last status. No-op runs

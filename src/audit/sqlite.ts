@@ -1,7 +1,8 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { OrderlyError } from '../errors.js';
 import type { AuditRecord, AuditSink, HistoryQuery, PruneOptions } from './record.js';
 import {
   driverMissing,
@@ -111,13 +112,27 @@ type CreateExecutor = (Database: unknown, file: string, busyTimeoutMs: number) =
 
 const requireHere = createRequire(import.meta.url);
 
-/** Absolute path of better-sqlite3's entry, or a clear error naming the package to install. */
+/**
+ * Absolute path of better-sqlite3's entry, or a clear error: it is a
+ * dependency, so what goes wrong is an install that skipped it or a build
+ * that never ran (npm may refuse dependencies' install scripts until approved).
+ */
 function driverPath(): string {
+  let entry: string;
   try {
-    return requireHere.resolve('better-sqlite3');
+    entry = requireHere.resolve('better-sqlite3');
   } catch (err) {
     throw driverMissing('better-sqlite3', 'sqlite:', err);
   }
+  const root = dirname(requireHere.resolve('better-sqlite3/package.json'));
+  if (!['Release', 'Debug'].some((kind) => existsSync(join(root, 'build', kind, 'better_sqlite3.node')))) {
+    throw new OrderlyError(
+      'ERR_AUDIT_DRIVER',
+      `the sqlite: audit sink's driver better-sqlite3 is installed at ${root} but its native part was never built (its install script did not run): ` +
+        'npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3',
+    );
+  }
+  return entry;
 }
 
 function sqliteError(e: { message: string; code?: string }): Error {

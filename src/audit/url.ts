@@ -12,10 +12,10 @@ export const AUDIT_URL_FORMS =
 /**
  * The sink a URL names:
  *   jsonl:<path>                 JSON lines, fdatasync'd per batch (no driver)
- *   sqlite:<path>                SQLite via better-sqlite3 (sqlite:///abs/path also works)
+ *   sqlite:<path>                SQLite via better-sqlite3, a dependency: the default (sqlite:///abs/path also works)
  *   postgres://… postgresql://…  PostgreSQL via pg
  *   mysql://… (mariadb://…)      MySQL / MariaDB / Dolt via mysql2; `?dolt_commit=1` for Dolt
- * Database drivers are optional peer dependencies, loaded on first use; a
+ * pg and mysql2 are optional peer dependencies, loaded on first use; a
  * missing one fails at open() naming the npm package to install.
  */
 export function sinkFromUrl(url: string): AuditSink {

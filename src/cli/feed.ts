@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readRecordedSink } from '../audit/recorded-sink.js';
 import type { AuditSink } from '../audit/record.js';
 import { resolveAuditUrl, splitPassword } from '../audit/credentials.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -6,21 +8,26 @@ import { feed } from '../history.js';
 import { EXIT, parse, printer, registerSecret } from './args.js';
 import { readSavedRun } from './saved-run.js';
 
-export const FEED_USAGE = `usage: orderly feed [--state DIR] [--audit URL] [--limit N] [--json]
+export const FEED_USAGE = `usage: orderly-dispatch feed [--state DIR] [--audit URL] [--limit N] [--json]
 
 Every order with when it last fired and how its last run ended. No-op runs
 write nothing to the database, so their ticks come from the controller
 (while one runs) or the state directory.`;
 
 /**
- * The audit sink named by --audit, or the one the last `orderly run` used,
+ * The audit sink named by --audit, or the one the last `orderly-dispatch run` used,
  * opened; `unavailable` says why not when its database cannot be reached
  * (the commands then answer from the state directory alone).
  */
 export async function openSink(state: string, url: string | undefined): Promise<{ sink?: AuditSink; unavailable?: string }> {
   const last = readSavedRun(state);
-  const chosen = url ?? last?.audit;
-  if (!chosen) return {};
+  const chosen = url ?? last?.audit ?? readRecordedSink(state);
+  if (!chosen) {
+    // A state that ran but does not say where its records went (an older
+    // version, or a copied directory): say so instead of showing every run as a no-op.
+    if (!existsSync(join(state, 'leases'))) return {};
+    return { unavailable: `${state} does not record which audit sink its runs went to: pass --audit URL` };
+  }
   const connect = resolveAuditUrl(chosen, { passwordFile: url ? undefined : last?.auditPasswordFile });
   registerSecret(splitPassword(connect).password);
   const sink = sinkFromUrl(connect);

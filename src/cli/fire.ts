@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { resolveAuditUrl } from '../audit/credentials.js';
+import { defaultAuditUrl, readRecordedSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
 import { Controller, type FireResult } from '../dispatcher/controller.js';
 import { loadCity } from '../orders/city.js';
@@ -8,11 +9,11 @@ import { askControl } from './control.js';
 import { readSavedRun } from './saved-run.js';
 
 
-export const FIRE_USAGE = `usage: orderly fire <scoped-name> [--state DIR] [--orders DIR] [--json]
+export const FIRE_USAGE = `usage: orderly-dispatch fire <scoped-name> [--state DIR] [--orders DIR] [--json]
 
 Runs one order now and advances its cooldown. Goes through the controller
 running on the state directory; when none runs, fires it directly using the
-orders directory the last \`orderly run\` used (or --orders).
+orders directory the last \`orderly-dispatch run\` used (or --orders).
 Exit status: 0 ran (did-work or no-op), 1 failed or timed out, 3 skipped.`;
 
 export async function fire(argv: string[]): Promise<number> {
@@ -21,7 +22,7 @@ export async function fire(argv: string[]): Promise<number> {
     console.log(FIRE_USAGE);
     return EXIT.ok;
   }
-  if (positionals.length !== 1) throw new UsageError(`orderly fire takes one scoped order name\n\n${FIRE_USAGE}`);
+  if (positionals.length !== 1) throw new UsageError(`orderly-dispatch fire takes one scoped order name\n\n${FIRE_USAGE}`);
   const scopedName = positionals[0]!;
   const state = resolve(values.state ?? '.orderly');
   const print = printer(values.json === true);
@@ -40,7 +41,7 @@ export async function fire(argv: string[]): Promise<number> {
       rigs: last?.rigs ?? rigs,
       ...(city ? { city } : {}),
       ...(last?.eventLog ? { eventLog: last.eventLog } : city ? { eventLog: city.eventLog } : {}),
-      audit: sinkFromUrl(resolveAuditUrl(last?.audit ?? `sqlite:${join(state, 'audit.db')}`, { passwordFile: last?.auditPasswordFile })),
+      audit: sinkFromUrl(resolveAuditUrl(last?.audit ?? readRecordedSink(state) ?? defaultAuditUrl(state), { passwordFile: last?.auditPasswordFile })),
       schedule: false,
     });
     try {
@@ -53,7 +54,7 @@ export async function fire(argv: string[]): Promise<number> {
   const what = result.skipped ? `skipped: ${result.skipped}${result.detail ? ` (${result.detail})` : ''}` : result.outcome;
   print(`${scopedName}: ${what} via ${via}`, { ...result, via });
   if (result.skipped === 'unknown-order') {
-    process.stderr.write(`orderly fire: ${result.detail ?? `no order named ${scopedName}`}\n`);
+    process.stderr.write(`orderly-dispatch fire: ${result.detail ?? `no order named ${scopedName}`}\n`);
     return EXIT.usage;
   }
   if (result.skipped) return EXIT.skipped;

@@ -4,7 +4,7 @@ import { parseDuration } from '../orders/duration.js';
 import { EXIT, parse, scrub, UsageError } from './args.js';
 import { openSink } from './feed.js';
 
-export const HISTORY_USAGE = `usage: orderly history [name] [--rig RIG] [--limit N] [--since DURATION] [--audited-only] [--before ISO|ms] [--state DIR] [--audit URL] [--json]
+export const HISTORY_USAGE = `usage: orderly-dispatch history [name] [--rig RIG] [--limit N] [--since DURATION] [--audited-only] [--before ISO|ms] [--state DIR] [--audit URL] [--json]
 
 Runs, newest first: audit records of runs that did work, failed, timed out or
 were interrupted, and an order's latest fire as a no-op entry when that fire
@@ -34,7 +34,7 @@ export async function historyCommand(argv: string[]): Promise<number> {
     console.log(HISTORY_USAGE);
     return EXIT.ok;
   }
-  if (positionals.length > 1) throw new UsageError(`orderly history takes at most one order name\n\n${HISTORY_USAGE}`);
+  if (positionals.length > 1) throw new UsageError(`orderly-dispatch history takes at most one order name\n\n${HISTORY_USAGE}`);
   if (values.rig !== undefined && positionals.length === 0) throw new UsageError('--rig needs an order name');
   const limit = values.limit ? Number(values.limit) : 50;
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got ${values.limit}`);

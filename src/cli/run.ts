@@ -2,24 +2,26 @@ import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { AUDIT_PASSWORD_ENV, resolveAuditUrl, shownUrl, splitPassword } from '../audit/credentials.js';
+import { defaultAuditUrl, readRecordedSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
-import type { SavedRun } from './saved-run.js';
-import { Controller } from '../dispatcher/controller.js';
+import { readSavedRun, type SavedRun } from './saved-run.js';
+import { Controller, type FeedEntry } from '../dispatcher/controller.js';
 import type { ControllerEvent } from '../dispatcher/events.js';
 import { parseDuration } from '../orders/duration.js';
 import { loadCity, type LoadedCity } from '../orders/city.js';
 import { EXIT, parse, printer, registerSecret, UsageError } from './args.js';
 import { serveControl } from './control.js';
 
-export const RUN_USAGE = `usage: orderly run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
+export const RUN_USAGE = `usage: orderly-dispatch run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
 
 Fires the orders of a Gas City city (city.toml: the packs it and its rigs
 import, and its own orders/), a pack (pack.toml + orders/<name>.toml) or a
 directory of order files until SIGINT/SIGTERM, or for DURATION. SIGHUP
 reloads the orders. An invalid order is reported and left out; the rest run.
   --state DIR     state directory (default .orderly)
-  --audit URL     where audited runs go (default sqlite:<state>/audit.db); leave
-                  the password out of it (ps shows argv to every user):
+  --audit URL     where audited runs go (default: the sink this state used
+                  before, else sqlite:<state>/audit.db); leave the password
+                  out of it (ps shows argv to every user):
   --audit-password-file PATH  read it from the file's first line, or set
                   ORDERLY_AUDIT_PASSWORD
   --rig NAME      a rig (repeatable): for a city, run only these rigs' orders;
@@ -46,19 +48,64 @@ reloads the orders. An invalid order is reported and left out; the rest run.
 export function reportLoad(city: LoadedCity, print: ReturnType<typeof printer>): void {
   for (const w of city.warnings) process.stderr.write(`warning: ${w.message}\n`);
   for (const p of city.problems) {
-    print(`orderly: invalid, left out: ${p.message}`, { type: 'invalid-order', file: p.file ?? null, line: p.line ?? null, field: p.field ?? null, problem: p.problem, message: p.message });
+    print(`orderly-dispatch: invalid, left out: ${p.message}`, { type: 'invalid-order', file: p.file ?? null, line: p.line ?? null, field: p.field ?? null, problem: p.problem, message: p.message });
   }
-  if (city.problems.length > 0) process.stderr.write(`orderly: ${city.problems.length} problem(s) in the orders; the rest run (--strict refuses to start instead; orderly doctor counts them)\n`);
-  if (city.skipped.length > 0) print(`orderly: skipped by [orders] skip: ${city.skipped.join(', ')}`, { type: 'skipped-orders', orders: city.skipped });
+  if (city.problems.length > 0) process.stderr.write(`orderly-dispatch: ${city.problems.length} problem(s) in the orders; the rest run (--strict refuses to start instead; orderly-dispatch doctor counts them)\n`);
+  if (city.skipped.length > 0) print(`orderly-dispatch: skipped by [orders] skip: ${city.skipped.join(', ')}`, { type: 'skipped-orders', orders: city.skipped });
 }
 
-function describe(e: ControllerEvent): string {
+/** How long `run` stays silent before it says which fire comes next. */
+const QUIET_MS = 15_000;
+
+/**
+ * The human lines of `run`: one per fire, printed when it ends (with how it
+ * was triggered and its fence, from the fire that started it), and a line on
+ * what comes next when nothing has happened for a while. --json prints every event.
+ */
+class RunLines {
+  readonly #fires = new Map<string, { trigger: string; fence: string }>();
+  #lastLine = Date.now();
+
+  constructor(readonly print: ReturnType<typeof printer>) {}
+
+  event(e: ControllerEvent): void {
+    if (e.type === 'fired') {
+      this.#fires.set(e.fireId, { trigger: e.trigger, fence: e.fence });
+      return;
+    }
+    this.line(describe(e, e.type === 'completed' ? this.#fires.get(e.fireId) : undefined), e as unknown as Record<string, unknown>);
+    if (e.type === 'completed') this.#fires.delete(e.fireId);
+  }
+
+  line(human: string, data: Record<string, unknown>): void {
+    this.#lastLine = Date.now();
+    this.print(human, data);
+  }
+
+  /** After a quiet stretch: the next fire due, so a silent controller is not mistaken for a stuck one. */
+  quiet(feed: readonly FeedEntry[]): void {
+    const now = Date.now();
+    if (now - this.#lastLine < QUIET_MS) return;
+    const next = feed.filter((f) => f.nextDueAt !== undefined).sort((a, b) => a.nextDueAt! - b.nextDueAt!)[0];
+    const running = feed.filter((f) => f.status === 'active').length;
+    const what = next
+      ? `next fire: ${next.scopedName} in ${Math.max(0, Math.round((next.nextDueAt! - now) / 1000))} s (${new Date(next.nextDueAt!).toISOString()})`
+      : 'no fire scheduled (event and manual orders wait for their trigger)';
+    this.line(`${new Date(now).toISOString()} quiet     ${what}${running > 0 ? `; ${running} run(s) in progress` : ''}`, {});
+  }
+}
+
+function describe(e: Exclude<ControllerEvent, { type: 'fired' }>, fire: { trigger: string; fence: string } | undefined): string {
   const t = new Date(e.at).toISOString();
   switch (e.type) {
-    case 'fired':
-      return `${t} fired     ${e.scopedName} (${e.trigger}, fence ${e.fence})`;
     case 'completed':
-      return `${t} ${e.outcome.padEnd(9)} ${e.scopedName} in ${e.durationMs} ms${e.reason ? ` (${e.reason})` : ''}${e.audited ? '' : ', no audit write'}`;
+      return (
+        `${t} ${e.outcome.padEnd(9)} ${e.scopedName} in ${e.durationMs} ms` +
+        (fire ? ` (${fire.trigger}, fence ${fire.fence})` : '') +
+        (e.reason ? ` (${e.reason})` : '') +
+        (e.audited ? '' : ', no audit write') +
+        (e.summary ? `: ${e.summary}` : '')
+      );
     case 'skipped':
       return `${t} skipped   ${e.scopedName}: ${e.reason}${e.detail ? ` (${e.detail})` : ''}`;
     case 'recovered':
@@ -105,7 +152,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(RUN_USAGE);
     return EXIT.ok;
   }
-  if (positionals.length !== 1) throw new UsageError(`orderly run takes one orders directory\n\n${RUN_USAGE}`);
+  if (positionals.length !== 1) throw new UsageError(`orderly-dispatch run takes one orders directory\n\n${RUN_USAGE}`);
   // SIGHUP's default action ends the process: from here on it means "reload", and one that
   // arrives while the controller is still starting is done once it has started.
   let hangupDuringStart = false;
@@ -116,6 +163,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const json = values.json === true;
   const print = printer(json);
+  const lines = new RunLines(print);
   const ordersDir = resolve(positionals[0]!);
   const state = resolve(values.state ?? '.orderly');
   const forMs = values.for ? parseDuration(values.for, '--for') : undefined;
@@ -140,12 +188,19 @@ export async function run(argv: string[]): Promise<number> {
       // The controller's start says what is wrong with the state directory.
     }
   }
-  const givenAudit = values.audit ?? `sqlite:${join(state, 'audit.db')}`;
-  const passwordFile = values['audit-password-file'] ? resolve(values['audit-password-file']) : undefined;
+  // Without --audit, the sink this state's runs already went to: a restart
+  // must not split its records across two databases.
+  const recorded = values.audit === undefined ? readRecordedSink(state) : undefined;
+  const givenAudit = values.audit ?? recorded ?? defaultAuditUrl(state);
+  const passwordFile = values['audit-password-file']
+    ? resolve(values['audit-password-file'])
+    : recorded !== undefined
+      ? readSavedRun(state)?.auditPasswordFile
+      : undefined;
   const auditUrl = resolveAuditUrl(givenAudit, { passwordFile });
   registerSecret(splitPassword(auditUrl).password);
   if (splitPassword(givenAudit).password) {
-    process.stderr.write(`orderly: warning: --audit holds a password, which ps shows to every user of this host; use ${AUDIT_PASSWORD_ENV} or --audit-password-file (later commands read those; the password is not saved)\n`);
+    process.stderr.write(`orderly-dispatch: warning: --audit holds a password, which ps shows to every user of this host; use ${AUDIT_PASSWORD_ENV} or --audit-password-file (later commands read those; the password is not saved)\n`);
   }
   const shownAudit = shownUrl(auditUrl);
   const retentionDays = Number(values['retention-days'] ?? 90);
@@ -171,9 +226,9 @@ export async function run(argv: string[]): Promise<number> {
     audit: sinkFromUrl(auditUrl),
     ...(retentionDays > 0 ? { retention: { days: retentionDays, keepPerOrder: retentionKeep } } : {}),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
-    onEvent: (e) => print(describe(e), e as unknown as Record<string, unknown>),
+    onEvent: (e) => (json ? print('', e as unknown as Record<string, unknown>) : lines.event(e)),
   });
-  // Lets `orderly fire` (and a direct fire) find what this controller runs.
+  // Lets `orderly-dispatch fire` (and a direct fire) find what this controller runs.
   const saved: SavedRun = { ordersDir, rigs, audit: splitPassword(givenAudit).url, ...(passwordFile ? { auditPasswordFile: passwordFile } : {}), eventLog, load: loadOptions, pid: process.pid };
   writeFileSync(join(state, 'controller.json'), JSON.stringify(saved) + '\n', { mode: 0o600 });
   const server = serveControl(state, async (req) => {
@@ -182,7 +237,7 @@ export async function run(argv: string[]): Promise<number> {
     if (req.cmd === 'publish') return controller.publish(req.event);
     return { ...controller.stats(), pid: process.pid };
   });
-  print(`orderly: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${shownAudit}`, {
+  print(`orderly-dispatch: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${shownAudit}`, {
     type: 'started',
     kind: city.kind,
     orders: controller.orders.map((o) => o.scopedName),
@@ -193,8 +248,8 @@ export async function run(argv: string[]): Promise<number> {
   });
   const eventOrders = controller.orders.filter((o) => o.spec.trigger === 'event');
   if (eventOrders.length > 0) {
-    const there = existsSync(eventLog) ? '' : ' (no events yet: gc event emit or orderly publish writes them)';
-    print(`orderly: ${eventOrders.length} event order(s) follow ${eventLog}${there}: ${eventOrders.map((o) => `${o.scopedName} on ${o.spec.on}`).join(', ')}`, {
+    const there = existsSync(eventLog) ? '' : ' (no events yet: gc event emit or orderly-dispatch publish writes them)';
+    print(`orderly-dispatch: ${eventOrders.length} event order(s) follow ${eventLog}${there}: ${eventOrders.map((o) => `${o.scopedName} on ${o.spec.on}`).join(', ')}`, {
       type: 'events',
       eventLog,
       orders: eventOrders.map((o) => ({ scopedName: o.scopedName, on: o.spec.on })),
@@ -202,6 +257,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const started = performance.now();
+  const quiet = json ? undefined : setInterval(() => lines.quiet(controller.feed()), 1000);
   await new Promise<void>((resolveStop) => {
     const stop = (): void => resolveStop();
     process.once('SIGINT', stop);
@@ -211,14 +267,15 @@ export async function run(argv: string[]): Promise<number> {
         (next) => {
           reportLoad(next, print);
           controller.reload(next.orders);
-          print(`orderly: reloaded ${controller.orders.length} order(s)`, { type: 'reloaded', orders: controller.orders.map((o) => o.scopedName) });
+          print(`orderly-dispatch: reloaded ${controller.orders.length} order(s)`, { type: 'reloaded', orders: controller.orders.map((o) => o.scopedName) });
         },
-        (err: unknown) => process.stderr.write(`orderly: reload failed, keeping the current orders: ${(err as Error).message}\n`),
+        (err: unknown) => process.stderr.write(`orderly-dispatch: reload failed, keeping the current orders: ${(err as Error).message}\n`),
       );
     };
     if (hangupDuringStart) onHangup();
     if (forMs !== undefined) setTimeout(stop, forMs);
   });
+  clearInterval(quiet);
   server.close();
   await controller.stop(graceMs);
   const s = controller.stats();
@@ -238,7 +295,7 @@ export async function run(argv: string[]): Promise<number> {
     walSyncs: s.walSyncs,
   };
   print(
-    `orderly: ${summary.fires} fire(s) in ${summary.seconds} s: ${summary.noOps} no-op, ${summary.didWork} did-work, ${summary.failed} failed, ${summary.timeouts} timeout; ` +
+    `orderly-dispatch: ${summary.fires} fire(s) in ${summary.seconds} s: ${summary.noOps} no-op, ${summary.didWork} did-work, ${summary.failed} failed, ${summary.timeouts} timeout; ` +
       `${summary.auditWrites} audit write(s) in ${summary.auditTransactions} transaction(s), ${summary.auditBacklog} waiting; ${summary.walSyncs} WAL sync(s)`,
     summary,
   );

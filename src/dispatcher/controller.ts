@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
 import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { JsonlSink } from '../audit/jsonl.js';
+import { defaultAuditUrl, recordSink } from '../audit/recorded-sink.js';
+import { sinkFromUrl } from '../audit/url.js';
 import { parseAuditRecord, type AuditRecord, type AuditSink } from '../audit/record.js';
 import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
 import { crashPoint } from '../crash.js';
@@ -30,7 +31,7 @@ export interface ControllerOptions {
   orders: OrderSpec[];
   /** Rig names; each `scope = "rig"` order runs once per rig. */
   rigs?: string[];
-  /** Where audited runs go; default a JSON-lines file in the state directory. */
+  /** Where audited runs go; default `sqlite:<state>/audit.db` (the CLI's default too), recorded in the state for later commands. */
   audit?: AuditSink;
   /**
    * The Gas City city the orders belong to (`loadCity(...).city`): bodies
@@ -94,8 +95,8 @@ export interface FeedEntry {
   scopedName: string;
   description?: string;
   trigger: string;
-  /** active: running now; no-op / completed / failed: how the last run ended; never: not fired yet. */
-  status: 'active' | 'no-op' | 'completed' | 'failed' | 'never';
+  /** active: running now; never: not fired yet; else how the last run ended, in the words `run` prints. */
+  status: 'active' | 'never' | 'no-op' | AuditedOutcome;
   lastFiredAt?: number;
   lastFireId?: string;
   lastOutcome?: Outcome | 'interrupted';
@@ -207,7 +208,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       throw new OrderlyError('ERR_STATE_DIR', `cannot create the state directory ${join(state, 'runs')}: ${whyNotWritable(state) ?? (err as Error).message}`);
     }
     const store = await LeaseStore.open(join(state, 'leases'), opts.store);
-    const sink = opts.audit ?? new JsonlSink(join(state, 'audit.jsonl'));
+    const sink = opts.audit ?? sinkFromUrl(defaultAuditUrl(state));
+    // Later commands (feed, history, fire, doctor) read the same database; not
+    // recording it only costs them the audited details, so it never stops a start.
+    try {
+      recordSink(state, sink.url);
+    } catch {
+      // A state that refuses writes fails at the first lease, loudly.
+    }
     // The writer is built before the controller it reports to.
     let report: { acked: (ids: readonly bigint[]) => void; failed: (message: string) => void } | undefined;
     const writer = new AuditWriter(sink, {
@@ -269,17 +277,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const last = this.#lastFire.get(o.scopedName);
       const lastFiredAt = this.#store.lastRun(o.scopedName);
       const running = this.#busy.has(o.scopedName);
-      const status: FeedEntry['status'] = running
-        ? 'active'
-        : last?.outcome === 'no-op'
-          ? 'no-op'
-          : last?.outcome === 'did-work'
-            ? 'completed'
-            : last?.outcome
-              ? 'failed'
-              : lastFiredAt !== undefined
-                ? 'no-op'
-                : 'never';
+      const status: FeedEntry['status'] = running ? 'active' : (last?.outcome ?? (lastFiredAt !== undefined ? 'no-op' : 'never'));
       const nextDueAt = this.#timers.due(o.scopedName);
       return {
         scopedName: o.scopedName,
@@ -387,7 +385,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const rigs = keys.filter((k) => k.startsWith(`${name}:rig:`));
     const near = rigs.length > 0 ? rigs : keys.filter((k) => closeEnough(name, k));
     const hint = 'scoped names are <name> for city orders and <name>:rig:<rig> for rig orders';
-    return near.length > 0 ? ` (did you mean ${near.slice(0, 5).join(', ')}? ${hint})` : ` (${hint}; orderly list shows them)`;
+    return near.length > 0 ? ` (did you mean ${near.slice(0, 5).join(', ')}? ${hint})` : ` (${hint}; orderly-dispatch list shows them)`;
   }
 
   /**
@@ -429,7 +427,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'no-formula-runner', detail: `formula order ${spec.name} (formula ${spec.formula}) needs a formula runner; it is loaded and will not fire` });
       }
       if (spec.trigger === 'webhook') {
-        this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'webhook-only', detail: `webhook order ${spec.name} is dispatched by Gas City's webhook receiver, which orderly does not have; it fires only with orderly fire` });
+        this.#emit({ type: 'skipped', scopedName: spec.name, reason: 'webhook-only', detail: `webhook order ${spec.name} is dispatched by Gas City's webhook receiver, which orderly does not have; it fires only with orderly-dispatch fire` });
       }
     }
     this.#orders = next;
@@ -585,7 +583,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const path = this.#eventLogPath();
     if (!path) {
       for (const o of orders) {
-        this.#emit({ type: 'skipped', scopedName: o.scopedName, reason: 'no-event-source', detail: `event order ${o.scopedName} (on = ${o.spec.on}) has no event log to follow; it fires only on publish() or orderly fire` });
+        this.#emit({ type: 'skipped', scopedName: o.scopedName, reason: 'no-event-source', detail: `event order ${o.scopedName} (on = ${o.spec.on}) has no event log to follow; it fires only on publish() or orderly-dispatch fire` });
       }
       return;
     }
@@ -938,6 +936,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       durationMs: r.durationMs,
       audited,
       ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.outcome !== 'no-op' && lastLine(r.outputTail) ? { summary: lastLine(r.outputTail) } : {}),
     });
   }
 
@@ -1287,6 +1286,13 @@ function instanceId(state: string): string {
     // A state that refuses writes fails elsewhere, loudly; the label is a convenience.
   }
   return id;
+}
+
+/** The last non-empty line of a body's output, cut to what fits on a terminal line. */
+function lastLine(output: string): string | undefined {
+  const line = output.trimEnd().split('\n').pop()?.trim();
+  if (!line) return undefined;
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
 /** The same body: the same exec command, formula, or code function. */

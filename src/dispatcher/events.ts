@@ -25,6 +25,8 @@ export type ControllerEvent =
       signal: string | null;
       durationMs: number;
       reason?: string;
+      /** The last line the body printed, for runs that did work or failed (no-ops stay quiet). */
+      summary?: string;
       /** The record is durable in the outbox and on its way to the sink; false for no-ops and when the lease log refused the COMPLETE (the lease stays held, and the next start records the run: its real outcome from the run files of an exec body, else interrupted). */
       audited: boolean;
     }

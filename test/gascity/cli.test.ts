@@ -15,7 +15,7 @@ function orderly(args: string[], cwd?: string): { code: number | null; stdout: s
 
 const jsonLines = (out: string): Array<Record<string, unknown>> => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe('orderly run on Gas City packs and cities', () => {
+describe('orderly-dispatch run on Gas City packs and cities', () => {
   it('runs a pack that has a pack.toml, as the README shows', () => {
     const root = fresh();
     const pack = writeTree(join(root, 'dolt'), {
@@ -93,7 +93,7 @@ describe('gc order-shaped commands', () => {
     const show = orderly(['show', 'orphan-sweep', '--rig', 'web', '--state', state]);
     expect(show.stdout).toContain('Order:  orphan-sweep\nRig:         web\n');
     const missing = orderly(['show', 'nope', '--state', state]);
-    expect([missing.code, missing.stderr.trim()]).toEqual([1, 'orderly show: order "nope" not found']);
+    expect([missing.code, missing.stderr.trim()]).toEqual([1, 'orderly-dispatch show: order "nope" not found']);
   });
 
   it('check says which orders are due and why, and exits 0 only when one is', () => {
@@ -117,7 +117,7 @@ describe('gc order-shaped commands', () => {
     expect(all.entries.map((e) => e.scoped_name).sort()).toEqual(['gate-sweep', 'orphan-sweep:rig:api', 'orphan-sweep:rig:web']);
     const api = JSON.parse(orderly(['history', 'orphan-sweep', '--rig', 'api', '--state', state, '--json']).stdout) as { name: string; rig: string; entries: Array<Record<string, unknown>> };
     expect(api.entries).toHaveLength(1);
-    expect(api.entries[0]).toMatchObject({ order: 'orphan-sweep', rig: 'api', status: 'completed', outcome: 'did-work' });
+    expect(api.entries[0]).toMatchObject({ order: 'orphan-sweep', rig: 'api', status: 'did-work', outcome: 'did-work' });
     expect(Object.keys(api.entries[0]!).slice(0, 5)).toEqual(['order', 'rig', 'bead_id', 'executed', 'created_at']);
     expect(JSON.parse(orderly(['history', '--state', state, '--json', '--since', '1ns']).stdout).entries).toEqual([]);
     expect(JSON.parse(orderly(['history', '--state', state, '--json', '--limit', '1']).stdout).entries).toHaveLength(1);
