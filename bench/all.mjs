@@ -1,22 +1,25 @@
-// npm run bench — every benchmark in one run, then the charts and the README.
+// npm run bench — every benchmark in one run, then the charts,
+// docs/benchmarks.md and the README's performance summary (bench/readme.mjs).
 //
 // Each benchmark runs as its own `node bench/<name>.mjs` (a fresh process:
 // no JIT state, open handles or worker threads carried from one subject's
 // bench into the next), one after the other, never in parallel: they all
-// measure the same disk. The first failure stops the run, so a README is
+// measure the same disk. The first failure stops the run, so the write-up is
 // never regenerated from a mix of new figures and a bench that died.
 //
-// The README's header quotes the disk's fsync floor as measured in this very
-// run: bench/wal.mjs measures it as its baseline, and when it is not part of
-// the run (BENCH_ONLY) or is narrowed, this script measures it once before
-// the first benchmark with the same tool (crates/fsync-floor). Machine,
-// floor, command and per-bench durations go to bench/results/run.json.
+// docs/benchmarks.md's header quotes the disk's fsync floor as measured in
+// this very run: bench/wal.mjs measures it as its baseline, and when it is
+// not part of the run (BENCH_ONLY) or is narrowed, this script measures it
+// once before the first benchmark with the same tool (crates/fsync-floor).
+// Machine, floor, command and per-bench durations go to
+// bench/results/run.json.
 //
 // Knobs: BENCH_ONLY=wal,city runs a subset, in the usual order. Everything
 // else in the environment reaches each bench unchanged (BENCH_SECONDS,
 // BENCH_REPEATS, BENCH_TMPDIR, FSYNC_FLOOR_BIN, ...); note that
 // BENCH_SUBJECTS/BENCH_INFLIGHT apply to every bench run and make their
-// results partial (<name>.partial.json), which the README does not show.
+// results partial (<name>.partial.json), which docs/benchmarks.md does not
+// show.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -152,7 +155,7 @@ async function main() {
   const t0 = Date.now();
 
   // A full bench:wal measures the floor as its baseline; measuring it here
-  // as well would put two slightly different floors in one README.
+  // as well would put two slightly different floors in one write-up.
   const walMeasuresFloor = names.includes('wal') && !process.env.BENCH_SUBJECTS && !process.env.BENCH_INFLIGHT;
   let floor = null;
   if (!walMeasuresFloor) {
@@ -205,7 +208,7 @@ async function main() {
 
 function stopNote(done) {
   const kept = done.length ? ` Finished before it: ${done.map((d) => d.name).join(', ')} (results kept in bench/results).` : '';
-  return `. Stopped there.${kept} Charts and README not regenerated.`;
+  return `. Stopped there.${kept} Charts, docs/benchmarks.md and README not regenerated.`;
 }
 
 try {

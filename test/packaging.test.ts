@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ESM script, shared with releases.
@@ -42,7 +42,7 @@ describe('install script without a binary for this platform', () => {
     const root = join(work.path, name);
     mkdirSync(join(root, 'scripts'), { recursive: true });
     copyFileSync(join(repoRoot, 'scripts', 'install.mjs'), join(root, 'scripts', 'install.mjs'));
-    writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'orderly', version: '0.0.0', type: 'module' }));
+    writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'orderly-dispatch', version: '0.0.0', type: 'module' }));
     if (checkout) {
       mkdirSync(join(root, 'crates', 'node'), { recursive: true });
       writeFileSync(join(root, 'crates', 'node', 'Cargo.toml'), '');
@@ -65,6 +65,17 @@ describe('install script without a binary for this platform', () => {
   });
 });
 
+/** The commands between the README's cli-examples markers, in order: the test runs them as written. */
+function readmeExamples(): string[] {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const block = /<!-- cli-examples:start -->\s*```sh\n([\s\S]*?)```\s*<!-- cli-examples:end -->/.exec(readme);
+  if (!block) throw new Error('README.md has no cli-examples block');
+  return block[1]!
+    .split('\n')
+    .map((line) => line.replace(/\s+#(?=[^'"]*$).*$/, '').trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
 describe('npm packaging', () => {
   const work = tempDir('packaging');
   const consumer = join(work.path, 'consumer');
@@ -74,32 +85,63 @@ describe('npm packaging', () => {
   beforeAll(() => {
     const { root, platforms } = packAll(join(work.path, 'tarballs')) as { root: string; platforms: string[] };
     execFileSync('mkdir', ['-p', consumer]);
-    // The consumer approves orderly's install script (npm 11 keys file
-    // dependencies by their spec) so the test proves it runs without cargo.
+    // The consumer approves the install scripts it relies on (npm 11 keys file
+    // dependencies by their spec): orderly-dispatch's, which must pass without
+    // cargo, and better-sqlite3's, the default audit sink's driver.
     writeFileSync(
       join(consumer, 'package.json'),
-      JSON.stringify({ name: 'consumer', private: true, allowScripts: { [`file:${root}`]: true } }),
+      JSON.stringify({ name: 'consumer', private: true, allowScripts: { [`file:${root}`]: true, 'better-sqlite3': true } }),
     );
-    // --offline: nothing may come from the registry; a real `orderly` exists there.
+    // The dependencies come from the registry (or npm's cache) as for any
+    // user; better-sqlite3 builds from source where no prebuilt binary downloads.
     const install = spawnSync(
       'npm',
-      ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', root, ...platforms],
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', root, ...platforms],
       { cwd: consumer, env, encoding: 'utf8' },
     );
     installOutput = `${install.stdout}\n${install.stderr}`;
     expect(install.status, installOutput).toBe(0);
-  }, 300_000);
+  }, 600_000);
 
   afterAll(() => work.remove());
 
   it('installs where cargo is not on PATH, without devDependencies, using the prebuilt addon', () => {
     expect(spawnSync('sh', ['-c', 'command -v cargo || command -v rustc'], { env }).status).not.toBe(0);
-    expect(installOutput).toContain('orderly: native addon: orderly-linux-x64-gnu');
-    expect(existsSync(join(consumer, 'node_modules', 'orderly-linux-x64-gnu', 'orderly.linux-x64-gnu.node'))).toBe(true);
-    expect(existsSync(join(consumer, 'node_modules', 'orderly', 'dist', 'index.js'))).toBe(true);
+    expect(installOutput).toContain('orderly-dispatch: native addon: orderly-dispatch-linux-x64-gnu');
+    expect(existsSync(join(consumer, 'node_modules', 'orderly-dispatch-linux-x64-gnu', 'orderly.linux-x64-gnu.node'))).toBe(true);
+    expect(existsSync(join(consumer, 'node_modules', 'orderly-dispatch', 'dist', 'index.js'))).toBe(true);
     expect(existsSync(join(consumer, 'node_modules', 'vitest'))).toBe(false);
-    expect(existsSync(join(consumer, 'node_modules', 'orderly', 'orderly.linux-x64-gnu.node'))).toBe(false);
+    expect(existsSync(join(consumer, 'node_modules', 'orderly-dispatch', 'orderly.linux-x64-gnu.node'))).toBe(false);
+    // The example city ships, without a developer's machine-local .gc/ files.
+    expect(existsSync(join(consumer, 'node_modules', 'orderly-dispatch', 'examples', 'city', 'city.toml'))).toBe(true);
+    expect(readdirSync(join(consumer, 'node_modules', 'orderly-dispatch', 'examples', 'city', '.gc'))).toEqual(['site.toml']);
   });
+
+  const npx = (args: string[]) => spawnSync('npx', ['--no-install', 'orderly-dispatch', ...args], { cwd: consumer, env, encoding: 'utf8', timeout: 120_000 });
+
+  it('runs the example city on the default sink with npx, then the README\'s CLI examples in order', () => {
+    const run = npx(['run', 'node_modules/orderly-dispatch/examples/city', '--for', '5s', '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    const events = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const started = events.find((e) => e.type === 'started')!;
+    const summary = events.at(-1)!;
+    expect(started.audit).toBe(`sqlite:${join(consumer, '.orderly', 'audit.db')}`);
+    expect(summary).toMatchObject({ type: 'summary', fires: 21, failed: 0, auditBacklog: 0 });
+    // Every did-work run is a row in the default SQLite database, found by a later command.
+    const history = npx(['history', '--limit', '100', '--json']);
+    expect(history.status, history.stderr).toBe(0);
+    const entries = (JSON.parse(history.stdout) as { entries: Array<{ status: string }> }).entries;
+    expect(entries.filter((e) => e.status === 'did-work')).toHaveLength(summary.didWork as number);
+
+    const examples = readmeExamples();
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+    for (const line of examples) {
+      expect(line).toMatch(/^npx orderly-dispatch /);
+      const r = spawnSync('sh', ['-c', line.replace(/^npx /, 'npx --no-install ')], { cwd: consumer, env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, `${line}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stderr, line).not.toMatch(/error|warning/i);
+    }
+  }, 300_000);
 
   const roundTrip = (load: string, label: string) => `
     ${load}
@@ -125,7 +167,7 @@ describe('npm packaging', () => {
 
   it('works through require() (CommonJS)', () => {
     const file = join(consumer, 'cjs.cjs');
-    writeFileSync(file, `(async () => {${roundTrip("const { Wal, OrderlyError } = require('orderly');", 'cjs')}})().catch((e) => { console.error(e); process.exit(1); });`);
+    writeFileSync(file, `(async () => {${roundTrip("const { Wal, OrderlyError } = require('orderly-dispatch');", 'cjs')}})().catch((e) => { console.error(e); process.exit(1); });`);
     expectRoundTrip(file, 'cjs');
   });
 
@@ -133,7 +175,7 @@ describe('npm packaging', () => {
     const file = join(consumer, 'esm.mjs');
     writeFileSync(
       file,
-      `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${roundTrip("const { Wal, OrderlyError } = await import('orderly');", 'esm')}`,
+      `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${roundTrip("const { Wal, OrderlyError } = await import('orderly-dispatch');", 'esm')}`,
     );
     expectRoundTrip(file, 'esm');
   });
