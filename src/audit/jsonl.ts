@@ -70,7 +70,7 @@ export class JsonlSink implements AuditSink {
     if (this.#fd === undefined) throw new Error(`${this.url} is not open`);
     const hits = this.#read()
       .map((r, line) => ({ r, line }))
-      .filter(({ r }) => (q.scopedName === undefined || r.scopedName === q.scopedName) && (q.before === undefined || r.endedAt < q.before));
+      .filter(({ r }) => (q.scopedName === undefined || r.scopedName === q.scopedName) && (q.fireId === undefined || r.fireId === q.fireId) && (q.before === undefined || r.endedAt < q.before));
     // Newest first; among equal endedAt, the later line first (as the SQL sinks order by id).
     hits.sort((a, b) => b.r.endedAt - a.r.endedAt || b.line - a.line);
     return hits.slice(0, q.limit).map(({ r }) => r);

@@ -44,6 +44,8 @@ export interface AuditSink {
 export interface HistoryQuery {
   /** One scoped order (`name` or `name:rig:<rig>`); all orders when omitted. */
   scopedName?: string;
+  /** One run's record (the unique fire id): the detail of a run. */
+  fireId?: string;
   /** Most records returned. */
   limit: number;
   /** Only records that ended before this (epoch ms, exclusive): the next page of a listing. */

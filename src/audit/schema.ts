@@ -256,6 +256,10 @@ export async function sqlHistory(db: SqlReader, q: HistoryQuery): Promise<AuditR
     where.push('scoped_name = ?');
     params.push(q.scopedName);
   }
+  if (q.fireId !== undefined) {
+    where.push('fire_id = ?');
+    params.push(q.fireId);
+  }
   if (q.before !== undefined) {
     where.push('ended_at < ?');
     params.push(Math.ceil(q.before));

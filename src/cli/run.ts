@@ -1,6 +1,6 @@
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { AUDIT_PASSWORD_ENV, resolveAuditUrl, shownUrl, splitPassword } from '../audit/credentials.js';
 import { defaultAuditUrl, readRecordedSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -11,6 +11,8 @@ import { parseDuration } from '../orders/duration.js';
 import { loadCity, type LoadedCity } from '../orders/city.js';
 import { EXIT, parse, printer, registerSecret, UsageError } from './args.js';
 import { serveControl } from './control.js';
+import { HTTP_TOKEN_ENV, loadToken, parseListen } from '../http/auth.js';
+import { startHttp, type HttpServer } from '../http/server.js';
 
 export const RUN_USAGE = `usage: orderly-dispatch run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
 
@@ -41,6 +43,10 @@ reloads the orders. An invalid order is reported and left out; the rest run.
   --retention-keep K   but keep at least K per order (default 100)
   --store-segment-bytes N  lease-store log segment size (default 1 MiB)
   --store-compact-after N  dead log bytes that trigger a checkpoint (default 2 MiB)
+  --http [HOST:]PORT  serve the dashboard (/), the orders API (/v0/...), /metrics
+                  and /healthz; a bare port listens on 127.0.0.1 (port 0: any free)
+  --http-token-file PATH  a token every HTTP request must carry (Authorization:
+                  Bearer, or ?token=); else ${HTTP_TOKEN_ENV}; required off loopback
   --events        also append every event to <state>/events.jsonl
   --json          one JSON object per event, and a JSON summary`;
 
@@ -145,6 +151,8 @@ export async function run(argv: string[]): Promise<number> {
       'event-log': { type: 'string' },
       'audit-password-file': { type: 'string' },
       'env-allow': { type: 'string', multiple: true },
+      http: { type: 'string' },
+      'http-token-file': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -170,6 +178,11 @@ export async function run(argv: string[]): Promise<number> {
   const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 30_000;
   const patrolMs = values.patrol ? parseDuration(values.patrol, '--patrol') : undefined;
   if (patrolMs !== undefined && patrolMs < 1000) throw new UsageError(`--patrol must be at least 1s, got ${values.patrol}`);
+  // The address and token are checked before anything starts: a bad one is a usage error, not a half-started controller.
+  const listen = values.http !== undefined ? parseListen(values.http) : undefined;
+  if (listen === undefined && values['http-token-file'] !== undefined) throw new UsageError('--http-token-file needs --http');
+  const httpToken = listen ? loadToken(listen, values['http-token-file'] ? resolve(values['http-token-file']) : undefined) : undefined;
+  registerSecret(httpToken);
   const loadOptions = { strict: values.strict === true, silentIsNoOp: values['silent-is-no-op'] === true };
   const city = await loadCity(ordersDir, loadOptions);
   reportLoad(city, print);
@@ -246,6 +259,17 @@ export async function run(argv: string[]): Promise<number> {
     audit: shownAudit,
     eventLog,
   });
+  let http: HttpServer | undefined;
+  if (listen) {
+    try {
+      http = await startHttp({ controller, listen, ...(httpToken ? { token: httpToken } : {}), city: city.city?.name ?? basename(ordersDir), state, auditUrl });
+    } catch (err) {
+      server.close();
+      await controller.stop(graceMs);
+      throw err;
+    }
+    print(`orderly-dispatch: dashboard and API on ${http.url}/${httpToken ? ' (token required)' : ''}`, { type: 'http', url: http.url });
+  }
   const eventOrders = controller.orders.filter((o) => o.spec.trigger === 'event');
   if (eventOrders.length > 0) {
     const there = existsSync(eventLog) ? '' : ' (no events yet: gc event emit or orderly-dispatch publish writes them)';
@@ -276,6 +300,7 @@ export async function run(argv: string[]): Promise<number> {
     if (forMs !== undefined) setTimeout(stop, forMs);
   });
   clearInterval(quiet);
+  await http?.close();
   server.close();
   await controller.stop(graceMs);
   const s = controller.stats();

@@ -333,8 +333,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       throw new OrderlyError('ERR_INVALID_ARG', `an event type must be a non-empty one-line string, got ${JSON.stringify(input.type)}`);
     }
     if (!this.#events) {
+      // No order follows the log. A matching order fires directly, and the event is not logged: its
+      // cursor would not cover it, so a controller following the log later would fire it again.
+      // Otherwise the event is still the city's, recorded as gc event emit would.
       const hit = [...this.#orders.values()].filter((o) => o.spec.trigger === 'event' && o.spec.on === input.type);
-      return { fires: await Promise.all(hit.map((o) => this.#start(o, `event:${input.type}`))) };
+      const path = hit.length === 0 ? this.#eventLogPath() : undefined;
+      const written = path ? appendEvent(path, input, this.#opts.env ?? process.env, this.#eventFloor()) : undefined;
+      return { ...(written ? { event: written } : {}), fires: await Promise.all(hit.map((o) => this.#start(o, `event:${input.type}`))) };
     }
     const written = appendEvent(this.#events.follower.path, input, this.#opts.env ?? process.env, this.#eventFloor());
     return { event: written, fires: await this.#pollEvents() };
