@@ -30,6 +30,7 @@ const sections = [
   ['lease', 'Single-flight leases: in memory, durable, against SQLite and PostgreSQL (`npm run bench:lease`)'],
   ['schedule', 'Scheduling: fire lateness and controller CPU per no-op fire (`npm run bench:schedule`)'],
   ['audit', 'Audit writes: group commit against one commit per record (`npm run bench:audit`)'],
+  ['http', 'The HTTP API under load: fire lateness while the feed is read 1,000 times a second (`npm run bench:http`)'],
 ];
 
 const DB_NAMES = { sqlite: 'SQLite', postgres: 'PostgreSQL', mariadb: 'MariaDB' };
@@ -160,6 +161,17 @@ function headlineRows(results) {
         pairs.map(fewer).join(' / '),
       ]);
     }
+  }
+
+  const http = results.http;
+  if (http?.summary) {
+    const h = http.summary;
+    rows.push([
+      `Fire lateness p99 while the orders feed is read at ${fixed(h.reqPerSec, 0)} req/s (${http.config?.ORDERS ?? '?'} exec orders; ${h.bad} answer(s) not 200)`,
+      `${fixed(h.loadedP99, 0)} ms`,
+      `${fixed(h.baselineP99, 0)} ms (no API load, same run)`,
+      h.ratio !== null ? `${h.ratio.toFixed(2)}x` : '—',
+    ]);
   }
 
   const wal = results.wal;

@@ -53,6 +53,7 @@ const HEALTH_CACHE_MS = 2_000;
 /** How long a database answer is reused when nothing happens in between. */
 const CACHE_MS = 1_000;
 const CACHE_ENTRIES = 256;
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 type Handler = (req: IncomingMessage, url: URL, params: string[]) => Promise<{ status?: number; body: unknown; type?: string }>;
 
@@ -64,7 +65,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   // Answers that query the database are kept until the next controller event, and a second at
   // most (Gas City caches its feed the same way): a dashboard or scraper polling hard costs
   // queries per change, not per request, and the fires keep their timing.
-  const cache = new Map<string, { at: number; body: unknown }>();
+  const cache = new Map<string, { at: number; json: string }>();
   const onEvent = (e: ControllerEvent): void => {
     runs.event(e);
     metrics.event(e);
@@ -73,13 +74,14 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   const cached = (handler: Handler): Handler => async (req, url, params) => {
     const key = `${url.pathname}?${url.search}`;
     const hit = cache.get(key);
-    if (hit && Date.now() - hit.at < CACHE_MS) return { body: hit.body };
+    // Kept serialized: at a thousand reads a second, stringifying the same feed again is the cost.
+    if (hit && Date.now() - hit.at < CACHE_MS) return { body: hit.json, type: JSON_TYPE };
     const out = await handler(req, url, params);
-    if ((out.status ?? 200) === 200) {
-      if (cache.size >= CACHE_ENTRIES) cache.clear();
-      cache.set(key, { at: Date.now(), body: out.body });
-    }
-    return out;
+    if ((out.status ?? 200) !== 200) return out;
+    const json = JSON.stringify(out.body);
+    if (cache.size >= CACHE_ENTRIES) cache.clear();
+    cache.set(key, { at: Date.now(), json });
+    return { body: json, type: JSON_TYPE };
   };
   controller.on('event', onEvent);
   const reader = new AuditReader(opts.auditUrl);
@@ -301,7 +303,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
     }
     const out = await route.handler(req, url, params);
     const text = typeof out.body === 'string' ? out.body : JSON.stringify(out.body);
-    res.writeHead(out.status ?? 200, { 'content-type': out.type ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.writeHead(out.status ?? 200, { 'content-type': out.type ?? JSON_TYPE, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : text);
   };
 
