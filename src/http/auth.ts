@@ -56,7 +56,8 @@ export function loadToken(listen: Listen, file: string | undefined, env: NodeJS.
 export function authorized(req: IncomingMessage, url: URL, token: string | undefined): boolean {
   if (token === undefined) return true;
   const header = req.headers.authorization;
-  const given = header?.startsWith('Bearer ') ? header.slice(7).trim() : url.searchParams.get('token');
+  const bearer = header !== undefined && /^bearer\s+/i.test(header) ? header.replace(/^bearer\s+/i, '').trim() : undefined;
+  const given = bearer ?? url.searchParams.get('token');
   if (!given) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(token);

@@ -158,7 +158,11 @@ export function historyEntry(r: AuditRecord): Record<string, unknown> {
   };
 }
 
-/** The proposal's synthesized entry for a fire that left no record. */
+/**
+ * The proposal's synthesized entry for the latest fire when it left no record
+ * in the database: a no-op, a run in progress, or one whose record still waits
+ * in the outbox (then its real outcome, from the controller).
+ */
 export function noOpHistoryEntry(e: FeedEntry): Record<string, unknown> {
   const [name, rig] = e.scopedName.split(':rig:');
   return {
@@ -170,7 +174,7 @@ export function noOpHistoryEntry(e: FeedEntry): Record<string, unknown> {
     labels: [`order-run:${e.scopedName}`],
     capture_output: false,
     has_output: false,
-    outcome: e.status === 'active' ? 'active' : 'no-op',
+    outcome: e.status === 'active' ? 'active' : (e.lastOutcome ?? 'no-op'),
     synthetic: true,
   };
 }

@@ -8,7 +8,7 @@ import { doctor } from '../doctor.js';
 import { OrderlyError } from '../errors.js';
 import { formatDuration } from '../orders/duration.js';
 import type { ScopedOrder } from '../orders/types.js';
-import { authorized, type Listen } from './auth.js';
+import { authorized, isLoopback, type Listen } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { feedItems, feedLimit, historyEntry, labelsOf, noOpHistoryEntry, parseScope } from './gascity-shapes.js';
 import { Metrics, TRACKING_BEAD_COMMITS_PER_FIRE } from './metrics.js';
@@ -54,6 +54,12 @@ const HEALTH_CACHE_MS = 2_000;
 const CACHE_MS = 1_000;
 const CACHE_ENTRIES = 256;
 const JSON_TYPE = 'application/json; charset=utf-8';
+const MAX_JSON_DEPTH = 64;
+/** Sockets and live streams at once: far above a dashboard's needs, far below the file-descriptor limit the fires need. */
+const MAX_CONNECTIONS = 256;
+const MAX_STREAMS = 64;
+/** On every answer: no page of another site may frame the dashboard and click its buttons. */
+const FRAME_HEADERS = { 'x-frame-options': 'DENY', 'content-security-policy': "frame-ancestors 'none'", 'x-content-type-options': 'nosniff' };
 
 type Handler = (req: IncomingMessage, url: URL, params: string[]) => Promise<{ status?: number; body: unknown; type?: string }>;
 
@@ -85,7 +91,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   };
   controller.on('event', onEvent);
   const reader = new AuditReader(opts.auditUrl);
-  let health: { at: number; checks: Awaited<ReturnType<typeof doctor>> } | undefined;
+  let health: { at: number; checks: ReturnType<typeof doctor> } | undefined;
   const streams = new Set<ServerResponse>();
 
   const ordersByName = (): Map<string, ScopedOrder> => new Map(controller.orders.map((o) => [o.scopedName, o]));
@@ -189,7 +195,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   };
 
   const fire: Handler = async (_req, _url, [name]) => {
-    const scopedName = checkId(name!);
+    // Looked up exactly among the loaded orders, so any name a city may use (accents, +) fires.
+    const scopedName = name!;
     if (!ordersByName().has(scopedName)) throw new HttpError(404, 'not_found', `no order named ${scopedName}`);
     const r = await controller.fire(scopedName);
     return { body: { scoped_name: r.scopedName, fire_id: r.fireId ?? null, outcome: r.outcome ?? null, skipped: r.skipped ?? null, detail: r.detail ?? null } };
@@ -221,11 +228,14 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   };
 
   const healthz: Handler = async () => {
+    // One check at a time, shared by every caller waiting on it: the doctor opens a database
+    // connection, and a hundred concurrent probes must not become a hundred connections.
     if (!health || Date.now() - health.at > HEALTH_CACHE_MS) {
-      health = { at: Date.now(), checks: await doctor({ state: opts.state, ...(opts.auditUrl ? { audit: opts.auditUrl } : {}) }) };
+      health = { at: Date.now(), checks: doctor({ state: opts.state, ...(opts.auditUrl ? { audit: opts.auditUrl } : {}) }) };
     }
-    const failing = health.checks.filter((c) => c.status === 'FAIL');
-    return { status: failing.length > 0 ? 503 : 200, body: { status: failing.length > 0 ? 'fail' : 'ok', checks: health.checks } };
+    const checks = await health.checks;
+    const failing = checks.filter((c) => c.status === 'FAIL');
+    return { status: failing.length > 0 ? 503 : 200, body: { status: failing.length > 0 ? 'fail' : 'ok', checks } };
   };
 
   const runDetail: Handler = async (_req, _url, [id]) => {
@@ -240,6 +250,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
   };
 
   const stream = (req: IncomingMessage, res: ServerResponse): void => {
+    if (streams.size >= MAX_STREAMS) throw new HttpError(503, 'unavailable', `${MAX_STREAMS} streams are open already`);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.write(': orderly runs\n\n');
     const send = (run: Run): void => void res.write(`event: run\ndata: ${JSON.stringify(run)}\n\n`);
@@ -284,8 +295,14 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
       res.setHeader('connection', 'close');
       throw new HttpError(503, 'unavailable', 'the controller is stopping');
     }
-    const url = new URL(req.url ?? '/', 'http://orderly.invalid');
-    if (!authorized(req, url, opts.token)) throw new HttpError(401, 'unauthorized', 'a valid token is required (Authorization: Bearer <token>)');
+    // Prefixed, so a path starting with // is a path, not a host.
+    const url = new URL(`http://orderly.invalid${req.url ?? '/'}`);
+    // Without a token the loopback address is the only guard, and a page whose name an attacker
+    // points at 127.0.0.1 (DNS rebinding) would pass it: such requests carry a foreign Host.
+    if (opts.token === undefined && !loopbackHost(req.headers.host)) throw new HttpError(403, 'forbidden_host', `Host ${JSON.stringify(req.headers.host ?? '')} is not this machine's loopback: use http://127.0.0.1:<port>/ or a token`);
+    // The page itself holds no data (it fetches with the token from its own ?token= or #token=).
+    const page = req.method === 'GET' && url.pathname === '/';
+    if (!page && !authorized(req, url, opts.token)) throw new HttpError(401, 'unauthorized', 'a valid token is required (Authorization: Bearer <token>)');
     if (req.method === 'GET' && url.pathname === '/v0/runs/stream') return stream(req, res);
     const matching = routes.filter((r) => r.path.test(url.pathname));
     if (matching.length === 0) throw new HttpError(404, 'not_found', `no route ${url.pathname}`);
@@ -296,6 +313,10 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
     }
     // Gas City's guard against cross-site form posts: a mutation must carry a header a form cannot set.
     if (route.method === 'POST' && !req.headers['x-gc-request']) throw new HttpError(403, 'csrf', 'X-GC-Request header required on mutation endpoints');
+    const origin = req.headers.origin;
+    if (route.method === 'POST' && origin !== undefined && origin !== 'null' && !sameOrigin(origin, req.headers.host)) {
+      throw new HttpError(403, 'csrf', `a mutation from another origin (${origin}) is refused`);
+    }
     let params = route.path.exec(url.pathname)!.slice(1).map(decodePath);
     if (route.city) {
       cityOf(params[0]!);
@@ -303,7 +324,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
     }
     const out = await route.handler(req, url, params);
     const text = typeof out.body === 'string' ? out.body : JSON.stringify(out.body);
-    res.writeHead(out.status ?? 200, { 'content-type': out.type ?? JSON_TYPE, 'cache-control': 'no-store' });
+    res.writeHead(out.status ?? 200, { 'content-type': out.type ?? JSON_TYPE, 'cache-control': 'no-store', ...FRAME_HEADERS });
     res.end(req.method === 'HEAD' ? undefined : text);
   };
 
@@ -311,12 +332,13 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
     handle(req, res).catch((err: unknown) => {
       const e = err instanceof HttpError ? err : new HttpError(500, 'internal', OrderlyError.from(err).message);
       if (res.headersSent) return void res.destroy();
-      res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+      res.writeHead(e.status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...FRAME_HEADERS });
       res.end(JSON.stringify({ code: e.code, message: e.message }));
     });
   });
   // Slow or idle clients must not pin sockets: a request has 30 s to arrive whole.
   server.requestTimeout = 30_000;
+  server.maxConnections = MAX_CONNECTIONS;
   server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -340,6 +362,21 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
       await reader.close();
     },
   };
+}
+
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
+/** A Host header naming loopback (localhost, 127.x, [::1]), with or without a port. */
+function loopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return isLoopback(name.toLowerCase());
 }
 
 function decodePath(part: string): string {
@@ -382,11 +419,28 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
     if (size > max) throw new HttpError(413, 'too_large', `the body is over ${max} bytes`);
     chunks.push(chunk);
   }
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
     throw new HttpError(400, 'invalid', `malformed JSON: ${(err as Error).message}`);
   }
+  if (depth(value) > MAX_JSON_DEPTH) throw new HttpError(400, 'invalid', `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
+}
+
+/** How deep arrays and objects nest (iterative: the value may be deep enough to overflow a recursion). */
+function depth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    max = Math.max(max, d);
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
 }
 
 /**

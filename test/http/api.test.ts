@@ -19,6 +19,7 @@ function city(root: string): string {
     'packs/rigwork/assets/scripts/orphan-sweep.sh': '#!/bin/sh\nexit 100\n',
     'packs/maintenance/orders/on-close.toml': '[order]\ntrigger = "event"\non = "bead.closed"\nexec = "echo handled"\n',
     'packs/maintenance/orders/slow.toml': cooldownOrder('sleep 0.3; exit 100', '1h'),
+    'packs/maintenance/orders/nettoyage-été.toml': '[order]\ntrigger = "manual"\nexec = "exit 100"\n',
   });
 }
 
@@ -101,6 +102,8 @@ describe('orderly-dispatch run --http', () => {
     const stream = await fetch(`${c.url}/v0/runs/stream`, { signal: ac.signal });
     expect(stream.headers.get('content-type')).toBe('text/event-stream');
     const reader = stream.body!.getReader();
+    const accented = await call(c.url, 'POST', `/v0/orders/${encodeURIComponent('nettoyage-été')}/fire`, '/v0/orders/{scoped_name}/fire');
+    expect(accented.body).toMatchObject({ scoped_name: 'nettoyage-été', outcome: 'no-op' });
     const fired = await call(c.url, 'POST', '/v0/orders/gate-sweep/fire', '/v0/orders/{scoped_name}/fire');
     expect(fired.body).toMatchObject({ scoped_name: 'gate-sweep', outcome: 'did-work', skipped: null });
     let text = '';
@@ -116,7 +119,7 @@ describe('orderly-dispatch run --http', () => {
   it('refuses bad input with a 4xx JSON error', async () => {
     const cases: Array<[string, string, string, { body?: unknown; headers?: Record<string, string> }, number, string]> = [
       ['POST', '/v0/orders/nope/fire', '/v0/orders/{scoped_name}/fire', {}, 404, 'not_found'],
-      ['POST', `/v0/orders/${encodeURIComponent('../../etc/passwd')}/fire`, '/v0/orders/{scoped_name}/fire', {}, 400, 'invalid'],
+      ['POST', `/v0/orders/${encodeURIComponent('../../etc/passwd')}/fire`, '/v0/orders/{scoped_name}/fire', {}, 404, 'not_found'],
       ['GET', '/v0/runs/..%2F..%2Fleases', '/v0/runs/{fire_id}', {}, 400, 'invalid'],
       ['GET', '/v0/runs/%E0%A4%A', '/v0/runs/{fire_id}', {}, 400, 'invalid'],
       ['POST', '/v0/events', '/v0/events', { body: '{"type": ' }, 400, 'invalid'],
@@ -129,6 +132,26 @@ describe('orderly-dispatch run --http', () => {
       const r = await call(c.url, method, path, route, init);
       expect([path, r.status, r.body.code]).toEqual([path, status, code]);
     }
+    // DNS rebinding: a page on another name that resolves to 127.0.0.1 sends its own Host.
+    const { request } = await import('node:http');
+    const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(`${c.url}/v0/orders`);
+      request({ host: u.hostname, port: u.port, path: u.pathname, headers: { host: `evil.example:${u.port}` } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      }).on('error', reject).end();
+    });
+    expect([rebound.status, JSON.parse(rebound.body).code]).toEqual([403, 'forbidden_host']);
+    // A page of another origin may not fire (the browser sends its Origin); nor frame the dashboard.
+    const foreign = await call(c.url, 'POST', '/v0/orders/gate-sweep/fire', '/v0/orders/{scoped_name}/fire', { headers: { origin: 'http://evil.example' } });
+    expect([foreign.status, foreign.body.code]).toEqual([403, 'csrf']);
+    const page = await fetch(`${c.url}/`);
+    expect([page.headers.get('x-frame-options'), page.headers.get('content-security-policy')]).toEqual(['DENY', "frame-ancestors 'none'"]);
+    // A path beginning with // is a path: no route, not a host.
+    expect((await fetch(`${c.url}//elsewhere/v0/orders`)).status).toBe(404);
+    const deep = await call(c.url, 'POST', '/v0/events', '/v0/events', { body: `{"type":"x","payload":${'['.repeat(5000)}${']'.repeat(5000)}}` });
+    expect([deep.status, deep.body.message]).toEqual([400, 'the body nests deeper than 64 levels']);
     const unknown = await fetch(`${c.url}/v0/nothing`);
     expect([unknown.status, await unknown.json()]).toEqual([404, { code: 'not_found', message: 'no route /v0/nothing' }]);
     const method = await fetch(`${c.url}/v0/orders`, { method: 'DELETE' });
@@ -190,6 +213,9 @@ describe('orderly-dispatch run --http with the audit database down', () => {
       expect((r.body.items as Array<Record<string, unknown>>).find((i) => i.scopedName === 'gate-sweep')).toMatchObject({ outcome: 'did-work', auditBeadID: null });
       const s = await call(c.url, 'GET', '/v0/status', '/v0/status');
       expect(s.body.outbox_depth).toBeGreaterThanOrEqual(1);
+      // History says what the run did, not no-op, while its record waits for the database.
+      const hist = await call(c.url, 'GET', '/v0/city/bright-lights/orders/history?scoped_name=gate-sweep', '/v0/city/{cityName}/orders/history');
+      expect(hist.body).toMatchObject({ entries: [{ scoped_name: 'gate-sweep', outcome: 'did-work', synthetic: true }], partial: true });
       const h = await call(c.url, 'GET', '/healthz', '/healthz');
       expect([h.status, h.body.status]).toEqual([503, 'fail']);
     } finally {
@@ -212,13 +238,16 @@ describe('orderly-dispatch run --http off loopback', () => {
     const c = await startController([city(root), '--state', join(root, 'state'), '--http', '0.0.0.0:0'], { ...process.env, ORDERLY_HTTP_TOKEN: token });
     try {
       const base = c.url.replace('0.0.0.0', '127.0.0.1');
-      for (const path of ['/', '/v0/orders', '/metrics', '/healthz', '/v0/runs/stream']) {
+      for (const path of ['/v0/orders', '/metrics', '/healthz', '/v0/runs/stream', '/v0/orders/feed?scope_kind=city&scope_ref=bright-lights']) {
         const r = await fetch(base + path);
         expect([path, r.status]).toEqual([path, 401]);
       }
       expect((await fetch(`${base}/v0/orders`, { headers: { authorization: `Bearer ${token}x` } })).status).toBe(401);
       expect((await fetch(`${base}/v0/orders`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
-      expect((await fetch(`${base}/?token=${token}`)).status).toBe(200);
+      expect((await fetch(`${base}/v0/orders`, { headers: { authorization: `bearer ${token}` } })).status).toBe(200);
+      expect((await fetch(`${base}/v0/orders?token=${token}`)).status).toBe(200);
+      // The page itself holds no data and loads without it; it sends the token from ?token= or #token=.
+      expect((await fetch(`${base}/`)).status).toBe(200);
       // The token never shows in what the controller prints.
       expect(JSON.stringify(c.events)).not.toContain(token);
     } finally {
