@@ -64,23 +64,17 @@ export function reportLoad(city: LoadedCity, print: ReturnType<typeof printer>):
 const QUIET_MS = 15_000;
 
 /**
- * The human lines of `run`: one per fire, printed when it ends (with how it
- * was triggered and its fence, from the fire that started it), and a line on
- * what comes next when nothing has happened for a while. --json prints every event.
+ * The human lines of `run`: one per fire, printed when it ends (the completion
+ * carries how it was triggered and its fence), and a line on what comes next
+ * when nothing has happened for a while. --json prints every event.
  */
 class RunLines {
-  readonly #fires = new Map<string, { trigger: string; fence: string }>();
   #lastLine = Date.now();
 
   constructor(readonly print: ReturnType<typeof printer>) {}
 
   event(e: ControllerEvent): void {
-    if (e.type === 'fired') {
-      this.#fires.set(e.fireId, { trigger: e.trigger, fence: e.fence });
-      return;
-    }
-    this.line(describe(e, e.type === 'completed' ? this.#fires.get(e.fireId) : undefined), e as unknown as Record<string, unknown>);
-    if (e.type === 'completed') this.#fires.delete(e.fireId);
+    if (e.type !== 'fired') this.line(describe(e), e as unknown as Record<string, unknown>);
   }
 
   line(human: string, data: Record<string, unknown>): void {
@@ -101,13 +95,13 @@ class RunLines {
   }
 }
 
-function describe(e: Exclude<ControllerEvent, { type: 'fired' }>, fire: { trigger: string; fence: string } | undefined): string {
+function describe(e: Exclude<ControllerEvent, { type: 'fired' }>): string {
   const t = new Date(e.at).toISOString();
   switch (e.type) {
     case 'completed':
       return (
         `${t} ${e.outcome.padEnd(9)} ${e.scopedName} in ${e.durationMs} ms` +
-        (fire ? ` (${fire.trigger}, fence ${fire.fence})` : '') +
+        ` (${e.trigger}, fence ${e.fence})` +
         (e.reason ? ` (${e.reason})` : '') +
         (e.audited ? '' : ', no audit write') +
         (e.summary ? `: ${e.summary}` : '')

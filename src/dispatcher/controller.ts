@@ -757,12 +757,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
       this.#forget(fireId);
-      this.#emitCompleted(o, fireId, result, false);
+      this.#emitCompleted(o, { fireId, trigger, fence: String(lease.token) }, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
     const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence: String(lease.token) }, result);
     const audited = await this.#record(lease, record);
-    this.#emitCompleted(o, fireId, result, audited);
+    this.#emitCompleted(o, record, result, audited);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
@@ -930,11 +930,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     else this.#counts.failed++;
   }
 
-  #emitCompleted(o: ScopedOrder, fireId: string, r: BodyResult, audited: boolean): void {
+  #emitCompleted(o: ScopedOrder, run: Pick<AuditRecord, 'fireId' | 'trigger' | 'fence'>, r: BodyResult, audited: boolean): void {
     this.#emit({
       type: 'completed',
       scopedName: o.scopedName,
-      fireId,
+      fireId: run.fireId,
+      trigger: run.trigger,
+      fence: run.fence,
+      startedAt: r.startedAt,
       outcome: r.outcome,
       exitCode: r.exitCode,
       signal: r.signal,
@@ -1109,12 +1112,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#lastFire.set(lease.key, { fireId: meta?.fireId ?? `lease-${lease.token}`, outcome: r.outcome });
     if (r.outcome === 'no-op') {
       this.#store.release(lease);
-      this.#emitCompleted(scoped, meta?.fireId ?? '', r, false);
+      this.#emitCompleted(scoped, { ...recoveredRun(lease, meta), fireId: meta?.fireId ?? '' }, r, false);
       return r.outcome;
     }
     const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true' });
     const audited = await this.#record(lease, record);
-    this.#emitCompleted(scoped, record.fireId, r, audited);
+    this.#emitCompleted(scoped, record, r, audited);
     return r.outcome;
   }
 

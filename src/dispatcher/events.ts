@@ -20,6 +20,11 @@ export type ControllerEvent =
       at: number;
       scopedName: string;
       fireId: string;
+      /** As on the fire that started the run (for an adopted run, as its start recorded them). */
+      trigger: string;
+      fence: string;
+      /** Epoch ms the body started. */
+      startedAt: number;
       outcome: Outcome;
       exitCode: number | null;
       signal: string | null;

@@ -24,17 +24,9 @@ const KEEP = 1000;
  */
 export class RunLog {
   readonly #runs: Run[] = [];
-  readonly #pending = new Map<string, { trigger: string; fence: string; at: number }>();
   readonly #subscribers = new Set<(run: Run) => void>();
-  /** Fires that started, by order: the lateness histogram and the feed read these through the events too. */
-  onFired?: (e: Extract<ControllerEvent, { type: 'fired' }>) => void;
 
   event(e: ControllerEvent): void {
-    if (e.type === 'fired') {
-      this.#pending.set(e.fireId, { trigger: e.trigger, fence: e.fence, at: e.at });
-      this.onFired?.(e);
-      return;
-    }
     if (e.type === 'recovered' && e.action === 'interrupted' && e.fireId) {
       this.#add({
         fire_id: e.fireId,
@@ -52,15 +44,13 @@ export class RunLog {
       return;
     }
     if (e.type !== 'completed') return;
-    const fired = this.#pending.get(e.fireId);
-    this.#pending.delete(e.fireId);
     this.#add({
       fire_id: e.fireId,
       scoped_name: e.scopedName,
       outcome: e.outcome,
-      trigger: fired?.trigger ?? 'adopted',
-      fence: fired?.fence ?? '',
-      started_at: new Date(fired?.at ?? e.at - e.durationMs).toISOString(),
+      trigger: e.trigger,
+      fence: e.fence,
+      started_at: new Date(e.startedAt).toISOString(),
       ended_at: new Date(e.at).toISOString(),
       duration_ms: e.durationMs,
       exit_code: e.exitCode,
