@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { history, type HistoryEntry } from '../history.js';
 import { parseDuration } from '../orders/duration.js';
 import { EXIT, parse, scrub, UsageError } from './args.js';
+import { toSeconds } from '../http/gascity-shapes.js';
 import { openSink } from './feed.js';
 
 export const HISTORY_USAGE = `usage: orderly-dispatch history [name] [--rig RIG] [--limit N] [--since DURATION] [--audited-only] [--before ISO|ms] [--state DIR] [--audit URL] [--json]
@@ -92,14 +93,13 @@ export async function historyCommand(argv: string[]): Promise<number> {
 /** gc order history's entry (order, rig, bead_id, executed, created_at), then orderly's own fields. */
 function entryJson(e: HistoryEntry): Record<string, unknown> {
   const [order, rig] = e.scopedName.split(':rig:');
-  const at = new Date(e.at);
   const r = e.record;
   return {
     order,
     ...(rig !== undefined ? { rig } : {}),
     bead_id: e.fireId ?? '',
-    executed: at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    created_at: at.toISOString(),
+    executed: toSeconds(e.at),
+    created_at: new Date(e.at).toISOString(),
     scoped_name: e.scopedName,
     status: e.status,
     ...(r

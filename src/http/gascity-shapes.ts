@@ -6,6 +6,9 @@ import type { AuditRecord } from '../audit/record.js';
 import type { FeedEntry } from '../dispatcher/controller.js';
 import type { ScopedOrder } from '../orders/types.js';
 
+/** Gas City's `created_at`: RFC 3339 to the second, as its API writes a bead's creation time. */
+export const toSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
 export interface FeedItem {
   id: string;
   type: 'exec' | 'formula';
@@ -144,7 +147,7 @@ export function historyEntry(r: AuditRecord): Record<string, unknown> {
     name: r.order,
     scoped_name: r.scopedName,
     ...(r.rig ? { rig: r.rig } : {}),
-    created_at: new Date(r.startedAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    created_at: toSeconds(r.startedAt),
     labels: labelsOf(r),
     duration_ms: String(r.durationMs),
     ...(r.exitCode !== null ? { exit_code: String(r.exitCode) } : {}),
@@ -170,7 +173,7 @@ export function noOpHistoryEntry(e: FeedEntry): Record<string, unknown> {
     name,
     scoped_name: e.scopedName,
     ...(rig !== undefined ? { rig } : {}),
-    created_at: new Date(e.lastFiredAt!).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    created_at: toSeconds(e.lastFiredAt!),
     labels: [`order-run:${e.scopedName}`],
     capture_output: false,
     has_output: false,

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Controller } from '../dispatcher/controller.js';
+import type { Controller, ControllerStats } from '../dispatcher/controller.js';
 import type { ControllerEvent } from '../dispatcher/events.js';
 
 /**
@@ -8,6 +8,9 @@ import type { ControllerEvent } from '../dispatcher/events.js';
  * the order did anything or not (the proposal's section 2).
  */
 export const TRACKING_BEAD_COMMITS_PER_FIRE = 4;
+
+/** The commits a tracking bead per fire would have made, minus the audit transactions orderly made. */
+export const commitsAvoided = (s: ControllerStats): number => Math.max(0, s.fires * TRACKING_BEAD_COMMITS_PER_FIRE - s.audit.transactions);
 
 /** Counters Prometheus expects to only rise, set from the controller's own totals when scraped. */
 function totalFrom(registry: Registry, name: string, help: string, read: () => number): void {
@@ -54,9 +57,7 @@ export class Metrics {
     totalFrom(r, 'orderly_no_ops_total', 'Runs that found nothing to do: no audit record, no database write', () => stats().noOps);
     totalFrom(r, 'orderly_audit_writes_total', 'Audit records the database stored', () => stats().audit.inserted);
     totalFrom(r, 'orderly_audit_transactions_total', 'Database transactions that stored audit records (group commit: many records per transaction)', () => stats().audit.transactions);
-    totalFrom(r, 'orderly_db_commits_avoided_total', `Database commits a tracking bead per fire would have made (${TRACKING_BEAD_COMMITS_PER_FIRE} per fire) minus the audit transactions made`, () =>
-      Math.max(0, stats().fires * TRACKING_BEAD_COMMITS_PER_FIRE - stats().audit.transactions),
-    );
+    totalFrom(r, 'orderly_db_commits_avoided_total', `Database commits a tracking bead per fire would have made (${TRACKING_BEAD_COMMITS_PER_FIRE} per fire) minus the audit transactions made`, () => commitsAvoided(stats()));
     totalFrom(r, 'orderly_wal_syncs_total', 'fdatasync calls of the lease store log', () => stats().walSyncs);
     totalFrom(r, 'orderly_wal_bytes_total', 'Bytes appended to the lease store log', () => stats().walBytes);
     gaugeFrom(r, 'orderly_outbox_depth', 'Audit records durable in the outbox, waiting for the database', () => stats().audit.backlog);

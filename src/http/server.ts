@@ -10,8 +10,8 @@ import { formatDuration } from '../orders/duration.js';
 import type { ScopedOrder } from '../orders/types.js';
 import { authorized, isLoopback, type Listen } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
-import { feedItems, feedLimit, historyEntry, labelsOf, noOpHistoryEntry, parseScope } from './gascity-shapes.js';
-import { Metrics, TRACKING_BEAD_COMMITS_PER_FIRE } from './metrics.js';
+import { feedItems, feedLimit, historyEntry, labelsOf, noOpHistoryEntry, parseScope, toSeconds } from './gascity-shapes.js';
+import { commitsAvoided, Metrics } from './metrics.js';
 import { OPENAPI } from './openapi.js';
 import { RunLog, type Run } from './runs.js';
 
@@ -141,7 +141,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
     return {
       body: {
         bead_id: fireId,
-        created_at: record ? new Date(record.startedAt).toISOString().replace(/\.\d{3}Z$/, 'Z') : run!.started_at,
+        created_at: record ? toSeconds(record.startedAt) : run!.started_at,
         labels: record ? labelsOf(record) : [`order-run:${run!.scoped_name}`],
         output: record?.outputTail ?? '',
         record: record ?? null,
@@ -163,7 +163,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
       audit_writes: s.audit.inserted,
       audit_transactions: s.audit.transactions,
       outbox_depth: s.audit.backlog,
-      db_writes_avoided: Math.max(0, s.fires * TRACKING_BEAD_COMMITS_PER_FIRE - s.audit.transactions),
+      db_writes_avoided: commitsAvoided(s),
       wal_syncs: s.walSyncs,
       leases_held: s.running,
       store_poisoned: s.poisoned ? (s.poisonReason ?? 'poisoned') : null,
