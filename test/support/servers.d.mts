@@ -51,3 +51,43 @@ export function mariadbBinaries(): { server: string; installDb: string; client: 
 export function freePort(): Promise<number>;
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function portOpen(port: number): Promise<boolean>;
+
+export interface EtcdOptions {
+  /** Where the temp directory is made (default os.tmpdir()). */
+  baseDir?: string;
+  /** How long to wait for /health to say true; default 60 s. */
+  readyTimeoutMs?: number;
+}
+
+/** A throwaway single-member etcd on 127.0.0.1. */
+export interface EtcdServer {
+  /** `etcd://127.0.0.1:<port>`: what orderly's --cluster takes. */
+  readonly url: string;
+  /** `http://127.0.0.1:<port>`: the client URL (gRPC, /health, the /v3 JSON gateway). */
+  readonly clientUrl: string;
+  readonly port: number;
+  readonly peerPort: number;
+  /** The server's data directory (inside `root`). */
+  readonly dataDir: string;
+  /** The temp directory holding the data; removed by stop(). */
+  readonly root: string;
+  /** Server process id (a new one after restart()). */
+  readonly pid: number;
+  /** The store's current revision: one more per write transaction. A read. */
+  revision(): Promise<number>;
+  /** The tail of the server's log output. */
+  log(): string;
+  /** Stops the server, then deletes `root`. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * A crash and a restart: SIGKILL, then the server starts again on the same
+   * data directory and ports; resolves once /health says true. Rejects after stop().
+   */
+  restart(): Promise<void>;
+  /** Whether the server process runs. */
+  isRunning(): boolean;
+}
+
+export function startEtcd(options?: EtcdOptions): Promise<EtcdServer>;
+/** Path of the etcd server binary; throws naming the Debian package if missing. */
+export function etcdBinary(): string;

@@ -1,8 +1,9 @@
 // Throwaway database servers on loopback, for integration tests and
 // benchmarks: a fresh PostgreSQL cluster or MariaDB datadir in a temp
 // directory, on a free 127.0.0.1 port, with a database `orderly`, gone again
-// after `stop()`. They never read the system's configuration (no
-// /etc/postgresql, no /etc/mysql/my.cnf), never use the default ports or
+// after `stop()`; likewise a single-member etcd (startEtcd) for the cluster
+// engine. They never read the system's configuration (no /etc/postgresql, no
+// /etc/mysql/my.cnf, no /etc/default/etcd), never use the default ports or
 // sockets and never touch the system's default clusters.
 //
 // Only node built-ins: servers are driven by their own binaries and command
@@ -702,4 +703,130 @@ export async function startMariadb({ settings = {}, baseDir, readyTimeoutMs = RE
     resume,
     isRunning,
   };
+}
+
+// ------------------------------------------------------------ etcd
+
+/** Path of the etcd server binary. */
+export function etcdBinary() {
+  const found = ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((p) => existsSync(p)) ?? onPath('etcd');
+  if (!found) throw new Error('etcd not found in /usr/bin, /usr/local/bin or on PATH: install the Debian package with `apt-get install -y etcd-server`');
+  return found;
+}
+
+/** The environment for etcd: the caller's ETCD_... variables are flags to etcd and must not leak in. */
+function etcdEnv(root) {
+  const env = cleanEnv({ HOME: root });
+  for (const k of Object.keys(env)) if (/^ETCD/.test(k)) delete env[k];
+  return env;
+}
+
+/**
+ * Starts a throwaway single-member etcd on 127.0.0.1 (client and peer ports
+ * both free ones), data in a temp directory, fsync on as in production.
+ * @param {{ baseDir?: string, readyTimeoutMs?: number }} [options]
+ */
+export async function startEtcd({ baseDir, readyTimeoutMs = READY_TIMEOUT_MS } = {}) {
+  const bin = etcdBinary();
+  const root = makeRoot('etcd', baseDir, null);
+  // A crash is what etcd must survive anyway, and the exit handler cannot wait.
+  const entry = register(root, 'SIGKILL');
+  const dataDir = path.join(root, 'data');
+  const env = etcdEnv(root);
+  const name = 'orderly-test';
+
+  const start = async (port, peerPort) => {
+    const client = `http://127.0.0.1:${port}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    // On a restart the data directory already names the cluster: etcd ignores the --initial-* flags then.
+    const args = [
+      `--name=${name}`,
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=${name}=${peer}`,
+      '--initial-cluster-state=new',
+      `--initial-cluster-token=orderly-${path.basename(root)}`,
+      '--logger=zap',
+      '--log-outputs=stderr',
+    ];
+    const server = spawnServer(bin, args, { user: null, env });
+    entry.server = server;
+    try {
+      await waitReady(`etcd on 127.0.0.1:${port}`, () => etcdHealthy(port), server, readyTimeoutMs);
+    } catch (err) {
+      server.child.kill('SIGKILL');
+      await Promise.race([server.exited, unrefSleep(10_000)]);
+      entry.server = null;
+      throw err;
+    }
+    return { port, peerPort };
+  };
+
+  let started;
+  try {
+    started = await onFreePort(async (port) => start(port, await freePort()));
+  } catch (err) {
+    entry.discard();
+    throw err;
+  }
+  const { port, peerPort } = started;
+  // SIGTERM = graceful stop; the data is deleted right after anyway.
+  const stop = entry.stopper('SIGTERM');
+  let chain = Promise.resolve();
+  const restart = () => {
+    const next = chain.then(async () => {
+      if (!live.has(entry)) throw new Error('the server was stopped');
+      if (entry.server) await halt(entry.server, 'SIGKILL');
+      await start(port, peerPort);
+    });
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  const clientUrl = `http://127.0.0.1:${port}`;
+  return {
+    url: `etcd://127.0.0.1:${port}`,
+    clientUrl,
+    port,
+    peerPort,
+    dataDir,
+    root,
+    // A getter: restart() starts a new server process.
+    get pid() {
+      return /** @type {number} */ (entry.server?.child.pid);
+    },
+    revision: () => etcdRevision(port),
+    log: () => entry.server?.log() ?? '',
+    stop,
+    restart,
+    isRunning: () => Boolean(entry.server && !entry.server.hasExited()),
+  };
+}
+
+/** Whether etcd on 127.0.0.1:port has a leader and no alarm: its /health endpoint. */
+async function etcdHealthy(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) return false;
+  const body = await res.json();
+  return body?.health === 'true' || body?.health === true;
+}
+
+/**
+ * The store's current revision (it grows by one per write transaction), read
+ * through the v3 JSON gateway: a range of a key nobody writes, so the probe
+ * itself writes nothing.
+ */
+async function etcdRevision(port) {
+  const key = Buffer.from('orderly-test/revision-probe').toString('base64');
+  const res = await fetch(`http://127.0.0.1:${port}/v3/kv/range`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ key }),
+    signal: AbortSignal.timeout(5000),
+  });
+  if (!res.ok) throw new Error(`etcd /v3/kv/range: HTTP ${res.status} ${await res.text()}`);
+  const body = await res.json();
+  return Number(body.header.revision);
 }
