@@ -23,7 +23,15 @@ export interface PostgresSinkOptions {
   poolSize?: number;
   /** Give up connecting after this long; default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Cluster mode with the engine in this database: a record fired under a
+   * shard epoch that is no longer current is refused in the same statement
+   * that stores the others (it goes to orderly_audit_fenced instead).
+   */
+  fence?: { cluster: string };
 }
+
+export const FENCED_TABLE = 'orderly_audit_fenced';
 
 /** `?` placeholders to `$1, $2, …` (the SQL here never has a `?` in a literal). */
 function numbered(sql: string): string {
@@ -84,6 +92,7 @@ export class PostgresSink implements AuditSink {
       this.#pool = pool;
     }
     await this.#migrate(this.#pool);
+    if (this.#opts.fence) await this.#pool.query(`CREATE TABLE IF NOT EXISTS ${FENCED_TABLE} (LIKE ${AUDIT_TABLE} INCLUDING ALL)`);
     return this.#pool;
   }
 
@@ -114,19 +123,44 @@ export class PostgresSink implements AuditSink {
     }
   }
 
-  async write(records: readonly AuditRecord[]): Promise<{ inserted: number }> {
+  async write(records: readonly AuditRecord[]): Promise<{ inserted: number; fenced?: AuditRecord[] }> {
     const batch = uniqueByFireId(records);
     if (batch.length === 0) return { inserted: 0 };
     const pool = await this.#ensure();
     const now = Date.now();
     const rows = batch.map((r) => rowValues(r, 'postgres', now));
     const columns = COLUMNS.map((_, i) => rows.map((row) => row[i]));
+    if (this.#opts.fence) return this.#writeFenced(pool, batch, columns, this.#opts.fence.cluster);
     const result = await pool.query(
       `INSERT INTO ${AUDIT_TABLE} (${COLUMN_LIST}) SELECT * FROM unnest(${PG_ARRAY_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) ` +
         'ON CONFLICT (fire_id) DO NOTHING',
       columns,
     );
     return { inserted: result.rowCount ?? 0 };
+  }
+
+  /**
+   * One statement: the epochs are read FOR SHARE, so a claim (an UPDATE of
+   * that row) waits for this insert, or this insert sees the claim's epoch.
+   * Either way no record is stored under an epoch that was already gone. A
+   * re-send of a record stored while its epoch was current stays stored once.
+   */
+  async #writeFenced(pool: Pool, batch: readonly AuditRecord[], columns: unknown[][], cluster: string): Promise<{ inserted: number; fenced: AuditRecord[] }> {
+    const n = COLUMNS.length;
+    const shards = batch.map((r) => (r.labels?.['cluster.shard'] !== undefined ? Number(r.labels['cluster.shard']) : null));
+    const epochs = batch.map((r) => (r.labels?.['cluster.epoch'] !== undefined ? r.labels['cluster.epoch'] : null));
+    const arrays = PG_ARRAY_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ');
+    const result = await pool.query<{ fire_id: string; stored: boolean }>(
+      `WITH b AS (SELECT * FROM unnest(${arrays}, $${n + 1}::int[], $${n + 2}::bigint[]) AS b(${COLUMN_LIST}, c_shard, c_epoch)), ` +
+        `cur AS (SELECT shard, epoch FROM orderly_cluster_shards WHERE cluster = $${n + 3} FOR SHARE), ` +
+        `judged AS (SELECT b.*, (b.c_shard IS NULL OR cur.epoch = b.c_epoch) AS ok FROM b LEFT JOIN cur ON cur.shard = b.c_shard), ` +
+        `stored AS (INSERT INTO ${AUDIT_TABLE} (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM judged WHERE ok ON CONFLICT (fire_id) DO NOTHING RETURNING fire_id), ` +
+        `refused AS (INSERT INTO ${FENCED_TABLE} (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM judged WHERE NOT ok AND NOT EXISTS (SELECT 1 FROM ${AUDIT_TABLE} a WHERE a.fire_id = judged.fire_id) ON CONFLICT (fire_id) DO NOTHING RETURNING fire_id) ` +
+        `SELECT fire_id, true AS stored FROM stored UNION ALL SELECT fire_id, false FROM refused`,
+      [...columns, shards, epochs, cluster],
+    );
+    const refusedIds = new Set(result.rows.filter((r) => !r.stored).map((r) => r.fire_id));
+    return { inserted: result.rows.length - refusedIds.size, fenced: batch.filter((r) => refusedIds.has(r.fireId)) };
   }
 
   async ping(): Promise<void> {

@@ -7,6 +7,7 @@ import { loadCity } from '../orders/city.js';
 import { EXIT, parse, printer, UsageError } from './args.js';
 import { askControl } from './control.js';
 import { readSavedRun } from './saved-run.js';
+import { OrderlyError } from '../errors.js';
 
 
 export const FIRE_USAGE = `usage: orderly-dispatch fire <scoped-name> [--state DIR] [--orders DIR] [--json]
@@ -32,6 +33,10 @@ export async function fire(argv: string[]): Promise<number> {
   if (result === undefined) {
     via = 'a direct run (no controller is running)';
     const last = readSavedRun(state);
+    if (last?.cluster) {
+      // A member's shards are held by a running member: a direct fire would bypass them.
+      throw new OrderlyError('ERR_CLUSTER', `${state} belongs to a member of cluster ${last.cluster.name} (${last.cluster.engine}), and no member runs on it: fire through a running member's state directory (it fires the order if it owns its shard)`);
+    }
     const ordersDir = values.orders ?? last?.ordersDir;
     if (!ordersDir) throw new UsageError(`no controller runs on ${state} and no orders directory is known: pass --orders DIR`);
     const { orders, rigs, city } = await loadCity(resolve(ordersDir), last?.load ?? {});

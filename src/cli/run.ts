@@ -10,9 +10,13 @@ import type { ControllerEvent } from '../dispatcher/events.js';
 import { parseDuration } from '../orders/duration.js';
 import { loadCity, type LoadedCity } from '../orders/city.js';
 import { EXIT, parse, printer, registerSecret, UsageError } from './args.js';
+import { OrderlyError } from '../errors.js';
 import { serveControl } from './control.js';
 import { HTTP_TOKEN_ENV, loadToken, parseListen } from '../http/auth.js';
 import { startHttp, type HttpServer } from '../http/server.js';
+import { Coordinator } from '../cluster/coordinator.js';
+import { clusterSink, engineFromUrl, sameDatabase } from '../cluster/connect.js';
+import { shardOf } from '../cluster/shards.js';
 
 export const RUN_USAGE = `usage: orderly-dispatch run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
 
@@ -47,6 +51,12 @@ reloads the orders. An invalid order is reported and left out; the rest run.
                   and /healthz; a bare port listens on 127.0.0.1 (port 0: any free)
   --http-token-file PATH  a token every HTTP request must carry (Authorization:
                   Bearer, or ?token=); else ${HTTP_TOKEN_ENV}; required off loopback
+  --cluster URL   run as one member of a cluster sharing this city:
+                  postgres://user@host/db or etcd://host:port[,host:port];
+                  the members split the orders (64 shards) and never fire one
+                  twice. With PostgreSQL and no --audit, the audit goes to the
+                  same database.
+  --cluster-name NAME  which cluster (default: the city's name)
   --events        also append every event to <state>/events.jsonl
   --json          one JSON object per event, and a JSON summary`;
 
@@ -147,6 +157,8 @@ export async function run(argv: string[]): Promise<number> {
       'env-allow': { type: 'string', multiple: true },
       http: { type: 'string' },
       'http-token-file': { type: 'string' },
+      cluster: { type: 'string' },
+      'cluster-name': { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -197,8 +209,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Without --audit, the sink this state's runs already went to: a restart
   // must not split its records across two databases.
-  const recorded = values.audit === undefined ? readRecordedSink(state) : undefined;
-  const givenAudit = values.audit ?? recorded ?? defaultAuditUrl(state);
+  const clusterPg = values.cluster !== undefined && /^postgres(ql)?:\/\//i.test(values.cluster);
+  const recorded = values.audit === undefined && !clusterPg ? readRecordedSink(state) : undefined;
+  const givenAudit = values.audit ?? (clusterPg ? values.cluster! : undefined) ?? recorded ?? defaultAuditUrl(state);
   const passwordFile = values['audit-password-file']
     ? resolve(values['audit-password-file'])
     : recorded !== undefined
@@ -221,28 +234,73 @@ export async function run(argv: string[]): Promise<number> {
     ...byteOption(values['store-compact-after'], '--store-compact-after', 'compactAfterBytes'),
   };
 
+  if (values['cluster-name'] !== undefined && values.cluster === undefined) throw new UsageError('--cluster-name needs --cluster');
+  let coordinator: Coordinator | undefined;
+  let clusterName = '';
+  let shownCluster = '';
+  let controllerRef: Controller | undefined;
+  let sink = sinkFromUrl(auditUrl);
+  const emit = (e: ControllerEvent): void => (json ? print('', e as unknown as Record<string, unknown>) : lines.event(e));
+  if (values.cluster !== undefined) {
+    // The same database as the audit: one password for both.
+    const clusterUrl = sameDatabase(auditUrl, values.cluster) ? auditUrl : values.cluster;
+    registerSecret(splitPassword(clusterUrl).password);
+    clusterName = values['cluster-name'] ?? city.city?.name ?? basename(ordersDir);
+    const connect = engineFromUrl(clusterUrl, clusterName);
+    // The engine's own rendering: it drops credentials from every form it accepts (etcd lists several hosts).
+    shownCluster = connect().url;
+    coordinator = new Coordinator({
+      connect,
+      state,
+      onChange: (kill) => controllerRef?.ownershipChanged(kill) ?? Promise.resolve(),
+      drained: (shard) => controllerRef?.whenIdle((name) => shardOf(name) === shard) ?? Promise.resolve(),
+      onReport: (c) => print(`${new Date().toISOString()} cluster   ${c.type}: ${c.message}`, { type: 'cluster', change: c.type, message: c.message, ...(c.shards ? { shards: c.shards } : {}) }),
+    });
+    const c = coordinator;
+    sink = clusterSink(auditUrl, clusterUrl, clusterName, state, () => c.engine, (refused) => {
+      for (const r of refused) {
+        emit({ type: 'error', at: Date.now(), scopedName: r.scopedName, code: 'ERR_FENCED', message: `run ${r.fireId} (fence ${r.fence}) was fired under shard ${r.labels['cluster.shard']} epoch ${r.labels['cluster.epoch']}, which is no longer current: its record is kept apart (orderly_audit_fenced, or ${join(state, 'fenced.jsonl')}), not stored as a second record` });
+      }
+    });
+    print(`orderly-dispatch: cluster ${clusterName} on ${shownCluster} as member ${coordinator.memberId}`, { type: 'cluster-member', cluster: clusterName, engine: shownCluster, member: coordinator.memberId });
+  }
+
   const controller = await Controller.start({
     state,
     store,
+    ...(coordinator ? { cluster: coordinator } : {}),
     orders: city.orders,
     rigs,
     ...(city.city ? { city: city.city } : {}),
     eventLog,
     ...(patrolMs !== undefined ? { patrolMs } : {}),
     ...(values['env-allow'] ? { envAllow: values['env-allow'] } : {}),
-    audit: sinkFromUrl(auditUrl),
+    audit: sink,
     ...(retentionDays > 0 ? { retention: { days: retentionDays, keepPerOrder: retentionKeep } } : {}),
     ...(values.events ? { eventsFile: join(state, 'events.jsonl') } : {}),
-    onEvent: (e) => (json ? print('', e as unknown as Record<string, unknown>) : lines.event(e)),
+    onEvent: emit,
+  }).catch(async (err: unknown) => {
+    await coordinator?.close();
+    throw err;
   });
+  controllerRef = controller;
+  if (coordinator) {
+    try {
+      await coordinator.start();
+    } catch (err) {
+      await controller.stop(graceMs);
+      await coordinator.close();
+      throw new OrderlyError('ERR_CLUSTER', `cannot join the cluster on ${coordinator.engine.url}: ${(err as Error).message}`);
+    }
+  }
   // Lets `orderly-dispatch fire` (and a direct fire) find what this controller runs.
-  const saved: SavedRun = { ordersDir, rigs, audit: splitPassword(givenAudit).url, ...(passwordFile ? { auditPasswordFile: passwordFile } : {}), eventLog, load: loadOptions, pid: process.pid };
+  const saved: SavedRun = { ordersDir, rigs, audit: splitPassword(givenAudit).url, ...(passwordFile ? { auditPasswordFile: passwordFile } : {}), eventLog, load: loadOptions, pid: process.pid, ...(coordinator ? { cluster: { name: clusterName, engine: shownCluster } } : {}) };
   writeFileSync(join(state, 'controller.json'), JSON.stringify(saved) + '\n', { mode: 0o600 });
   const server = serveControl(state, async (req) => {
     if (req.cmd === 'fire') return controller.fire(req.scopedName);
     if (req.cmd === 'feed') return { entries: controller.feed() };
     if (req.cmd === 'publish') return controller.publish(req.event);
-    return { ...controller.stats(), pid: process.pid };
+    return { ...controller.stats(), pid: process.pid, ...(coordinator ? { cluster: { name: clusterName, engine: shownCluster, ...coordinator.snapshot() } } : {}) };
   });
   print(`orderly-dispatch: ${controller.orders.length} order(s) from ${ordersDir}; state ${state}; audit ${shownAudit}`, {
     type: 'started',
@@ -256,7 +314,7 @@ export async function run(argv: string[]): Promise<number> {
   let http: HttpServer | undefined;
   if (listen) {
     try {
-      http = await startHttp({ controller, listen, ...(httpToken ? { token: httpToken } : {}), city: city.city?.name ?? basename(ordersDir), state, auditUrl });
+      http = await startHttp({ controller, listen, ...(httpToken ? { token: httpToken } : {}), city: city.city?.name ?? basename(ordersDir), state, auditUrl, ...(coordinator ? { cluster: coordinator } : {}) });
     } catch (err) {
       server.close();
       await controller.stop(graceMs);
@@ -275,6 +333,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const started = performance.now();
+  let forTimer: NodeJS.Timeout | undefined;
   const quiet = json ? undefined : setInterval(() => lines.quiet(controller.feed()), 1000);
   await new Promise<void>((resolveStop) => {
     const stop = (): void => resolveStop();
@@ -291,12 +350,15 @@ export async function run(argv: string[]): Promise<number> {
       );
     };
     if (hangupDuringStart) onHangup();
-    if (forMs !== undefined) setTimeout(stop, forMs);
+    if (forMs !== undefined) forTimer = setTimeout(stop, forMs);
   });
   clearInterval(quiet);
+  // A SIGTERM before --for ran out: its timer must not keep the process alive.
+  clearTimeout(forTimer);
   await http?.close();
   server.close();
   await controller.stop(graceMs);
+  await coordinator?.close();
   const s = controller.stats();
   const summary = {
     type: 'summary',

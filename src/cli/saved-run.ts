@@ -11,6 +11,8 @@ export interface SavedRun {
   eventLog?: string;
   load?: { strict?: boolean; silentIsNoOp?: boolean };
   pid?: number;
+  /** Cluster mode: the cluster's name and engine (without a password). */
+  cluster?: { name: string; engine: string };
 }
 
 /**

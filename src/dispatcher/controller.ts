@@ -24,6 +24,7 @@ import { bodyPlace, type BodyPlace } from './body-env.js';
 import { runCheck } from './check.js';
 import { appendEvent, EventLogFollower, isOrderMarker, type CityEvent, type PublishInput } from './event-log.js';
 import { STEP_MS, TimerHeap } from './timers.js';
+import { clusterFence } from '../cluster/shards.js';
 
 export interface ControllerOptions {
   /** State directory: leases (the WAL), run locks, events. Created if missing. */
@@ -78,8 +79,25 @@ export interface ControllerOptions {
   store?: LeaseStoreOptions;
   /** Start the timers (default true); false for a controller that only fires on demand. */
   schedule?: boolean;
+  /**
+   * Cluster mode: which orders this member may fire, and under which shard
+   * epoch. Orders it does not own are neither timed nor fired.
+   */
+  cluster?: ClusterGate;
   /** Runs formula orders (Gas City agent workflows); without it they are reported, not run. */
   formulaRunner?: (order: OrderSpec, ctx: { scopedName: string; rig?: string; fireId: string; fence: bigint }) => Promise<{ didWork: boolean }>;
+}
+
+export interface ClusterGate {
+  readonly memberId: string;
+  /** The shard and epoch under which `scopedName` may fire now; undefined when it is not this member's to fire. */
+  ownership(scopedName: string): { shard: number; epoch: number } | undefined;
+  /**
+   * When this member took the order's shard over from another owner (epoch
+   * ms): its cooldown counts from then, as the last fire is the old owner's
+   * and unknown here. Undefined for a shard nobody owned before.
+   */
+  takenOverAt(scopedName: string): number | undefined;
 }
 
 export interface FireResult {
@@ -129,6 +147,9 @@ interface Meta {
   controllerPid: number;
   /** Event orders: the first event seq this fire covers (the cursor before it, plus one). */
   eventFrom?: number;
+  /** Cluster mode: the shard and the epoch this member held it under. */
+  shard?: number;
+  epoch?: number;
 }
 
 const LEASE_MARGIN_MS = 60_000;
@@ -471,7 +492,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #schedule(o: ScopedOrder, retryInMs?: number): void {
     if (this.#stopping || this.#opts.schedule === false) return;
     const { spec } = o;
-    if (!spec.enabled || this.#busy.has(o.scopedName) || (spec.formula !== undefined && !this.#opts.formulaRunner)) {
+    if (!spec.enabled || this.#busy.has(o.scopedName) || (spec.formula !== undefined && !this.#opts.formulaRunner) || (this.#opts.cluster && !this.#opts.cluster.ownership(o.scopedName))) {
       this.#timers.delete(o.scopedName);
       return;
     }
@@ -480,7 +501,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#timers.set(o.scopedName, now + retryInMs);
       return;
     }
-    const last = this.#lastRunSeen(o.scopedName, now);
+    const seen = this.#lastRunSeen(o.scopedName, now);
+    // After a takeover the old owner's last fire is unknown here: count from the takeover, never early, at most one interval late.
+    const takenOver = this.#opts.cluster?.takenOverAt(o.scopedName);
+    const last = takenOver !== undefined && (seen === undefined || seen < takenOver) ? takenOver : seen;
     switch (spec.trigger) {
       case 'cooldown': {
         const jitter = spec.jitterMs > 0 ? Math.floor(Math.random() * spec.jitterMs) : 0;
@@ -536,6 +560,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     const running = this.#busy.get(o.scopedName);
     if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
+    if (this.#opts.cluster && !this.#opts.cluster.ownership(o.scopedName)) {
+      this.#timers.delete(o.scopedName);
+      return Promise.resolve(this.#skip(o, 'not-owner', `cluster member ${this.#opts.cluster.memberId} does not own this order's shard now`));
+    }
     const oldName = this.#renamedFrom.get(o.scopedName);
     if (oldName !== undefined && this.#busy.has(oldName)) {
       // Scheduled again from its (carried) lastRun when that run ends.
@@ -707,7 +735,17 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { spec } = o;
     const fireId = randomUUID();
     const eventFrom = spec.trigger === 'event' && this.#eventLogPath() ? this.#eventFrom(o.scopedName) : undefined;
-    const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, ...(eventFrom !== undefined ? { eventFrom } : {}) };
+    const owner = this.#opts.cluster?.ownership(o.scopedName);
+    if (this.#opts.cluster && !owner) return this.#skip(o, 'not-owner');
+    const meta: Meta = {
+      fireId,
+      order: spec.name,
+      ...(o.rig ? { rig: o.rig } : {}),
+      trigger,
+      controllerPid: process.pid,
+      ...(eventFrom !== undefined ? { eventFrom } : {}),
+      ...(owner ? { shard: owner.shard, epoch: owner.epoch } : {}),
+    };
     let lease: Lease | null;
     try {
       lease = await this.#store.acquire(o.scopedName, {
@@ -725,6 +763,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const held = this.#store.holder(o.scopedName) !== undefined;
       this.#retryAfter.set(o.scopedName, held ? RETRY_HELD_MS : RETRY_GATE_MS);
       return this.#skip(o, held ? 'held' : 'gate-full');
+    }
+    if (owner && this.#opts.cluster!.ownership(o.scopedName)?.epoch !== owner.epoch) {
+      // Ownership went while the acquire was made durable: the next owner fires it.
+      this.#store.release(lease);
+      return this.#skip(o, 'not-owner', `the shard changed hands during the fire`);
     }
     this.#acquiredMono.set(o.scopedName, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
     crashPoint('fire:acquired');
@@ -747,8 +790,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     this.#counts.fires++;
     this.#lastFire.set(o.scopedName, { fireId });
-    this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence: String(lease.token), trigger, ...(due !== undefined ? { due } : {}) });
-    const result = await this.#runBody(o, lease, fireId, events);
+    const fence = fenceOf(lease.token, meta);
+    this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence, trigger, ...(due !== undefined ? { due } : {}) });
+    const result = await this.#runBody(o, lease, fireId, events, meta);
     crashPoint('fire:body-exited');
     this.#count(result.outcome);
     this.#lastFire.set(o.scopedName, { fireId, outcome: result.outcome });
@@ -757,16 +801,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
       this.#forget(fireId);
-      this.#emitCompleted(o, { fireId, trigger, fence: String(lease.token) }, result, false);
+      this.#emitCompleted(o, { fireId, trigger, fence }, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
-    const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence: String(lease.token) }, result);
+    const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence }, result, clusterLabels(meta));
     const audited = await this.#record(lease, record);
     this.#emitCompleted(o, record, result, audited);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
-  async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events?: { from: number; to: number }): Promise<BodyResult> {
+  async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events: { from: number; to: number } | undefined, meta: Meta): Promise<BodyResult> {
     const { spec } = o;
     if (spec.exec !== undefined) {
       const lockPath = join(this.#runsDir, `${fireId}.lock`);
@@ -794,8 +838,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           cwd: place.cwd,
           env: {
             ...place.env,
-            ORDERLY_FENCE: String(lease.token),
+            ORDERLY_FENCE: fenceOf(lease.token, meta),
             ORDERLY_FIRED_AT: String(lease.acquiredAt),
+            ...(meta.epoch !== undefined ? { ORDERLY_EPOCH: String(meta.epoch), ORDERLY_SHARD: String(meta.shard), ORDERLY_MEMBER: this.#opts.cluster!.memberId } : {}),
             ORDERLY_STATUS_FILE: join(this.#runsDir, `${fireId}.status`),
             ...(events ? { ORDERLY_EVENT_FROM: String(events.from), ORDERLY_EVENT_TO: String(events.to) } : {}),
           },
@@ -809,6 +854,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         });
         closeSync(fd);
         fd = undefined;
+        if (run.pid !== undefined) this.#groups.set(o.scopedName, { pgid: run.pid, lockPath });
         // What a controller that adopts this body after a crash needs to time it out.
         if (run.pid !== undefined) {
           try {
@@ -824,6 +870,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         if (result.outcome === 'timeout') this.#killLockHolders(o.scopedName, lockPath);
         return result;
       } finally {
+        this.#groups.delete(o.scopedName);
         this.#outputs.delete(fireId);
         if (fd !== undefined) closeSync(fd);
         rmSync(lockPath, { force: true });
@@ -832,10 +879,52 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return this.#runCode(o, lease, fireId);
   }
 
+  /** Process groups of running exec bodies, by order: what losing a shard kills. */
+  readonly #groups = new Map<string, { pgid: number; lockPath: string }>();
+  /** Code bodies' abort handles, by order. */
+  readonly #aborts = new Map<string, AbortController>();
+
+  /**
+   * Cluster mode: ownership changed. Orders this member gained are timed
+   * (from the takeover); orders it lost are no longer fired, and with
+   * `kill` their running bodies are killed at once (the member could not
+   * confirm its ownership in time, so another may own them soon). Resolves
+   * when no body of a lost order runs any more.
+   */
+  async ownershipChanged(kill: boolean): Promise<void> {
+    const gate = this.#opts.cluster;
+    if (!gate) return;
+    const waits: Promise<unknown>[] = [];
+    for (const [scopedName, run] of this.#busy) {
+      if (gate.ownership(scopedName)) continue;
+      if (kill) {
+        const group = this.#groups.get(scopedName);
+        if (group) {
+          signalGroup(group.pgid, 'SIGKILL');
+          killLockHolders(group.lockPath);
+        }
+        this.#aborts.get(scopedName)?.abort(new OrderlyError('ERR_CLUSTER', 'this member lost the ownership of the order'));
+      }
+      waits.push(run.catch(() => undefined));
+    }
+    this.#scheduleAll();
+    await Promise.all(waits);
+  }
+
+  /** Resolves once no run of an order `which` selects is in progress (a shard being handed over). */
+  async whenIdle(which: (scopedName: string) => boolean): Promise<void> {
+    for (;;) {
+      const runs = [...this.#busy].filter(([name]) => which(name)).map(([, run]) => run.catch(() => undefined));
+      if (runs.length === 0) return;
+      await Promise.all(runs);
+    }
+  }
+
   async #runCode(o: ScopedOrder, lease: Lease, fireId: string): Promise<BodyResult> {
     const { spec } = o;
     const startedAt = Date.now();
     const abort = new AbortController();
+    this.#aborts.set(o.scopedName, abort);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -856,6 +945,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return done('failed', err instanceof Error ? err.message : String(err));
     } finally {
       clearTimeout(timer);
+      this.#aborts.delete(o.scopedName);
     }
   }
 
@@ -996,8 +1086,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const meta = parseMeta(lease);
       const lockPath = meta ? join(this.#runsDir, `${meta.fireId}.lock`) : undefined;
       if (lockPath && runLockHeld(lockPath)) {
-        this.#adopt(lease, meta!, lockPath);
-        continue;
+        if (!this.#opts.cluster) {
+          this.#adopt(lease, meta!, lockPath);
+          continue;
+        }
+        // A cluster member starts without shards: whatever it ran before is
+        // another member's to fire now, so a body still running is stopped, not adopted.
+        if (!(await this.#killOrphan(lease.key, meta!, lockPath))) {
+          this.#adopt(lease, meta!, lockPath);
+          continue;
+        }
       }
       await this.#finishRecovered(lease, meta);
       if (lockPath) rmSync(lockPath, { force: true });
@@ -1037,6 +1135,21 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (pids.length > 0) {
       this.#emit({ type: 'warning', scopedName, code: 'WARN_BODY_DAEMON_KILLED', message: `killed ${pids.length} process(es) the timed-out body left behind holding its run lock (pid ${pids.join(', ')}): a daemon a body starts must not inherit fd 3` });
     }
+  }
+
+  /** Kills a body left by an earlier run of a cluster member; false when it would not die (it is then adopted and waited for). */
+  async #killOrphan(scopedName: string, meta: Meta, lockPath: string): Promise<boolean> {
+    try {
+      const { pgid } = JSON.parse(readFileSync(this.#runFiles(meta.fireId).pid, 'utf8')) as { pgid: number };
+      signalGroup(pgid, 'SIGKILL');
+    } catch {
+      // No pid file: the lock holders are all there is to kill.
+    }
+    killLockHolders(lockPath);
+    for (let i = 0; i < 50 && runLockHeld(lockPath); i++) await new Promise((r) => setTimeout(r, 20));
+    if (!runLockHeld(lockPath)) return true;
+    this.#emit({ type: 'warning', scopedName, code: 'WARN_BODY_DAEMON_KILLED', message: `a body of fire ${meta.fireId} still holds its run lock after SIGKILL: waiting for it` });
+    return false;
   }
 
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
@@ -1115,7 +1228,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#emitCompleted(scoped, { ...recoveredRun(lease, meta), fireId: meta?.fireId ?? '' }, r, false);
       return r.outcome;
     }
-    const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true' });
+    const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true', ...clusterLabels(meta) });
     const audited = await this.#record(lease, record);
     this.#emitCompleted(scoped, record, r, audited);
     return r.outcome;
@@ -1136,7 +1249,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const record = auditRecord(
       recoveredRun(lease, meta),
       { outcome: 'interrupted', exitCode: null, signal: null, startedAt: lease.acquiredAt, endedAt, durationMs: endedAt - lease.acquiredAt, outputTail: '' },
-      { reason: 'the controller stopped or crashed while this run was in progress' },
+      { reason: 'the controller stopped or crashed while this run was in progress', ...clusterLabels(meta) },
     );
     if (await this.#record(lease, record)) {
       this.#counts.interrupted++;
@@ -1203,7 +1316,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    */
   #watchOtherControllers(): void {
     const sink = this.#audit.sink;
-    if (!sink.history) return;
+    // Cluster members share the city by design; their shards keep them apart.
+    if (!sink.history || this.#opts.cluster) return;
     const warned = new Set<string>();
     const check = async (): Promise<void> => {
       if (this.#stopping) return;
@@ -1331,8 +1445,18 @@ function recoveredRun(lease: LeaseInfo, meta: Meta | undefined) {
     scopedName: lease.key,
     rig: meta?.rig ?? null,
     trigger: meta?.trigger ?? 'unknown',
-    fence: String(lease.token),
+    fence: fenceOf(lease.token, meta),
   };
+}
+
+/** The fence a run is known by: in cluster mode the shard epoch rides in its high bits. */
+function fenceOf(token: bigint, meta: Meta | undefined): string {
+  return String(meta?.epoch !== undefined ? clusterFence(meta.epoch, token) : token);
+}
+
+/** What a sink checks a cluster member's record against before storing it. */
+function clusterLabels(meta: Meta | undefined): Record<string, string> {
+  return meta?.epoch !== undefined ? { 'cluster.shard': String(meta.shard), 'cluster.epoch': String(meta.epoch) } : {};
 }
 
 /** One closed audit record: who ran, and how it ended. */

@@ -11,7 +11,9 @@ export type SkipReason =
   | 'no-event-source'
   | 'event-log-unreadable'
   | 'stopping'
-  | 'unknown-order';
+  | 'unknown-order'
+  /** Cluster mode: the order's shard is another member's, or its ownership could not be confirmed in time. */
+  | 'not-owner';
 
 export type ControllerEvent =
   | { type: 'fired'; at: number; scopedName: string; fireId: string; fence: string; trigger: string; /** When the timer meant it to fire (scheduled fires). */ due?: number }
