@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, fstatSync, constants as fsConstants, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, fstatSync, constants as fsConstants, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -353,8 +353,12 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
   // After a successful spawn 'error' only reports a failed child.kill(), which we never call; an unheard 'error' would crash the process.
   child.on('error', () => undefined);
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let exitSeen = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      exitSeen = true;
+      resolve({ code, signal });
+    }),
   );
 
   let timedOut = false;
@@ -363,15 +367,23 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
   let graceTimer: NodeJS.Timeout | undefined;
   const timeoutTimer =
     Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          termSentAt = performance.now();
-          signalGroup(pgid, 'SIGTERM');
-          graceTimer = setTimeout(() => {
-            killSent = true;
-            signalGroup(pgid, 'SIGKILL');
-          }, s.graceMs);
-        }, Math.min(opts.timeoutMs, MAX_TIMER_MS))
+      ? setTimeout(
+          // A controller that was paused (SIGSTOP, a stalled VM) wakes with the timer and the
+          // body's exit both pending, timers first: the exit gets one turn of the loop to land,
+          // and a wrapper that already wrote the exit status means the shell ended in time.
+          () =>
+            setImmediate(() => {
+              if (exitSeen || (opts.runFiles !== undefined && existsSync(opts.runFiles.exit))) return;
+              timedOut = true;
+              termSentAt = performance.now();
+              signalGroup(pgid, 'SIGTERM');
+              graceTimer = setTimeout(() => {
+                killSent = true;
+                signalGroup(pgid, 'SIGKILL');
+              }, s.graceMs);
+            }),
+          Math.min(opts.timeoutMs, MAX_TIMER_MS),
+        )
       : undefined;
 
   const { code, signal } = await exited;

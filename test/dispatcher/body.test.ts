@@ -140,6 +140,15 @@ describe('runBody: timeout', () => {
     }
   });
 
+  it('a body that ended while the controller was frozen is not a timeout when the controller wakes past its deadline', async () => {
+    // The event loop stands still for 1.2 s (as under SIGSTOP): the body exits at 0.2 s, its timer is due at 0.5 s, and both are pending at once.
+    const done = run('sleep 0.2; exit 100', { timeoutMs: 500 });
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_200);
+    const r = await done;
+    expect(r.outcome).toBe('no-op');
+    expect(r.exitCode).toBe(100);
+  });
+
   it('done does not wait out the grace period for processes that are dead but not yet reaped', async () => {
     // The background sleep dies of the SIGTERM and stays a zombie until pid 1 reaps it: that is not "still running".
     const started = Date.now();
