@@ -8,6 +8,7 @@ import type { ControllerStats } from './dispatcher/controller.js';
 import { inspectStore, runLockHeld } from './native.js';
 import { loadCity, type LoadCityOptions } from './orders/city.js';
 import { readSavedRun, untrustedSavedRun, type SavedRun } from './cli/saved-run.js';
+import { clusterConnectUrl, observeCluster, shownClusterUrl } from './cluster/observe.js';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 
@@ -156,6 +157,21 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
     } catch (err) {
       const message = password ? (err as Error).message.split(password).join('***') : (err as Error).message;
       add('audit', 'FAIL', `${url}: ${message}`);
+    }
+  }
+
+  // A member's state: the engine that says which of its orders it may fire.
+  if (last.cluster) {
+    const { name, engine } = last.cluster;
+    let password: string | undefined;
+    try {
+      const connect = clusterConnectUrl(engine, last.auditPasswordFile);
+      password = splitPassword(connect).password;
+      const p = await withTimeout(observeCluster(connect, name), 5_000);
+      add('cluster', 'OK', `${name} on ${p.engine}: ${p.members.filter((m) => m.listed).length} member(s) live, ${p.owned} of ${p.total} shard(s) owned`);
+    } catch (err) {
+      const message = password ? (err as Error).message.split(password).join('***') : (err as Error).message;
+      add('cluster', 'FAIL', `${name} on ${shownClusterUrl(engine)}: ${message}`);
     }
   }
   return checks;

@@ -6,8 +6,9 @@ export const DOCTOR_USAGE = `usage: orderly-dispatch doctor [--state DIR] [--aud
 
 Checks a controller's state: the log (segments, size, dead share, what the
 next open would cut), poisoning, the lock holder, free disk, held leases,
-the audit backlog and whether the audit sink answers. One line per check,
-OK / WARN / FAIL; exits 1 if any check FAILs.`;
+the audit backlog and whether the audit sink answers; for a cluster member's
+state, whether the cluster engine answers (members live, shards owned). One
+line per check, OK / WARN / FAIL; exits 1 if any check FAILs.`;
 
 export async function doctorCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { state: { type: 'string' }, audit: { type: 'string' }, 'min-free-mb': { type: 'string' } }, DOCTOR_USAGE);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { OrderlyError } from '../errors.js';
 import { EXIT, scrub, UsageError } from './args.js';
+import { clusterCommand, CLUSTER_USAGE } from './cluster.js';
 import { doctorCommand, DOCTOR_USAGE } from './doctor.js';
 import { feedCommand, FEED_USAGE } from './feed.js';
 import { fire, FIRE_USAGE } from './fire.js';
@@ -22,6 +23,7 @@ commands:
   publish <type>       append an event to the city's event log
   feed                 every order: last fired, last status
   doctor               is the state healthy?
+  cluster status       a cluster's members and who owns which shard
   repair               open a damaged or lost lease log, keeping what is valid
 
 Every command takes --json and --help.
@@ -44,6 +46,8 @@ ${FEED_USAGE}
 
 ${DOCTOR_USAGE}
 
+${CLUSTER_USAGE}
+
 ${REPAIR_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
@@ -56,6 +60,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   publish: publishCommand,
   feed: feedCommand,
   doctor: doctorCommand,
+  cluster: clusterCommand,
   repair: repairCommand,
 };
 

@@ -60,7 +60,7 @@ export const OPENAPI = {
     '/v0/order/history/{bead_id}': { get: { ...detail, operationId: 'orderHistoryDetail' } },
     '/v0/city/{cityName}/events': { post: { ...publish, operationId: 'cityEmitEvent', parameters: [cityParam] } },
     '/v0/events': { post: { ...publish, operationId: 'emitEvent' } },
-    '/v0/orders': { get: { operationId: 'listOrders', summary: 'Every order with its state, last fire and next due time', responses: { 200: json(ref('OrderList')) } } },
+    '/v0/orders': { get: { operationId: 'listOrders', summary: 'Every order with its state, last fire and next due time; in cluster mode, its shard and whether this member fires it', responses: { 200: json(ref('OrderList')) } } },
     '/v0/orders/{scoped_name}/fire': {
       post: {
         operationId: 'fireOrder',
@@ -69,7 +69,7 @@ export const OPENAPI = {
         responses: { 200: json(ref('FireResult')), 400: error('malformed name'), 403: error('X-GC-Request header missing'), 404: error('unknown order') },
       },
     },
-    '/v0/status': { get: { operationId: 'status', summary: 'Counters since start, outbox depth, database commits avoided', responses: { 200: json(ref('Status')) } } },
+    '/v0/status': { get: { operationId: 'status', summary: 'Counters since start, outbox depth, database commits avoided; in cluster mode, the member and its shards', responses: { 200: json(ref('Status')) } } },
     '/v0/runs': {
       get: {
         operationId: 'listRuns',
@@ -195,6 +195,7 @@ export const OPENAPI = {
                 last_fired_at: nullable(time),
                 last_fire_id: nullable(str),
                 next_due_at: nullable(time),
+                owner: ref('OrderOwner'),
               },
             },
           },
@@ -225,6 +226,26 @@ export const OPENAPI = {
           leases_held: int,
           store_poisoned: nullable(str),
           audit_unavailable: nullable(str),
+          cluster: ref('ClusterStatus'),
+        },
+      },
+      OrderOwner: {
+        description: 'Cluster mode only: the shard the order hashes to, and this member when it fires the order now (else member is null: another member owns the shard, or this one is taking it over or has not confirmed it in time)',
+        anyOf: [
+          { type: 'object', required: ['shard', 'epoch', 'member'], properties: { shard: int, epoch: { type: 'integer', minimum: 1 }, member: str } },
+          { type: 'object', required: ['shard', 'member'], properties: { shard: int, member: { type: 'null' } }, not: { required: ['epoch'] } },
+        ],
+      },
+      ClusterStatus: {
+        description: "Cluster mode only: this member's view, from its memory (no engine query per request)",
+        type: 'object',
+        required: ['member', 'members', 'owned', 'leaving', 'confirmed_ms_ago'],
+        properties: {
+          member: str,
+          members: { type: 'array', items: str },
+          owned: { type: 'array', items: { type: 'object', required: ['shard', 'epoch', 'ready'], properties: { shard: int, epoch: int, ready: bool } } },
+          leaving: { type: 'array', items: int },
+          confirmed_ms_ago: nullable(int),
         },
       },
       Run: {

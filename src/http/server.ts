@@ -8,6 +8,7 @@ import { doctor } from '../doctor.js';
 import { OrderlyError } from '../errors.js';
 import { formatDuration } from '../orders/duration.js';
 import type { ScopedOrder } from '../orders/types.js';
+import { shardOf } from '../cluster/shards.js';
 import { authorized, isLoopback, type Listen } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { feedItems, feedLimit, historyEntry, labelsOf, noOpHistoryEntry, parseScope, toSeconds } from './gascity-shapes.js';
@@ -26,6 +27,16 @@ export interface HttpOptions {
   auditUrl?: string;
   /** Largest request body (POST); default 1 MiB, as Gas City's events route. */
   maxBodyBytes?: number;
+  /** Cluster mode: this member's side of it (the Coordinator), for which orders it fires. */
+  cluster?: ClusterMember;
+}
+
+/** What the API shows of a cluster member: read from its memory, never from the engine. */
+export interface ClusterMember {
+  readonly memberId: string;
+  snapshot(): { members: string[]; owned: Array<{ shard: number; epoch: number; ready: boolean }>; leaving: number[]; confirmedMsAgo: number };
+  /** Defined only while this member may fire the order: owned, past its takeover wait, and confirmed within the renew deadline. */
+  ownership(scopedName: string): { shard: number; epoch: number } | undefined;
 }
 
 export interface HttpServer {
@@ -168,7 +179,13 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
       leases_held: s.running,
       store_poisoned: s.poisoned ? (s.poisonReason ?? 'poisoned') : null,
       audit_unavailable: s.audit.lastError ?? null,
+      ...(opts.cluster ? { cluster: clusterStatus(opts.cluster) } : {}),
     };
+  };
+
+  const owner = (cluster: ClusterMember, scopedName: string): Record<string, unknown> => {
+    const o = cluster.ownership(scopedName);
+    return o ? { shard: o.shard, epoch: o.epoch, member: cluster.memberId } : { shard: shardOf(scopedName), member: null };
   };
 
   const orders: Handler = async () => {
@@ -188,6 +205,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
             last_fired_at: e.lastFiredAt !== undefined ? new Date(e.lastFiredAt).toISOString() : null,
             last_fire_id: e.lastFireId ?? null,
             next_due_at: e.nextDueAt !== undefined ? new Date(e.nextDueAt).toISOString() : null,
+            ...(opts.cluster ? { owner: owner(opts.cluster, e.scopedName) } : {}),
           };
         }),
       },
@@ -361,6 +379,18 @@ export async function startHttp(opts: HttpOptions): Promise<HttpServer> {
       await closed;
       await reader.close();
     },
+  };
+}
+
+function clusterStatus(cluster: ClusterMember): Record<string, unknown> {
+  const s = cluster.snapshot();
+  return {
+    member: cluster.memberId,
+    members: s.members,
+    owned: s.owned,
+    leaving: s.leaving,
+    // Infinity until the first confirmation, which JSON cannot say.
+    confirmed_ms_ago: Number.isFinite(s.confirmedMsAgo) ? s.confirmedMsAgo : null,
   };
 }
 
