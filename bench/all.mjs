@@ -33,7 +33,7 @@ import { scratchDir, scratchRoot } from './lib/scratch.mjs';
 import { median } from './lib/stats.mjs';
 import { num } from './lib/table.mjs';
 
-const BENCHES = ['wal', 'lease', 'schedule', 'audit', 'city', 'http'];
+const BENCHES = ['wal', 'lease', 'schedule', 'audit', 'city', 'http', 'cluster'];
 const FLOOR_RECORD_BYTES = 128; // bench/wal.mjs's record size, so both floors are the same measurement
 
 const root = fileURLToPath(new URL('../', import.meta.url));

@@ -31,6 +31,7 @@ const sections = [
   ['schedule', 'Scheduling: fire lateness and controller CPU per no-op fire (`npm run bench:schedule`)'],
   ['audit', 'Audit writes: group commit against one commit per record (`npm run bench:audit`)'],
   ['http', 'The HTTP API under load: fire lateness while the feed is read 1,000 times a second (`npm run bench:http`)'],
+  ['cluster', 'Cluster mode: database writes of the idle city on three controllers, against pg-boss (`npm run bench:cluster`)'],
 ];
 
 const DB_NAMES = { sqlite: 'SQLite', postgres: 'PostgreSQL', mariadb: 'MariaDB' };
@@ -159,6 +160,25 @@ function headlineRows(results) {
         pairs.map((p) => fixed(p.o.dbCommitsPerMin, 2)).join(' / '),
         `${baselines.join(' / ')} (a tracking bead per fire)`,
         pairs.map(fewer).join(' / '),
+      ]);
+    }
+  }
+
+  const cluster = results.cluster;
+  if (cluster?.results?.length) {
+    const rates = [...new Set(cluster.results.map((x) => x.didWorkPct))].sort((a, b) => a - b);
+    const pct = rates[0];
+    const cell = (design) => cluster.results.find((x) => x.design === design && x.didWorkPct === pct);
+    const boss = cell('pg-boss');
+    const engines = ['orderly-postgres', 'orderly-etcd'].map(cell).filter(Boolean);
+    if (boss && engines.length) {
+      const name = (o) => (o.design === 'orderly-etcd' ? 'etcd' : 'PostgreSQL');
+      const fewer = (o) => (o.writesPerMin === 0 ? (boss.writesPerMin > 0 ? 'none' : '—') : `${times(boss.writesPerMin / o.writesPerMin)} fewer`);
+      rows.push([
+        `Database writes per minute, the example city on ${boss.members} controllers sharing it (${fixed(engines[0].firesPerMin, 1)} fires/min, ${pct}% doing work; ownership on ${engines.map(name).join(' / ')}; ${fixed(cluster.config?.minutes, 0)} min)`,
+        engines.map((o) => `${fixed(o.writesPerMin, 2)} (${fixed(o.writesPerNoOpFire ?? o.writesPerFire, 3)} per fire)`).join(' / '),
+        `${fixed(boss.writesPerMin, 1)} (pg-boss ${cluster.versions?.pgBoss ?? ''}, ${fixed(boss.writesPerFire, 2)} per fire)`,
+        engines.map(fewer).join(' / '),
       ]);
     }
   }
