@@ -1,4 +1,5 @@
 import type { Pool, PoolClient, PoolConfig } from 'pg';
+import { epochOf } from '../cluster/fenced-sink.js';
 import type { AuditRecord, AuditSink, HistoryQuery, PruneOptions } from './record.js';
 import {
   AUDIT_TABLE,
@@ -147,8 +148,9 @@ export class PostgresSink implements AuditSink {
    */
   async #writeFenced(pool: Pool, batch: readonly AuditRecord[], columns: unknown[][], cluster: string): Promise<{ inserted: number; fenced: AuditRecord[] }> {
     const n = COLUMNS.length;
-    const shards = batch.map((r) => (r.labels?.['cluster.shard'] !== undefined ? Number(r.labels['cluster.shard']) : null));
-    const epochs = batch.map((r) => (r.labels?.['cluster.epoch'] !== undefined ? r.labels['cluster.epoch'] : null));
+    const fired = batch.map((r) => epochOf(r));
+    const shards = fired.map((f) => f?.shard ?? null);
+    const epochs = fired.map((f) => f?.epoch ?? null);
     const arrays = PG_ARRAY_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ');
     const result = await pool.query<{ fire_id: string; stored: boolean }>(
       `WITH b AS (SELECT * FROM unnest(${arrays}, $${n + 1}::int[], $${n + 2}::bigint[]) AS b(${COLUMN_LIST}, c_shard, c_epoch)), ` +

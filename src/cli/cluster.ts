@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { splitPassword } from '../audit/credentials.js';
 import { engineFromUrl } from '../cluster/connect.js';
-import { type ClusterPicture, clusterConnectUrl, observeCluster } from '../cluster/observe.js';
+import { type ClusterPicture, clusterConnectUrl, clusterUrlPassword, observeCluster } from '../cluster/observe.js';
 import { OrderlyError } from '../errors.js';
 import { EXIT, parse, printer, registerSecret, UsageError } from './args.js';
 import { askControl } from './control.js';
@@ -63,8 +63,7 @@ async function status(argv: string[]): Promise<number> {
   if (name === undefined) throw new UsageError('--cluster needs --cluster-name NAME: the name its members run with (by default their city\'s name)');
   const url = clusterConnectUrl(given, values.cluster === undefined ? savedRun?.auditPasswordFile : undefined);
   registerSecret(splitPassword(url).password);
-  // An etcd URL with several endpoints is no WHATWG URL: its password is found by pattern.
-  registerSecret(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*:([^@/]+)@/.exec(url)?.[1]);
+  registerSecret(clusterUrlPassword(url));
   let shown: string;
   try {
     // A bad URL or name is the caller's to fix (exit 2), unlike an engine that does not answer.

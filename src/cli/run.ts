@@ -252,7 +252,7 @@ export async function run(argv: string[]): Promise<number> {
     coordinator = new Coordinator({
       connect,
       state,
-      onChange: (kill) => controllerRef?.ownershipChanged(kill) ?? Promise.resolve(),
+      onChange: (kill) => controllerRef?.ownershipChanged(kill),
       drained: (shard) => controllerRef?.whenIdle((name) => shardOf(name) === shard) ?? Promise.resolve(),
       onReport: (c) => print(`${new Date().toISOString()} cluster   ${c.type}: ${c.message}`, { type: 'cluster', change: c.type, message: c.message, ...(c.shards ? { shards: c.shards } : {}) }),
     });

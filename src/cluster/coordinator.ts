@@ -32,14 +32,13 @@ export interface CoordinatorOptions {
   /** Makes a fresh engine connection: after a member fenced itself it joins again from scratch. */
   connect: () => ClusterEngine;
   state: string;
+  /** Ownership changed: schedule gained orders; with `kill`, kill the bodies of lost ones now. */
+  onChange: (kill: boolean) => void;
   /**
-   * Ownership changed: schedule gained orders; with `kill`, kill the bodies
-   * of lost ones now. Resolves once no body of an order this member does not
-   * own runs: a handoff waits for that, a round never does (a 40 s body must
-   * not hold up the confirmations).
+   * Resolves once no body of an order of `shard` runs on this member: a
+   * handoff waits for it shard by shard (a 40 s body holds up its own shard,
+   * never the confirmations or the other shards).
    */
-  onChange: (kill: boolean) => Promise<void>;
-  /** Resolves once no body of an order of `shard` runs on this member. */
   drained: (shard: number) => Promise<void>;
   onReport: (change: ClusterChange) => void;
   retryMs?: number;
@@ -172,7 +171,7 @@ export class Coordinator implements ClusterGate {
     if (lost.length > 0) {
       for (const s of lost) this.#owned.delete(s);
       this.#opts.onReport({ type: 'lost', message: `the engine no longer has shard(s) ${lost.join(', ')} as this member's: their bodies are killed`, shards: lost });
-      void this.#opts.onChange(true);
+      this.#opts.onChange(true);
     }
     let members: string[];
     try {
@@ -214,7 +213,7 @@ export class Coordinator implements ClusterGate {
       this.#owned.set(shard, { epoch, readyAt: performance.now() + wait, ...(epoch > 1 ? { takenOverAt: Date.now() + wait } : {}) });
       claimed.push(shard);
     }
-    if (keptBack.length > 0) void this.#opts.onChange(false);
+    if (keptBack.length > 0) this.#opts.onChange(false);
     if (claimed.length > 0) {
       this.#opts.onReport({
         type: 'claimed',
@@ -222,7 +221,7 @@ export class Coordinator implements ClusterGate {
         shards: claimed,
       });
       this.#wakeWhenReady();
-      void this.#opts.onChange(false);
+      this.#opts.onChange(false);
     }
   }
 
@@ -233,7 +232,7 @@ export class Coordinator implements ClusterGate {
       this.#leaving.set(s, this.#owned.get(s)!);
       this.#owned.delete(s);
     }
-    void this.#opts.onChange(false);
+    this.#opts.onChange(false);
     for (const s of shards) {
       const leaving = this.#leaving.get(s);
       void this.#opts.drained(s).then(async () => {
@@ -254,7 +253,7 @@ export class Coordinator implements ClusterGate {
     if (!Number.isFinite(next)) return;
     clearTimeout(this.#readyTimer);
     this.#readyTimer = setTimeout(() => {
-      void this.#opts.onChange(false);
+      this.#opts.onChange(false);
       this.#wakeWhenReady();
     }, next - now + 1).unref();
   }
@@ -279,7 +278,7 @@ export class Coordinator implements ClusterGate {
     this.#leaving.clear();
     this.#guard.revoke();
     if (shards.length > 0) this.#opts.onReport({ type: 'fenced', message: `${why}: stopped firing ${shards.length} shard(s) and killed their bodies`, shards });
-    void this.#opts.onChange(true);
+    this.#opts.onChange(true);
     if (this.#joined) {
       this.#joined = false;
       // Ends the session (PostgreSQL) or revokes the lease (etcd): what it held is free for the others at once.

@@ -74,10 +74,6 @@ export class BodyGuard {
     });
   }
 
-  get pid(): number | undefined {
-    return this.#child.pid;
-  }
-
   /** Bodies may live until `deadlineMs` from now (measured on the monotonic clock), no longer. */
   vouch(deadlineMs: number): void {
     if (this.#exited) return;

@@ -36,13 +36,23 @@ export interface ClusterPicture {
  * takes it as the audit URL does: the password file, else $ORDERLY_AUDIT_PASSWORD.
  */
 export function clusterConnectUrl(url: string, passwordFile?: string): string {
-  // A pattern, not URL parsing: an etcd URL with several endpoints is no WHATWG URL.
-  return resolveAuditUrl(url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*):\*\*\*@/, '$1@'), { passwordFile });
+  return resolveAuditUrl(clusterUrlPassword(url) === '***' ? url.replace(USERINFO, '$1@') : url, { passwordFile });
 }
 
-/** The URL fit to print: any password as `***` (by pattern: an etcd URL with several endpoints is no WHATWG URL). */
+/** The URL fit to print: any password as `***`. */
 export function shownClusterUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
+  return url.replace(USERINFO, '$1:***@');
+}
+
+/**
+ * `scheme://user:password@`, found by pattern rather than URL parsing: an
+ * etcd URL with several endpoints is no WHATWG URL.
+ */
+const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*):([^@/]*)@/;
+
+/** The password in a cluster URL, if it holds one. */
+export function clusterUrlPassword(url: string): string | undefined {
+  return USERINFO.exec(url)?.[2] || undefined;
 }
 
 /** Connects without joining, reads members and shards, and disconnects. */

@@ -1,6 +1,7 @@
 import type { Client, ClientConfig } from 'pg';
 import { loadDriver, redactUrl } from '../audit/schema.js';
 import { OrderlyError } from '../errors.js';
+import { fnv1a } from './shards.js';
 import { type ClusterEngine, LEASE_MS, type MemberInfo, RENEW_DEADLINE_MS, type ShardState } from './engine.js';
 
 /**
@@ -182,9 +183,7 @@ async function ensureTable(client: Client): Promise<void> {
 
 /** The advisory lock class of a cluster: a stable 31-bit hash of its name. */
 export function clusterKey(cluster: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < cluster.length; i++) h = Math.imul(h ^ cluster.charCodeAt(i), 0x01000193) >>> 0;
-  return h & 0x7fffffff;
+  return fnv1a(cluster) & 0x7fffffff;
 }
 
 /** application_name holds 63 bytes: the cluster and member ids are kept short by their makers. */

@@ -7,7 +7,7 @@ import { SHARD_COUNT } from './engine.js';
  */
 
 /** FNV-1a, 32 bits: stable across versions and processes (unlike a seeded hash). */
-function fnv1a(text: string): number {
+export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

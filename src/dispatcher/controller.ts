@@ -560,7 +560,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     const running = this.#busy.get(o.scopedName);
     if (running) return Promise.resolve(this.#skip(o, 'held', 'a run of this order is in progress'));
-    if (this.#opts.cluster && !this.#opts.cluster.ownership(o.scopedName)) {
+    // Read once: ownership lapses with time (the renew deadline), so the fire uses the answer this check got.
+    const owner = this.#opts.cluster?.ownership(o.scopedName);
+    if (this.#opts.cluster && !owner) {
       this.#timers.delete(o.scopedName);
       return Promise.resolve(this.#skip(o, 'not-owner', `cluster member ${this.#opts.cluster.memberId} does not own this order's shard now`));
     }
@@ -579,7 +581,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return Promise.resolve(skipped);
     }
     this.#timers.delete(o.scopedName);
-    const run = this.#fire(o, trigger, due).finally(() => {
+    const run = this.#fire(o, trigger, due, owner).finally(() => {
       this.#busy.delete(o.scopedName);
       // The order as it is now: a reload during the run may have changed it.
       const current = this.#orders.get(o.scopedName);
@@ -731,12 +733,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { scopedName: o.scopedName, skipped: reason, ...(detail ? { detail } : {}) };
   }
 
-  async #fire(o: ScopedOrder, trigger: string, due?: number): Promise<FireResult> {
+  async #fire(o: ScopedOrder, trigger: string, due: number | undefined, owner: { shard: number; epoch: number } | undefined): Promise<FireResult> {
     const { spec } = o;
     const fireId = randomUUID();
     const eventFrom = spec.trigger === 'event' && this.#eventLogPath() ? this.#eventFrom(o.scopedName) : undefined;
-    const owner = this.#opts.cluster?.ownership(o.scopedName);
-    if (this.#opts.cluster && !owner) return this.#skip(o, 'not-owner');
     const meta: Meta = {
       fireId,
       order: spec.name,
@@ -888,14 +888,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * Cluster mode: ownership changed. Orders this member gained are timed
    * (from the takeover); orders it lost are no longer fired, and with
    * `kill` their running bodies are killed at once (the member could not
-   * confirm its ownership in time, so another may own them soon). Resolves
-   * when no body of a lost order runs any more.
+   * confirm its ownership in time, so another may own them soon). A
+   * handoff waits for the bodies with `whenIdle`.
    */
-  async ownershipChanged(kill: boolean): Promise<void> {
+  ownershipChanged(kill: boolean): void {
     const gate = this.#opts.cluster;
     if (!gate) return;
-    const waits: Promise<unknown>[] = [];
-    for (const [scopedName, run] of this.#busy) {
+    for (const scopedName of this.#busy.keys()) {
       if (gate.ownership(scopedName)) continue;
       if (kill) {
         const group = this.#groups.get(scopedName);
@@ -905,10 +904,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         }
         this.#aborts.get(scopedName)?.abort(new OrderlyError('ERR_CLUSTER', 'this member lost the ownership of the order'));
       }
-      waits.push(run.catch(() => undefined));
     }
     this.#scheduleAll();
-    await Promise.all(waits);
   }
 
   /** Resolves once no run of an order `which` selects is in progress (a shard being handed over). */
