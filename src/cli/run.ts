@@ -254,7 +254,7 @@ export async function run(argv: string[]): Promise<number> {
       state,
       onChange: (kill) => controllerRef?.ownershipChanged(kill),
       drained: (shard) => controllerRef?.whenIdle((name) => shardOf(name) === shard) ?? Promise.resolve(),
-      onReport: (c) => print(`${new Date().toISOString()} cluster   ${c.type}: ${c.message}`, { type: 'cluster', change: c.type, message: c.message, ...(c.shards ? { shards: c.shards } : {}) }),
+      onReport: (c) => print(`${new Date().toISOString()} cluster   ${c.type}: ${c.message}`, { type: 'cluster', at: Date.now(), change: c.type, message: c.message, ...(c.shards ? { shards: c.shards } : {}) }),
     });
     const c = coordinator;
     sink = clusterSink(auditUrl, clusterUrl, clusterName, state, () => c.engine, (refused) => {

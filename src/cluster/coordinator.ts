@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { ClusterGate } from '../dispatcher/controller.js';
-import { type ClusterEngine, type MemberInfo, RENEW_DEADLINE_MS, RETRY_MS } from './engine.js';
+import { type Claim, type ClusterEngine, type MemberInfo, RENEW_DEADLINE_MS, RETRY_MS } from './engine.js';
 import { BodyGuard } from './guard.js';
 import { shardOf, shardsFor } from './shards.js';
 
@@ -198,19 +198,19 @@ export class Coordinator implements ClusterGate {
         keptBack.push(shard);
         continue;
       }
-      let epoch: number | null;
+      let claim: Claim | null;
       try {
-        epoch = await this.#engine.claim(shard);
+        claim = await this.#engine.claim(shard);
       } catch (err) {
         this.#opts.onReport({ type: 'unconfirmed', message: `cannot claim shard ${shard}: ${message(err)}` });
         break;
       }
-      if (epoch === null) continue; // Its owner has not let go yet: next round.
-      // Epoch 1: nobody ever owned it, so nobody can still be firing it.
-      const wait = epoch > 1 ? this.#engine.takeoverWaitMs : 0;
+      if (claim === null) continue; // Its owner has not let go yet: next round.
+      const { epoch, waitMs } = claim;
       // The old owner may fire until the wait is over (PostgreSQL: an engine restart it has not
-      // noticed yet): the shard's cooldowns count from then, so none fires early.
-      this.#owned.set(shard, { epoch, readyAt: performance.now() + wait, ...(epoch > 1 ? { takenOverAt: Date.now() + wait } : {}) });
+      // noticed yet): the shard's cooldowns count from then, so none fires early. Epoch 1:
+      // nobody ever owned it, so nobody's last fire needs counting from.
+      this.#owned.set(shard, { epoch, readyAt: performance.now() + waitMs, ...(epoch > 1 ? { takenOverAt: Date.now() + waitMs } : {}) });
       claimed.push(shard);
     }
     if (keptBack.length > 0) this.#opts.onChange(false);
@@ -237,10 +237,11 @@ export class Coordinator implements ClusterGate {
       const leaving = this.#leaving.get(s);
       void this.#opts.drained(s).then(async () => {
         // Kept back in the meantime, or given up with everything else: not this handoff's to release.
-        if (this.#leaving.get(s) !== leaving) return;
+        if (this.#leaving.get(s) !== leaving || !leaving) return;
+        // Out of `leaving` first: a round during the release claims it afresh rather than keep a lock being let go.
+        this.#leaving.delete(s);
         // A release that fails leaves the lock with the session; the engine frees it when the session ends.
-        await this.#engine.release(s).catch(() => undefined);
-        if (this.#leaving.get(s) === leaving) this.#leaving.delete(s);
+        await this.#engine.release(s, leaving.epoch).catch(() => undefined);
         this.#opts.onReport({ type: 'released', message: `handed shard ${s} over`, shards: [s] });
       });
     }

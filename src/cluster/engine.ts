@@ -42,26 +42,35 @@ export interface ShardState {
   claimedAt?: number;
 }
 
+export interface Claim {
+  /** The shard's new epoch; 1 when nobody ever owned it. */
+  epoch: number;
+  /**
+   * How long the new owner waits before firing the shard's orders. PostgreSQL
+   * frees a lock the moment a session ends (an engine restart ends all of
+   * them while their owners still run), so a shard its owner did not hand
+   * over waits one renew deadline: by then that owner has fenced itself. A
+   * shard handed over, never owned, or freed by etcd (a key goes only when
+   * its owner's lease expired, after that owner's renew deadline) waits 0.
+   */
+  waitMs: number;
+}
+
 export interface ClusterEngine {
   readonly kind: 'postgres' | 'etcd';
   /** The engine's address without a password, for messages and status. */
   readonly url: string;
-  /**
-   * How long a new owner waits after a claim before firing the shard's
-   * orders. PostgreSQL frees a lock the moment a session ends (an engine
-   * restart ends all of them while their owners still run), so it waits one
-   * renew deadline: by then the old owner has fenced itself. etcd frees a key
-   * only when its lease expired, after the old owner's renew deadline: 0.
-   */
-  readonly takeoverWaitMs: number;
   /** Connects and registers this member. One write (etcd) or none (PostgreSQL). */
   join(member: MemberInfo): Promise<void>;
   /** Live members, this one included, sorted by id. A read. */
   members(): Promise<MemberInfo[]>;
-  /** Takes a free shard: its new epoch, or null when another member holds it. One write on success. */
-  claim(shard: number): Promise<number | null>;
-  /** Gives a shard up; the caller has stopped firing its orders first. */
-  release(shard: number): Promise<void>;
+  /** Takes a free shard, or null when another member holds it. One write on success. */
+  claim(shard: number): Promise<Claim | null>;
+  /**
+   * Gives a shard up. The caller has stopped firing its orders and no body
+   * of them runs: the engine may tell the next owner it need not wait.
+   */
+  release(shard: number, epoch: number): Promise<void>;
   /**
    * Confirms that this member is still live and still owns `owned`: the
    * shards it holds as the engine sees them now. A read; rejects when the

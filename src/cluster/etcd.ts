@@ -1,7 +1,7 @@
 import type { Etcd3, IKeyValue, IOptions, Lease, Namespace } from 'etcd3';
 import { loadDriver } from '../audit/schema.js';
 import { OrderlyError } from '../errors.js';
-import { type ClusterEngine, LEASE_MS, type MemberInfo, RETRY_MS, type ShardState } from './engine.js';
+import { type Claim, type ClusterEngine, LEASE_MS, type MemberInfo, RETRY_MS, type ShardState } from './engine.js';
 
 /**
  * Ownership on etcd, written only when it changes hands.
@@ -72,8 +72,6 @@ export function parseEtcdUrl(url: string): EtcdTarget {
 export class EtcdEngine implements ClusterEngine {
   readonly kind = 'etcd' as const;
   readonly url: string;
-  /** A shard key goes only when its owner's lease expired, which is after that owner's renew deadline: it has fenced itself already. */
-  readonly takeoverWaitMs = 0;
   readonly #target: EtcdTarget;
   readonly #prefix: string;
   readonly #ttl: number;
@@ -149,7 +147,8 @@ export class EtcdEngine implements ClusterEngine {
     return members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async claim(shard: number): Promise<number | null> {
+  /** waitMs is 0: a shard key goes only when its owner's lease expired, after that owner's renew deadline (it has fenced itself already). */
+  async claim(shard: number): Promise<Claim | null> {
     const ns = this.#kv();
     if (this.#expired) throw this.#expired;
     const opts = callOptions();
@@ -172,18 +171,18 @@ export class EtcdEngine implements ClusterEngine {
           // etcd refuses the whole transaction when the lease to put under is gone.
           throw err instanceof this.#etcd!.EtcdLeaseInvalidError ? this.#expire() : err;
         });
-      if (res.succeeded) return epoch + 1;
+      if (res.succeeded) return { epoch: epoch + 1, waitMs: 0 };
       const owner = res.responses[0]?.response_range.kvs[0];
       if (owner) {
         // Ours already: an earlier claim whose answer was lost (a timeout) went through.
         const current = res.responses[1]?.response_range.kvs[0];
-        return this.#mine(owner) && current ? Number(current.value.toString('utf8')) : null;
+        return this.#mine(owner) && current ? { epoch: Number(current.value.toString('utf8')), waitMs: 0 } : null;
       }
     }
     return null;
   }
 
-  async release(shard: number): Promise<void> {
+  async release(shard: number, _epoch?: number): Promise<void> {
     const ns = this.#kv();
     const key = `shards/${shard}`;
     await ns.if(key, 'Value', '==', this.#me).then(ns.delete().key(key)).options(callOptions()).commit();

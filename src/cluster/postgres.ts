@@ -2,7 +2,7 @@ import type { Client, ClientConfig } from 'pg';
 import { loadDriver, redactUrl } from '../audit/schema.js';
 import { OrderlyError } from '../errors.js';
 import { fnv1a } from './shards.js';
-import { type ClusterEngine, LEASE_MS, type MemberInfo, RENEW_DEADLINE_MS, type ShardState } from './engine.js';
+import { type Claim, type ClusterEngine, LEASE_MS, type MemberInfo, RENEW_DEADLINE_MS, type ShardState } from './engine.js';
 
 /**
  * Ownership on PostgreSQL without a row write while it is held.
@@ -17,6 +17,9 @@ import { type ClusterEngine, LEASE_MS, type MemberInfo, RENEW_DEADLINE_MS, type 
  *   (every 2 s) is cut off by the server after 15 s, and its locks go.
  * - The epoch is the one row written per ownership change
  *   (orderly_cluster_shards): bumped by the claim, in the claim's session.
+ *   A member that hands a shard over marks the row `released` before it lets
+ *   go (it has stopped firing and its bodies ended), so the next owner need
+ *   not wait out a renew deadline; a lock freed any other way is not marked.
  */
 export const SHARDS_TABLE = 'orderly_cluster_shards';
 
@@ -30,7 +33,6 @@ export interface PostgresEngineOptions {
 export class PostgresEngine implements ClusterEngine {
   readonly kind = 'postgres' as const;
   readonly url: string;
-  readonly takeoverWaitMs = RENEW_DEADLINE_MS;
   readonly #connectionString: string;
   readonly #opts: PostgresEngineOptions;
   readonly #key: number;
@@ -88,19 +90,28 @@ export class PostgresEngine implements ClusterEngine {
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async claim(shard: number): Promise<number | null> {
+  async claim(shard: number): Promise<Claim | null> {
     const got = await this.#query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [this.#key, shard]);
     if (!got.rows[0]?.ok) return null;
-    const r = await this.#query<{ epoch: string }>(
-      `INSERT INTO ${SHARDS_TABLE} (cluster, shard, epoch, owner, claimed_at) VALUES ($1, $2, 1, $3, now()) ` +
-        `ON CONFLICT (cluster, shard) DO UPDATE SET epoch = ${SHARDS_TABLE}.epoch + 1, owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at RETURNING epoch`,
+    // `prev` is read in the statement's snapshot: whether the owner of the epoch being replaced handed it over.
+    const r = await this.#query<{ epoch: string; released: boolean | null }>(
+      `WITH prev AS (SELECT released FROM ${SHARDS_TABLE} WHERE cluster = $1 AND shard = $2) ` +
+        `INSERT INTO ${SHARDS_TABLE} (cluster, shard, epoch, owner, claimed_at, released) VALUES ($1, $2, 1, $3, now(), false) ` +
+        `ON CONFLICT (cluster, shard) DO UPDATE SET epoch = ${SHARDS_TABLE}.epoch + 1, owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at, released = false ` +
+        'RETURNING epoch, (SELECT released FROM prev) AS released',
       [this.#opts.cluster, shard, this.#member!.id],
     );
-    return Number(r.rows[0]!.epoch);
+    const epoch = Number(r.rows[0]!.epoch);
+    return { epoch, waitMs: epoch === 1 || r.rows[0]!.released === true ? 0 : RENEW_DEADLINE_MS };
   }
 
-  async release(shard: number): Promise<void> {
-    await this.#query('SELECT pg_advisory_unlock($1, $2)', [this.#key, shard]);
+  async release(shard: number, epoch: number): Promise<void> {
+    // Marked only while the epoch is still this member's: a lock an engine restart took away may have a new owner already.
+    await this.#query(
+      `WITH handed AS (UPDATE ${SHARDS_TABLE} SET released = true WHERE cluster = $1 AND shard = $2 AND epoch = $3 RETURNING 1) ` +
+        'SELECT pg_advisory_unlock($4, $2), (SELECT count(*) FROM handed) AS marked',
+      [this.#opts.cluster, shard, epoch, this.#key],
+    );
   }
 
   async confirm(): Promise<Set<number>> {
@@ -166,14 +177,19 @@ export class PostgresEngine implements ClusterEngine {
 
 /** The table of epochs, created by whichever member comes first (IF NOT EXISTS under a transaction lock). */
 async function ensureTable(client: Client): Promise<void> {
-  const present = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [SHARDS_TABLE]);
-  if (present.rows[0]?.t) return;
+  const present = await client.query<{ t: string | null; released: boolean }>(
+    `SELECT to_regclass($1)::text AS t, EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'released' AND NOT attisdropped) AS released`,
+    [SHARDS_TABLE],
+  );
+  if (present.rows[0]?.t && present.rows[0].released) return;
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [clusterKey('orderly-cluster-schema')]);
     await client.query(
-      `CREATE TABLE IF NOT EXISTS ${SHARDS_TABLE} (cluster text NOT NULL, shard int NOT NULL, epoch bigint NOT NULL, owner text NOT NULL, claimed_at timestamptz NOT NULL, PRIMARY KEY (cluster, shard))`,
+      `CREATE TABLE IF NOT EXISTS ${SHARDS_TABLE} (cluster text NOT NULL, shard int NOT NULL, epoch bigint NOT NULL, owner text NOT NULL, claimed_at timestamptz NOT NULL, released boolean NOT NULL DEFAULT false, PRIMARY KEY (cluster, shard))`,
     );
+    // A table of an earlier version: its shards count as not handed over (the safe side).
+    await client.query(`ALTER TABLE ${SHARDS_TABLE} ADD COLUMN IF NOT EXISTS released boolean NOT NULL DEFAULT false`);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);

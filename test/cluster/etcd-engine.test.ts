@@ -69,19 +69,19 @@ describe('EtcdEngine', () => {
     const a = await member('a-1-aa', 'one');
     expect((await b.members()).map((m) => m.id)).toEqual(['a-1-aa', 'b-2-bb']);
     expect((await a.members())[0]).toMatchObject({ id: 'a-1-aa', host: 'h', pid: 1, state: '/s/a-1-aa' });
-    expect(await a.claim(3)).toBe(1);
+    expect((await a.claim(3))?.epoch).toBe(1);
     expect(await b.claim(3)).toBeNull();
-    expect(await a.claim(10)).toBe(1);
+    expect((await a.claim(10))?.epoch).toBe(1);
     expect(ids(await a.confirm())).toEqual([3, 10]);
     expect(ids(await b.confirm())).toEqual([]);
     await b.release(3); // not b's: a no-op
     expect(ids(await a.confirm())).toEqual([3, 10]);
     await a.release(3);
     expect(ids(await a.confirm())).toEqual([10]);
-    expect(await b.claim(3)).toBe(2);
+    expect((await b.claim(3))?.epoch).toBe(2);
     expect(await a.claim(3)).toBeNull();
     await b.release(3);
-    expect(await a.claim(3)).toBe(3);
+    expect((await a.claim(3))?.epoch).toBe(3);
     expect(await a.shards()).toEqual([
       { shard: 3, epoch: 3, owner: 'a-1-aa' },
       { shard: 10, epoch: 1, owner: 'a-1-aa' },
@@ -89,13 +89,13 @@ describe('EtcdEngine', () => {
     // Another cluster's keys are its own.
     const other = await member('c-3-cc', 'two');
     expect((await other.members()).map((m) => m.id)).toEqual(['c-3-cc']);
-    expect(await other.claim(3)).toBe(1);
+    expect((await other.claim(3))?.epoch).toBe(1);
   });
 
   it('writes nothing to confirm or read, one revision per claim or release', async () => {
     const a = await member('a-1-aa', 'revisions');
     const b = await member('b-2-bb', 'revisions');
-    expect(await a.claim(0)).toBe(1);
+    expect((await a.claim(0))?.epoch).toBe(1);
     const before = await server.revision();
     for (let i = 0; i < 20; i++) expect(ids(await a.confirm())).toEqual([0]);
     await a.members();
@@ -103,14 +103,14 @@ describe('EtcdEngine', () => {
     await a.current([{ shard: 0, epoch: 1 }]);
     expect(await b.claim(0)).toBeNull(); // a claim that finds an owner writes nothing either
     expect(await server.revision()).toBe(before);
-    expect(await a.claim(1)).toBe(1);
+    expect((await a.claim(1))?.epoch).toBe(1);
     expect(await server.revision()).toBe(before + 1);
     // Claiming what it holds already (a claim whose answer was lost) gives the same epoch and writes nothing.
-    expect(await a.claim(1)).toBe(1);
+    expect((await a.claim(1))?.epoch).toBe(1);
     expect(await server.revision()).toBe(before + 1);
     await a.release(1);
     expect(await server.revision()).toBe(before + 2);
-    expect(await b.claim(1)).toBe(2);
+    expect((await b.claim(1))?.epoch).toBe(2);
     expect(await server.revision()).toBe(before + 3);
   });
 
@@ -120,10 +120,11 @@ describe('EtcdEngine', () => {
     await Promise.all(
       racers.map(async (e) => {
         for (let i = 0; i < 40; i++) {
-          const epoch = await e.claim(20);
-          if (epoch === null) continue;
-          got.push(epoch);
-          await e.release(20);
+          const claim = await e.claim(20);
+          if (claim === null) continue;
+          got.push(claim.epoch);
+          expect(claim.waitMs).toBe(0);
+          await e.release(20, claim.epoch);
         }
       }),
     );
@@ -136,17 +137,17 @@ describe('EtcdEngine', () => {
   it('says whether (shard, epoch) is still the current ownership', async () => {
     const a = await member('a-1-aa', 'current');
     const b = await member('b-2-bb', 'current');
-    expect(await a.claim(5)).toBe(1);
+    expect((await a.claim(5))?.epoch).toBe(1);
     await a.release(5);
-    expect(await b.claim(5)).toBe(2);
+    expect((await b.claim(5))?.epoch).toBe(2);
     expect(await a.current([{ shard: 5, epoch: 2 }, { shard: 5, epoch: 1 }, { shard: 6, epoch: 1 }, { shard: 6, epoch: 0 }])).toEqual([true, false, false, false]);
   });
 
   it("frees a silent member's shards when its lease expires, and then refuses its confirmation", async () => {
     const a = await member('a-1-aa', 'expiry', 2000);
     const b = await member('b-2-bb', 'expiry');
-    expect(await a.claim(1)).toBe(1);
-    expect(await a.claim(2)).toBe(1);
+    expect((await a.claim(1))?.epoch).toBe(1);
+    expect((await a.claim(2))?.epoch).toBe(1);
     expect(ids(await a.confirm())).toEqual([1, 2]);
     const silentSince = Date.now();
     // a stops confirming: nothing renews its lease.
@@ -165,8 +166,8 @@ describe('EtcdEngine', () => {
       { shard: 1, epoch: 1 },
       { shard: 2, epoch: 1 },
     ]);
-    expect(await b.claim(1)).toBe(2);
-    expect(await b.claim(2)).toBe(2);
+    expect((await b.claim(1))?.epoch).toBe(2);
+    expect((await b.claim(2))?.epoch).toBe(2);
     await expect(a.confirm()).rejects.toMatchObject({ message: expect.stringMatching(/expired/), sessionLost: true });
     // For good: the lease cannot come back.
     await expect(a.confirm()).rejects.toThrow(/expired/);
@@ -177,9 +178,9 @@ describe('EtcdEngine', () => {
   it('keeps members and their shards across an etcd crash and restart', async () => {
     const a = await member('a-1-aa', 'restart', 5000);
     const b = await member('b-2-bb', 'restart', 5000);
-    expect(await a.claim(4)).toBe(1);
-    expect(await a.claim(8)).toBe(1);
-    expect(await b.claim(9)).toBe(1);
+    expect((await a.claim(4))?.epoch).toBe(1);
+    expect((await a.claim(8))?.epoch).toBe(1);
+    expect((await b.claim(9))?.epoch).toBe(1);
     expect(ids(await a.confirm())).toEqual([4, 8]);
     const pid = server.pid;
     await server.restart();
@@ -211,7 +212,7 @@ describe('EtcdEngine', () => {
     const a = await member('a-1-aa', 'failover', undefined, url);
     // Endpoints are tried in a random order: enough calls that the dead one comes first many times.
     for (let i = 0; i < 10; i++) {
-      expect(await a.claim(i)).toBe(1);
+      expect((await a.claim(i))?.epoch).toBe(1);
       expect((await a.confirm()).has(i)).toBe(true);
       expect((await a.members()).map((m) => m.id)).toEqual(['a-1-aa']);
     }
@@ -220,10 +221,10 @@ describe('EtcdEngine', () => {
   it('frees the shards at once on close()', async () => {
     const a = await member('a-1-aa', 'close');
     const b = await member('b-2-bb', 'close');
-    expect(await a.claim(7)).toBe(1);
+    expect((await a.claim(7))?.epoch).toBe(1);
     expect(await b.claim(7)).toBeNull();
     await a.close();
-    expect(await b.claim(7)).toBe(2);
+    expect((await b.claim(7))?.epoch).toBe(2);
     expect((await b.members()).map((m) => m.id)).toEqual(['b-2-bb']);
     await expect(a.confirm()).rejects.toThrow(/not joined/);
     await a.close(); // twice: harmless
@@ -265,7 +266,7 @@ describe('EtcdEngine with etcd unreachable', () => {
     let e: EtcdEngine | undefined;
     try {
       e = await member('a-1-aa', 'gone', undefined, lone.url);
-      expect(await e.claim(1)).toBe(1);
+      expect((await e.claim(1))?.epoch).toBe(1);
       expect(ids(await e.confirm())).toEqual([1]);
     } finally {
       await lone.stop();

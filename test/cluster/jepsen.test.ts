@@ -12,7 +12,8 @@ import { LEASE_MS, RETRY_MS } from '../../src/cluster/engine.js';
 import { PostgresEngine } from '../../src/cluster/postgres.js';
 import { repoRoot, tempDir } from '../helpers.js';
 import { startEtcd, startPostgres } from '../support/servers.mjs';
-import { installInsertNote, INTERVAL_MS, longRunner, type Member, readBodies, readFencedJournals, readRecords, startMember, stopMember, verify, writeCity, type Evidence } from './jepsen.js';
+import { observeCluster } from '../../src/cluster/observe.js';
+import { installInsertNote, INTERVAL_MS, ORDERS, longRunner, type Member, readBodies, readFencedJournals, readRecords, startMember, stopMember, verify, writeCity, type Evidence } from './jepsen.js';
 
 const tmp = tempDir('jepsen');
 afterAll(() => tmp.remove());
@@ -40,7 +41,10 @@ async function campaign(c: Campaign): Promise<void> {
   };
   try {
     for (const m of members) startMember(m, CLI, orders, c.clusterUrl, c.auditUrl);
-    await sleep(8_000);
+    // The failover bound is about a death, not a cold start: wait until the three members have
+    // split the shards and every order has started since (no handoff of the cold start pending).
+    const settled = await settle(c.clusterUrl, log);
+    note(settled ? 'settled: 3 members own all 64 shards, every order started since' : 'not settled after 60 s (going on)');
 
     // A member dies and stays dead: every order must start again within the bound.
     await stopMember(members[0]!, 'SIGKILL');
@@ -93,6 +97,24 @@ async function campaign(c: Campaign): Promise<void> {
   expect(verdict.runs).toBeGreaterThan(50);
   expect(verdict.didWork).toBeGreaterThan(5);
   expect(verdict.violations).toEqual([]);
+}
+
+async function settle(clusterUrl: string, log: string): Promise<boolean> {
+  const until = Date.now() + 60_000;
+  let since: number | undefined;
+  while (Date.now() < until) {
+    await sleep(500);
+    const p = await observeCluster(clusterUrl, 'jepsen').catch(() => undefined);
+    const split = p !== undefined && p.members.filter((m) => m.listed && m.shards.length > 0).length === 3 && p.unowned.length === 0;
+    if (!split) {
+      since = undefined;
+      continue;
+    }
+    since ??= Date.now();
+    const started = new Set(readBodies(log).runs.filter((r) => r.start > since!).map((r) => r.order));
+    if (started.size === ORDERS + 1) return true;
+  }
+  return false;
 }
 
 describe('cluster under a nemesis', () => {

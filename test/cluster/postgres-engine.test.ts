@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresSink } from '../../src/audit/postgres.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { PostgresEngine } from '../../src/cluster/postgres.js';
+import { RENEW_DEADLINE_MS } from '../../src/cluster/engine.js';
 import { clusterFence, epochOfFence, ownerOf, shardOf, shardsFor } from '../../src/cluster/shards.js';
 import { startPostgres, type DatabaseServer } from '../support/servers.mjs';
 
@@ -71,20 +72,35 @@ describe('PostgresEngine', () => {
     const a = await member('a-1-aa');
     const b = await member('b-2-bb');
     expect((await a.members()).map((m) => m.id)).toEqual(['a-1-aa', 'b-2-bb']);
-    expect(await a.claim(3)).toBe(1);
+    expect((await a.claim(3))?.epoch).toBe(1);
     expect(await b.claim(3)).toBeNull();
     expect([...(await a.confirm())]).toEqual([3]);
     expect([...(await b.confirm())]).toEqual([]);
-    await a.release(3);
-    expect(await b.claim(3)).toBe(2);
+    await a.release(3, 1);
+    expect((await b.claim(3))?.epoch).toBe(2);
     expect(await b.current([{ shard: 3, epoch: 2 }, { shard: 3, epoch: 1 }])).toEqual([true, false]);
     const states = await a.shards();
     expect(states.find((s) => s.shard === 3)).toMatchObject({ epoch: 2, owner: 'b-2-bb' });
   });
 
+  it('lets the next owner fire at once only after a handover: a lock freed by a session end waits a renew deadline', async () => {
+    const a = await member('a-3-aa', 'c5');
+    const b = await member('b-4-bb', 'c5');
+    expect(await a.claim(2)).toEqual({ epoch: 1, waitMs: 0 });
+    await a.release(2, 1);
+    expect(await b.claim(2)).toEqual({ epoch: 2, waitMs: 0 });
+    // b's session ends without a handover (kill -9, an engine restart): a must wait out b's renew deadline.
+    await b.close();
+    expect(await a.claim(2)).toEqual({ epoch: 3, waitMs: RENEW_DEADLINE_MS });
+    // A release of an epoch that is no longer the member's marks nothing.
+    const c = await member('c-5-cc', 'c5');
+    await a.release(2, 2);
+    expect(await c.claim(2)).toEqual({ epoch: 4, waitMs: RENEW_DEADLINE_MS });
+  });
+
   it('confirms ownership without writing: no transaction id is taken', async () => {
     const a = await member('a-9-aa', 'c2');
-    expect(await a.claim(1)).toBe(1);
+    expect((await a.claim(1))?.epoch).toBe(1);
     const before = await xidNext();
     for (let i = 0; i < 20; i++) await a.confirm();
     await a.members();
@@ -95,10 +111,10 @@ describe('PostgresEngine', () => {
   it('frees a silent member\'s shards after its lease, and its confirm fails', async () => {
     const a = await member('a-5-aa', 'c3', 1500);
     const b = await member('b-6-bb', 'c3');
-    expect(await a.claim(7)).toBe(1);
+    expect((await a.claim(7))?.epoch).toBe(1);
     expect(await b.claim(7)).toBeNull();
     await new Promise((r) => setTimeout(r, 2500));
-    expect(await b.claim(7)).toBe(2);
+    expect((await b.claim(7))?.epoch).toBe(2);
     await expect(a.confirm()).rejects.toThrow();
     expect((await b.members()).map((m) => m.id)).toEqual(['b-6-bb']);
   });
@@ -127,15 +143,15 @@ describe('fenced audit insert', () => {
 
   it('stores a record of the current epoch, keeps a stale one apart, and stores a re-send once', async () => {
     const a = await member('a-7-aa', 'c4');
-    expect(await a.claim(5)).toBe(1);
+    expect((await a.claim(5))?.epoch).toBe(1);
     const sink = new PostgresSink(server.url, { fence: { cluster: 'c4' } });
     await sink.open();
     const current = rec(5, 1);
     const first = await sink.write([current]);
     expect(first).toEqual({ inserted: 1, fenced: [] });
-    await a.release(5);
+    await a.release(5, 1);
     const b = await member('b-8-bb', 'c4');
-    expect(await b.claim(5)).toBe(2);
+    expect((await b.claim(5))?.epoch).toBe(2);
     const late = rec(5, 1);
     const r = await sink.write([late, current, rec(5, 2)]);
     expect(r.inserted).toBe(1);
