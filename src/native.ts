@@ -6,7 +6,8 @@ import type * as Binding from '../index.cjs';
 
 const requireBinding = createRequire(import.meta.url);
 
-export const { NativeWal, NativeLeaseStore, SimDisk, createRunLock, runLockHeld, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
+export const { NativeWal, NativeLeaseStore, NativeSpawner, SimDisk, createRunLock, runLockHeld, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
 export type NativeWal = Binding.NativeWal;
 export type NativeLeaseStore = Binding.NativeLeaseStore;
 export type SimDisk = Binding.SimDisk;
+export type NativeSpawner = Binding.NativeSpawner;

@@ -1,10 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, existsSync, fstatSync, constants as fsConstants, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, fstatSync, constants as fsConstants, lstatSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
+import { type ChildExit, nativeSpawner } from './spawner.js';
 
 /**
  * Running an exec body (DESIGN.md "A fire, end to end", step 3): `sh -c`, its
@@ -44,22 +47,35 @@ export interface RunBodyOptions {
    * restarted controller that adopts the body learns how it ended.
    */
   runFiles?: RunFiles;
+  /**
+   * 'native' (the default where it runs): posix_spawn and one reaping thread
+   * (crates/spawn), for bodies with run files. 'node': child_process.spawn,
+   * as bodies without run files always are.
+   */
+  spawner?: 'native' | 'node';
 }
 
+/**
+ * Named after the run (its fire id). They may exist, empty, before it
+ * starts (the controller reuses emptied files): an empty exit file means no
+ * exit status yet.
+ */
 export interface RunFiles {
   output: string;
   exit: string;
 }
 
 /**
- * Runs the body under `sh -c`, then records its status (written to a temp
- * name and renamed, so a reader never sees half of it). A body killed by a
- * signal shows as 128+n; the wrapper re-raises that signal on itself, so the
- * runner still sees a signal death, as it would without the wrapper.
+ * Runs the body under `sh -c`, then records its status. Written in place (no
+ * temp file and `mv`: an exec less per fire): the file is read only once the
+ * wrapper has let go of the run lock, so a reader never sees it half
+ * written, and a wrapper killed mid-write leaves no number, which reads as
+ * "no exit status". A body killed by a signal shows as 128+n; the wrapper
+ * re-raises that signal on itself, so the runner still sees a signal death,
+ * as it would without the wrapper.
  */
 const EXIT_WRAPPER =
-  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; ' +
-  '(umask 077; printf %s "$rc" > "$ORDERLY_EXIT_FILE.tmp") && mv -f "$ORDERLY_EXIT_FILE.tmp" "$ORDERLY_EXIT_FILE"; ' +
+  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; umask 077; printf %s "$rc" > "$ORDERLY_EXIT_FILE"; ' +
   'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
 
 export interface BodyResult {
@@ -242,6 +258,8 @@ interface StatusRead {
 /** Reads and deletes the status file. Absent is normal; anything unusable is reported, never fatal. */
 /** Reads the status file; removes it unless `keep` (run files are removed by their owner). */
 async function takeStatusFile(path: string, keep = false): Promise<StatusRead> {
+  // Most bodies write none: one stat, not an open that fails on the thread pool.
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return {};
   let text: string;
   try {
     const file = await open(path, 'r');
@@ -293,23 +311,42 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   // A stale file from a crashed earlier run must not speak for this one; if
   // it cannot be removed, this run's status file cannot be trusted either.
   let staleStatus: string | undefined;
-  try {
-    unlinkSync(opts.statusFile);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code !== 'ENOENT') staleStatus = `status file ignored: stale file could not be removed (${code ?? String(err)})`;
+  // Run files are named after the run: no earlier run can have left one.
+  if (!opts.runFiles) {
+    try {
+      unlinkSync(opts.statusFile);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'ENOENT') staleStatus = `status file ignored: stale file could not be removed (${code ?? String(err)})`;
+    }
   }
 
   const startedAt = Date.now();
   const t0 = performance.now();
+  const files = opts.runFiles;
+  const native = files && opts.spawner !== 'node' ? nativeSpawner() : null;
+  if (files && native) {
+    let spawned: { pid: number; exited: Promise<ChildExit> };
+    try {
+      spawned = native.spawn({
+        program: shell,
+        args: [shell, '-c', EXIT_WRAPPER],
+        env: { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit },
+        cwd: opts.cwd,
+        output: files.output,
+        inheritFds: opts.extraFds ?? [],
+      });
+    } catch (err) {
+      const reason = outputProblem(files.output) ?? describeSpawnError(err, shell, opts.cwd);
+      return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
+    }
+    const exited = spawned.exited;
+    return { pid: spawned.pid, done: supervise({ exited, streams: [], closed: exited.then(() => undefined) }, spawned.pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+  }
   let child: ChildProcess;
   let outputFd: number | undefined;
   try {
-    const files = opts.runFiles;
-    if (files) {
-      rmSync(files.exit, { force: true });
-      outputFd = openSync(files.output, 'w', 0o600);
-    }
+    if (files) outputFd = openSync(files.output, 'w', 0o600);
     child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,
       env: files ? { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit } : opts.env,
@@ -333,7 +370,36 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     });
     return { pid: undefined, done };
   }
-  return { pid, done: supervise(child, pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+  return { pid, done: supervise(fromChildProcess(child), pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+}
+
+/** What supervise needs of a started body, whichever spawner started it. */
+interface Started {
+  exited: Promise<ChildExit>;
+  /** Pipes (child_process without run files); none when output goes to a file. */
+  streams: Readable[];
+  /** Every stream ended (or none). */
+  closed: Promise<void>;
+}
+
+function fromChildProcess(child: ChildProcess): Started {
+  // After a successful spawn 'error' only reports a failed child.kill(), which we never call; an unheard 'error' would crash the process.
+  child.on('error', () => undefined);
+  return {
+    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    streams: [child.stdout, child.stderr].filter((x): x is NonNullable<typeof x> => x !== null),
+    closed: new Promise<void>((resolve) => child.once('close', () => resolve())),
+  };
+}
+
+/** The child opens its output file itself: when that fails, say so rather than blame the shell. */
+function outputProblem(output: string): string | undefined {
+  try {
+    accessSync(dirname(output), fsConstants.W_OK | fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    return `cannot create the output file ${output} (${errnoCode(err) ?? String(err)})`;
+  }
 }
 
 interface SuperviseState {
@@ -344,22 +410,17 @@ interface SuperviseState {
   staleStatus: string | undefined;
 }
 
-async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions, s: SuperviseState): Promise<BodyResult> {
-  const streams = [child.stdout, child.stderr].filter((x): x is NonNullable<typeof x> => x !== null);
+async function supervise(started: Started, pgid: number, opts: RunBodyOptions, s: SuperviseState): Promise<BodyResult> {
+  const { streams, closed } = started;
   for (const stream of streams) {
     stream.on('data', (chunk: Buffer) => s.tail.push(chunk));
     stream.on('error', () => undefined);
   }
-  // After a successful spawn 'error' only reports a failed child.kill(), which we never call; an unheard 'error' would crash the process.
-  child.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let exitSeen = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exitSeen = true;
-      resolve({ code, signal });
-    }),
-  );
+  const exited = started.exited.then((exit) => {
+    exitSeen = true;
+    return exit;
+  });
 
   let timedOut = false;
   let termSentAt: number | undefined;
@@ -373,7 +434,7 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
           // and a wrapper that already wrote the exit status means the shell ended in time.
           () =>
             setImmediate(() => {
-              if (exitSeen || (opts.runFiles !== undefined && existsSync(opts.runFiles.exit))) return;
+              if (exitSeen || (opts.runFiles !== undefined && (statSync(opts.runFiles.exit, { throwIfNoEntry: false })?.size ?? 0) > 0)) return;
               timedOut = true;
               termSentAt = performance.now();
               signalGroup(pgid, 'SIGTERM');
@@ -414,10 +475,12 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
     }
   }
 
-  let drainTimer: NodeJS.Timeout | undefined;
-  await Promise.race([closed, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))]);
-  clearTimeout(drainTimer);
-  for (const stream of streams) stream.destroy();
+  if (streams.length > 0) {
+    let drainTimer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))]);
+    clearTimeout(drainTimer);
+    for (const stream of streams) stream.destroy();
+  }
   // The run files stay: until the caller has recorded the outcome durably,
   // they are how a restarted controller learns it.
   if (opts.runFiles) readTailFile(opts.runFiles.output, s.tail);
@@ -460,6 +523,8 @@ async function supervise(child: ChildProcess, pgid: number, opts: RunBodyOptions
 
 /** Fills `tail` with the end of an output file (at most its limit, so a huge file is not read whole). */
 function readTailFile(path: string, tail: OutputTail): void {
+  // A body that printed nothing costs one stat.
+  if ((statSync(path, { throwIfNoEntry: false })?.size ?? 0) === 0) return;
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type BodyResult, DRAIN_MS, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
 import { tempDir } from '../helpers.js';
 
@@ -15,10 +15,19 @@ function dir(): string {
   return tmp.path;
 }
 
+/**
+ * Every test runs three ways: output through pipes (child_process, no run
+ * files), and with run files (how the controller runs bodies) started by
+ * child_process and by the native spawner.
+ */
+const MODES = ['pipes', 'node', 'native'] as const;
+let mode: (typeof MODES)[number] = 'pipes';
+
 /** Defaults a test overrides: a fresh cwd, PATH only, the status file named in env. */
 function options(command: string, over: Partial<RunBodyOptions> = {}): RunBodyOptions {
   const cwd = over.cwd ?? dir();
   const statusFile = over.statusFile ?? join(dir(), 'status');
+  const runs = mode === 'pipes' ? undefined : dir();
   return {
     command,
     cwd,
@@ -26,6 +35,7 @@ function options(command: string, over: Partial<RunBodyOptions> = {}): RunBodyOp
     timeoutMs: 20_000,
     statusFile,
     noOpExitCodes: [100],
+    ...(runs ? { runFiles: { output: join(runs, 'output'), exit: join(runs, 'exit') }, spawner: mode as 'node' | 'native' } : {}),
     ...over,
   };
 }
@@ -72,313 +82,328 @@ function reap(pid: number): void {
 
 const pidsIn = (text: string) => text.trim().split(/\s+/).map(Number);
 
-describe('runBody: the exit-code contract with real processes', () => {
-  it('exit 0 is did-work', async () => {
-    const r = await run('exit 0');
-    expect(r).toMatchObject({ outcome: 'did-work', exitCode: 0, signal: null });
-    expect(r.reason).toBeUndefined();
+describe.each(MODES)('%s', (m) => {
+  beforeEach(() => {
+    mode = m;
   });
 
-  it('exit 100 is no-op by default', async () => {
-    expect(await run('exit 100')).toMatchObject({ outcome: 'no-op', exitCode: 100 });
-  });
-
-  it('a configured no-op code: noOpExitCodes [3] makes exit 3 no-op and exit 100 failed', async () => {
-    expect(await run('exit 3', { noOpExitCodes: [3] })).toMatchObject({ outcome: 'no-op', exitCode: 3 });
-    expect(await run('exit 100', { noOpExitCodes: [3] })).toMatchObject({ outcome: 'failed', exitCode: 100, reason: 'exit code 100' });
-  });
-
-  it('exit 1 and exit 2 are failed with the code in the reason', async () => {
-    expect(await run('exit 1')).toMatchObject({ outcome: 'failed', exitCode: 1, reason: 'exit code 1' });
-    expect(await run('exit 2')).toMatchObject({ outcome: 'failed', exitCode: 2, reason: 'exit code 2' });
-  });
-
-  it('a body killed by a signal that was not ours is failed with that signal', async () => {
-    const r = await run('kill -KILL $$');
-    expect(r).toMatchObject({ outcome: 'failed', exitCode: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' });
-  });
-
-  it('records start, end and duration', async () => {
-    const before = Date.now();
-    const r = await run('sleep 0.2');
-    expect(r.startedAt).toBeGreaterThanOrEqual(before);
-    expect(r.endedAt).toBeGreaterThanOrEqual(r.startedAt + 150);
-    expect(r.durationMs).toBeGreaterThanOrEqual(150);
-    expect(r.durationMs).toBeLessThan(10_000);
-  });
-});
-
-describe('runBody: timeout', () => {
-  it('a body over its timeout is timeout, and done resolves soon after', async () => {
-    const r = await run('sleep 10', { timeoutMs: 200 });
-    expect(r.outcome).toBe('timeout');
-    expect(r.reason).toBe('timed out after 200 ms');
-    expect(r.signal).toBe('SIGTERM');
-    expect(r.durationMs).toBeGreaterThanOrEqual(190);
-    expect(r.durationMs).toBeLessThan(5_000);
-  });
-
-  it('the timeout takes down the whole process group, not just the shell', async () => {
-    const r = await run('sleep 30 & echo $!; sleep 30 & echo $!; wait', { timeoutMs: 300 });
-    expect(r.outcome).toBe('timeout');
-    const pids = pidsIn(r.outputTail);
-    expect(pids).toHaveLength(2);
-    for (const pid of pids) expect(isRunning(pid), `pid ${pid} still runs`).toBe(false);
-    // kill(pid, 0) sees zombies too; it agrees once pid 1 has reaped the orphans.
-    for (const pid of pids) {
-      expect(
-        await eventually(() => {
-          try {
-            process.kill(pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        }, 15_000),
-        `pid ${pid} was never reaped`,
-      ).toBe(true);
-    }
-  });
-
-  it('a body that ended while the controller was frozen is not a timeout when the controller wakes past its deadline', async () => {
-    // The event loop stands still for 1.2 s (as under SIGSTOP): the body exits at 0.2 s, its timer is due at 0.5 s, and both are pending at once.
-    const done = run('sleep 0.2; exit 100', { timeoutMs: 500 });
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_200);
-    const r = await done;
-    expect(r.outcome).toBe('no-op');
-    expect(r.exitCode).toBe(100);
-  });
-
-  it('done does not wait out the grace period for processes that are dead but not yet reaped', async () => {
-    // The background sleep dies of the SIGTERM and stays a zombie until pid 1 reaps it: that is not "still running".
-    const started = Date.now();
-    const r = await run('sleep 30 & wait', { timeoutMs: 200, graceMs: 10_000 });
-    expect(r.outcome).toBe('timeout');
-    expect(r.reason).toBe('timed out after 200 ms');
-    // Waiting out the grace would take 10 s; 5 s leaves room for a loaded CI box.
-    expect(Date.now() - started).toBeLessThan(5_000);
-  });
-
-  it('a body that ignores SIGTERM is SIGKILLed after the grace period', async () => {
-    const r = await run("trap '' TERM; sleep 10; echo survived", { timeoutMs: 200, graceMs: 300 });
-    expect(r.outcome).toBe('timeout');
-    expect(r.signal).toBe('SIGKILL');
-    expect(r.reason).toBe('timed out after 200 ms; SIGKILL after 300 ms grace');
-    expect(r.durationMs).toBeGreaterThanOrEqual(450);
-    expect(r.durationMs).toBeLessThan(5_000);
-    expect(r.outputTail).not.toContain('survived');
-  });
-
-  it('a body that traps SIGTERM and exits 0 is still timeout', async () => {
-    const r = await run("trap 'exit 0' TERM; sleep 10 & wait", { timeoutMs: 200 });
-    expect(r).toMatchObject({ outcome: 'timeout', exitCode: 0 });
-  });
-
-  it('no timer is left behind once the body ends', async () => {
-    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
-    const r = await run('exit 0', { timeoutMs: 600_000, graceMs: 600_000 });
-    expect(r.outcome).toBe('did-work');
-    expect(timers()).toBeLessThanOrEqual(before);
-  });
-});
-
-describe('runBody: the status file', () => {
-  const write = (word: string) => `printf '%s\\n' '${word}' > "$ORDERLY_STATUS_FILE"`;
-
-  it('exit 0 with status no-op is no-op, and the file is deleted', async () => {
-    const statusFile = join(dir(), 'status');
-    const r = await run(`${write('no-op')}; exit 0`, { statusFile });
-    expect(r).toMatchObject({ outcome: 'no-op', exitCode: 0, statusFromFile: 'no-op' });
-    expect(existsSync(statusFile)).toBe(false);
-  });
-
-  it('exit 100 with status did-work is did-work', async () => {
-    expect(await run(`${write('did-work')}; exit 100`)).toMatchObject({ outcome: 'did-work', statusFromFile: 'did-work' });
-  });
-
-  it('exit 1 with status no-op is failed: the file never hides a failure', async () => {
-    expect(await run(`${write('no-op')}; exit 1`)).toMatchObject({ outcome: 'failed', reason: 'exit code 1', statusFromFile: 'no-op' });
-  });
-
-  it('a garbage status file is ignored, and named in the reason', async () => {
-    const r = await run(`${write('done!')}; exit 0`);
-    expect(r.outcome).toBe('did-work');
-    expect(r.statusFromFile).toBeUndefined();
-    expect(r.reason).toBe('status file ignored: "done!" is neither "no-op" nor "did-work"');
-  });
-
-  it('a status file that is a directory is ignored, not fatal', async () => {
-    const r = await run('mkdir "$ORDERLY_STATUS_FILE"; exit 100');
-    expect(r.outcome).toBe('no-op');
-    expect(r.reason).toMatch(/^status file ignored: /);
-  });
-
-  it('an oversized status file is ignored', async () => {
-    const r = await run('head -c 5000 /dev/zero > "$ORDERLY_STATUS_FILE"; exit 0');
-    expect(r).toMatchObject({ outcome: 'did-work', reason: 'status file ignored: 5000 bytes' });
-  });
-
-  it('a stale status file from an earlier run is removed before the body starts', async () => {
-    const statusFile = join(dir(), 'status');
-    writeFileSync(statusFile, 'no-op\n');
-    const r = await run('test -e "$ORDERLY_STATUS_FILE" && echo stale; exit 0', { statusFile });
-    expect(r.outcome).toBe('did-work');
-    expect(r.outputTail).toBe('');
-  });
-});
-
-describe('runBody: output', () => {
-  it('keeps the last 64 KiB of a 1 MB+ output and counts every byte', async () => {
-    const r = await run('seq 1 200000');
-    const expected = Buffer.from(`${Array.from({ length: 200_000 }, (_, i) => i + 1).join('\n')}\n`);
-    expect(expected.length).toBeGreaterThan(1_000_000);
-    expect(r.outputBytes).toBe(expected.length);
-    expect(r.outputTail).toBe(expected.subarray(expected.length - 64 * 1024).toString());
-  });
-
-  it('honours tailBytes', async () => {
-    const r = await run('printf 0123456789', { tailBytes: 4 });
-    expect(r).toMatchObject({ outputTail: '6789', outputBytes: 10 });
-  });
-
-  it('captures stdout and stderr into the one tail', async () => {
-    const r = await run('echo to-stdout; echo to-stderr >&2');
-    expect(r.outputTail).toContain('to-stdout\n');
-    expect(r.outputTail).toContain('to-stderr\n');
-    expect(r.outputBytes).toBe(20);
-  });
-
-  it('OutputTail never holds more than twice its limit, however much is pushed', () => {
-    const tail = new OutputTail(4096);
-    let all = '';
-    for (let i = 0; i < 2000; i++) {
-      const chunk = `${String(i).padStart(5, '0')}:${'x'.repeat(i % 3000)}\n`;
-      all += chunk;
-      tail.push(Buffer.from(chunk));
-      expect(tail.heldBytes).toBeLessThanOrEqual(2 * 4096);
-    }
-    expect(tail.totalBytes).toBe(Buffer.byteLength(all));
-    expect(tail.text()).toBe(all.slice(-4096));
-  });
-
-  it('OutputTail does not start with half a UTF-8 character', () => {
-    const tail = new OutputTail(5);
-    tail.push(Buffer.from('ééééé'));
-    expect(tail.text()).toBe('éé');
-  });
-});
-
-describe('runBody: environment, cwd, inherited fds', () => {
-  it('passes env exactly as given, without merging process.env', async () => {
-    expect(process.env.HOME).toBeDefined();
-    const r = await run('echo "$FOO ${HOME-unset}"', { env: { FOO: 'bar baz' } });
-    expect(r.outputTail).toBe('bar baz unset\n');
-  });
-
-  it('runs in the given cwd', async () => {
-    const cwd = dir();
-    const r = await run('pwd -P', { cwd });
-    expect(r.outputTail).toBe(`${cwd}\n`);
-  });
-
-  it('the body is its own process group leader and pid is the shell', async () => {
-    const running = runBody(options("read -r _ _ _ _ pgid _ < /proc/$$/stat; echo $$ $pgid"));
-    const r = await running.done;
-    expect(running.pid).toBeGreaterThan(0);
-    expect(pidsIn(r.outputTail)).toEqual([running.pid, running.pid]);
-  });
-
-  it('extraFds are inherited as fd 3, 4, …', async () => {
-    const d = dir();
-    const fd3 = openSync(join(d, 'three'), 'w');
-    const fd4 = openSync(join(d, 'four'), 'w');
-    try {
-      const r = await run('echo via-3 >&3; echo via-4 >&4', { extraFds: [fd3, fd4] });
-      expect(r.outcome).toBe('did-work');
-    } finally {
-      closeSync(fd3);
-      closeSync(fd4);
-    }
-    expect(readFileSync(join(d, 'three'), 'utf8')).toBe('via-3\n');
-    expect(readFileSync(join(d, 'four'), 'utf8')).toBe('via-4\n');
-  });
-});
-
-describe('runBody: bodies that cannot start are failed, never thrown', () => {
-  it('a missing cwd names the cwd (not the shell, as node would)', async () => {
-    const cwd = join(dir(), 'gone');
-    const running = runBody(options('exit 0', { cwd }));
-    expect(running.pid).toBeUndefined();
-    expect(await running.done).toMatchObject({ outcome: 'failed', exitCode: null, reason: `cwd does not exist: ${cwd}` });
-  });
-
-  it('a cwd that is a file is failed', async () => {
-    const cwd = join(dir(), 'file');
-    writeFileSync(cwd, '');
-    expect(await run('exit 0', { cwd })).toMatchObject({ outcome: 'failed', reason: `cwd is not a directory: ${cwd}` });
-  });
-
-  it('a missing shell is failed with a reason', async () => {
-    const running = runBody(options('exit 0', { shell: '/nonexistent/sh' }));
-    expect(running.pid).toBeUndefined();
-    expect(await running.done).toMatchObject({ outcome: 'failed', reason: 'shell not found: /nonexistent/sh' });
-  });
-
-  it('a shell that is not executable is failed (EACCES)', async () => {
-    const shell = join(dir(), 'sh');
-    writeFileSync(shell, '#!/bin/sh\n');
-    chmodSync(shell, 0o644);
-    const running = runBody(options('exit 0', { shell }));
-    expect(running.pid).toBeUndefined();
-    expect(await running.done).toMatchObject({ outcome: 'failed', reason: `shell not executable: ${shell} (EACCES)` });
-  });
-
-  it('a bad extra fd is failed, not thrown', async () => {
-    const running = runBody(options('exit 0', { extraFds: [9999] }));
-    expect(running.pid).toBeUndefined();
-    const r = await running.done;
-    expect(r.outcome).toBe('failed');
-    expect(r.reason).toMatch(/EBADF/);
-  });
-
-  it('a NUL byte in the command is failed, not thrown', async () => {
-    const r = await run('echo \0');
-    expect(r.outcome).toBe('failed');
-    expect(r.reason).toMatch(/^cannot start \/bin\/sh: /);
-  });
-});
-
-describe('runBody: processes the body leaves behind', () => {
-  it('a backgrounded grandchild holding stdout does not hang done, and is terminated with the body', async () => {
-    const started = Date.now();
-    const r = await run('sleep 30 & echo $!; exit 0');
-    expect(Date.now() - started).toBeLessThan(3_000);
-    expect(r.outcome).toBe('did-work');
-    expect(r.reason).toBe("leftover processes of the body's group were sent SIGTERM");
-    const [pid] = pidsIn(r.outputTail);
-    expect(isRunning(pid!)).toBe(false);
-  });
-
-  it('a grandchild that ignores SIGTERM is SIGKILLed after the grace period', async () => {
-    // The shell waits until the grandchild has set its trap, or our SIGTERM could beat it.
-    const r = await run("(trap '' TERM; : > ready; exec sleep 30) & until [ -e ready ]; do sleep 0.01; done; echo $!; exit 0", {
-      graceMs: 300,
+  describe('runBody: the exit-code contract with real processes', () => {
+    it('exit 0 is did-work', async () => {
+      const r = await run('exit 0');
+      expect(r).toMatchObject({ outcome: 'did-work', exitCode: 0, signal: null });
+      expect(r.reason).toBeUndefined();
     });
-    expect(r.outcome).toBe('did-work');
-    expect(r.reason).toBe("leftover processes of the body's group were sent SIGTERM and SIGKILL");
-    const [pid] = pidsIn(r.outputTail);
-    expect(await eventually(() => !isRunning(pid!), 2_000)).toBe(true);
+
+    it('exit 100 is no-op by default', async () => {
+      expect(await run('exit 100')).toMatchObject({ outcome: 'no-op', exitCode: 100 });
+    });
+
+    it('a configured no-op code: noOpExitCodes [3] makes exit 3 no-op and exit 100 failed', async () => {
+      expect(await run('exit 3', { noOpExitCodes: [3] })).toMatchObject({ outcome: 'no-op', exitCode: 3 });
+      expect(await run('exit 100', { noOpExitCodes: [3] })).toMatchObject({ outcome: 'failed', exitCode: 100, reason: 'exit code 100' });
+    });
+
+    it('exit 1 and exit 2 are failed with the code in the reason', async () => {
+      expect(await run('exit 1')).toMatchObject({ outcome: 'failed', exitCode: 1, reason: 'exit code 1' });
+      expect(await run('exit 2')).toMatchObject({ outcome: 'failed', exitCode: 2, reason: 'exit code 2' });
+    });
+
+    it('a body killed by a signal that was not ours is failed with that signal', async () => {
+      const r = await run('kill -KILL $$');
+      expect(r).toMatchObject({ outcome: 'failed', exitCode: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' });
+    });
+
+    it('records start, end and duration', async () => {
+      const before = Date.now();
+      const r = await run('sleep 0.2');
+      expect(r.startedAt).toBeGreaterThanOrEqual(before);
+      expect(r.endedAt).toBeGreaterThanOrEqual(r.startedAt + 150);
+      expect(r.durationMs).toBeGreaterThanOrEqual(150);
+      expect(r.durationMs).toBeLessThan(10_000);
+    });
   });
 
-  it('a grandchild that left the group (setsid) and holds stdout delays done by the drain cap only', async () => {
-    const started = Date.now();
-    const r = await run("setsid sh -c ': > ready; exec sleep 30' & until [ -e ready ]; do sleep 0.01; done; echo $!; exit 0");
-    const [pid] = pidsIn(r.outputTail);
-    reap(pid!);
-    expect(r.outcome).toBe('did-work');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(DRAIN_MS);
-    expect(Date.now() - started).toBeLessThan(3_000);
-    expect(isRunning(pid!)).toBe(true);
+  describe('runBody: timeout', () => {
+    it('a body over its timeout is timeout, and done resolves soon after', async () => {
+      const r = await run('sleep 10', { timeoutMs: 200 });
+      expect(r.outcome).toBe('timeout');
+      expect(r.reason).toBe('timed out after 200 ms');
+      expect(r.signal).toBe('SIGTERM');
+      expect(r.durationMs).toBeGreaterThanOrEqual(190);
+      expect(r.durationMs).toBeLessThan(5_000);
+    });
+
+    it('the timeout takes down the whole process group, not just the shell', async () => {
+      const r = await run('sleep 30 & echo $!; sleep 30 & echo $!; wait', { timeoutMs: 300 });
+      expect(r.outcome).toBe('timeout');
+      const pids = pidsIn(r.outputTail);
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) expect(isRunning(pid), `pid ${pid} still runs`).toBe(false);
+      // kill(pid, 0) sees zombies too; it agrees once pid 1 has reaped the orphans.
+      for (const pid of pids) {
+        expect(
+          await eventually(() => {
+            try {
+              process.kill(pid, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          }, 15_000),
+          `pid ${pid} was never reaped`,
+        ).toBe(true);
+      }
+    });
+
+    it('a body that ended while the controller was frozen is not a timeout when the controller wakes past its deadline', async () => {
+      // The event loop stands still for 1.2 s (as under SIGSTOP): the body exits at 0.2 s, its timer is due at 0.5 s, and both are pending at once.
+      const done = run('sleep 0.2; exit 100', { timeoutMs: 500 });
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_200);
+      const r = await done;
+      expect(r.outcome).toBe('no-op');
+      expect(r.exitCode).toBe(100);
+    });
+
+    it('done does not wait out the grace period for processes that are dead but not yet reaped', async () => {
+      // The background sleep dies of the SIGTERM and stays a zombie until pid 1 reaps it: that is not "still running".
+      const started = Date.now();
+      const r = await run('sleep 30 & wait', { timeoutMs: 200, graceMs: 10_000 });
+      expect(r.outcome).toBe('timeout');
+      expect(r.reason).toBe('timed out after 200 ms');
+      // Waiting out the grace would take 10 s; 5 s leaves room for a loaded CI box.
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
+    it('a body that ignores SIGTERM is SIGKILLed after the grace period', async () => {
+      const started = Date.now();
+      const r = await run("trap '' TERM; sleep 10; echo survived", { timeoutMs: 200, graceMs: 300 });
+      expect(r.outcome).toBe('timeout');
+      // With run files the wrapper shell is what ends: SIGTERM takes it, and the body it waited on is SIGKILLed before done.
+      expect(r.signal).toBe(mode === 'pipes' ? 'SIGKILL' : 'SIGTERM');
+      expect(r.reason).toBe('timed out after 200 ms; SIGKILL after 300 ms grace');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+      expect(r.durationMs).toBeLessThan(5_000);
+      expect(r.outputTail).not.toContain('survived');
+    });
+
+    it('a body that traps SIGTERM and exits 0 is still timeout', async () => {
+      const r = await run("trap 'exit 0' TERM; sleep 10 & wait", { timeoutMs: 200 });
+      expect(r).toMatchObject({ outcome: 'timeout', exitCode: mode === 'pipes' ? 0 : null });
+    });
+
+    it('no timer is left behind once the body ends', async () => {
+      const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+      const before = timers();
+      const r = await run('exit 0', { timeoutMs: 600_000, graceMs: 600_000 });
+      expect(r.outcome).toBe('did-work');
+      expect(timers()).toBeLessThanOrEqual(before);
+    });
+  });
+
+  describe('runBody: the status file', () => {
+    const write = (word: string) => `printf '%s\\n' '${word}' > "$ORDERLY_STATUS_FILE"`;
+
+    it('exit 0 with status no-op is no-op, and the file is deleted', async () => {
+      const statusFile = join(dir(), 'status');
+      const r = await run(`${write('no-op')}; exit 0`, { statusFile });
+      expect(r).toMatchObject({ outcome: 'no-op', exitCode: 0, statusFromFile: 'no-op' });
+      // Run files (the status file among them) are removed by their owner once the outcome is recorded.
+      expect(existsSync(statusFile)).toBe(mode !== 'pipes');
+    });
+
+    it('exit 100 with status did-work is did-work', async () => {
+      expect(await run(`${write('did-work')}; exit 100`)).toMatchObject({ outcome: 'did-work', statusFromFile: 'did-work' });
+    });
+
+    it('exit 1 with status no-op is failed: the file never hides a failure', async () => {
+      expect(await run(`${write('no-op')}; exit 1`)).toMatchObject({ outcome: 'failed', reason: 'exit code 1', statusFromFile: 'no-op' });
+    });
+
+    it('a garbage status file is ignored, and named in the reason', async () => {
+      const r = await run(`${write('done!')}; exit 0`);
+      expect(r.outcome).toBe('did-work');
+      expect(r.statusFromFile).toBeUndefined();
+      expect(r.reason).toBe('status file ignored: "done!" is neither "no-op" nor "did-work"');
+    });
+
+    it('a status file that is a directory is ignored, not fatal', async () => {
+      const r = await run('mkdir "$ORDERLY_STATUS_FILE"; exit 100');
+      expect(r.outcome).toBe('no-op');
+      expect(r.reason).toMatch(/^status file ignored: /);
+    });
+
+    it('an oversized status file is ignored', async () => {
+      const r = await run('head -c 5000 /dev/zero > "$ORDERLY_STATUS_FILE"; exit 0');
+      expect(r).toMatchObject({ outcome: 'did-work', reason: 'status file ignored: 5000 bytes' });
+    });
+
+    // Run files are named after their run: no earlier run can have left one (the controller's contract).
+    it.runIf(m === 'pipes')('a stale status file from an earlier run is removed before the body starts', async () => {
+      const statusFile = join(dir(), 'status');
+      writeFileSync(statusFile, 'no-op\n');
+      const r = await run('test -e "$ORDERLY_STATUS_FILE" && echo stale; exit 0', { statusFile });
+      expect(r.outcome).toBe('did-work');
+      expect(r.outputTail).toBe('');
+    });
+  });
+
+  describe('runBody: output', () => {
+    it('keeps the last 64 KiB of a 1 MB+ output and counts every byte', async () => {
+      const r = await run('seq 1 200000');
+      const expected = Buffer.from(`${Array.from({ length: 200_000 }, (_, i) => i + 1).join('\n')}\n`);
+      expect(expected.length).toBeGreaterThan(1_000_000);
+      expect(r.outputBytes).toBe(expected.length);
+      expect(r.outputTail).toBe(expected.subarray(expected.length - 64 * 1024).toString());
+    });
+
+    it('honours tailBytes', async () => {
+      const r = await run('printf 0123456789', { tailBytes: 4 });
+      expect(r).toMatchObject({ outputTail: '6789', outputBytes: 10 });
+    });
+
+    it('captures stdout and stderr into the one tail', async () => {
+      const r = await run('echo to-stdout; echo to-stderr >&2');
+      expect(r.outputTail).toContain('to-stdout\n');
+      expect(r.outputTail).toContain('to-stderr\n');
+      expect(r.outputBytes).toBe(20);
+    });
+
+    it('OutputTail never holds more than twice its limit, however much is pushed', () => {
+      const tail = new OutputTail(4096);
+      let all = '';
+      for (let i = 0; i < 2000; i++) {
+        const chunk = `${String(i).padStart(5, '0')}:${'x'.repeat(i % 3000)}\n`;
+        all += chunk;
+        tail.push(Buffer.from(chunk));
+        expect(tail.heldBytes).toBeLessThanOrEqual(2 * 4096);
+      }
+      expect(tail.totalBytes).toBe(Buffer.byteLength(all));
+      expect(tail.text()).toBe(all.slice(-4096));
+    });
+
+    it('OutputTail does not start with half a UTF-8 character', () => {
+      const tail = new OutputTail(5);
+      tail.push(Buffer.from('ééééé'));
+      expect(tail.text()).toBe('éé');
+    });
+  });
+
+  describe('runBody: environment, cwd, inherited fds', () => {
+    it('passes env exactly as given, without merging process.env', async () => {
+      expect(process.env.HOME).toBeDefined();
+      const r = await run('echo "$FOO ${HOME-unset}"', { env: { FOO: 'bar baz' } });
+      expect(r.outputTail).toBe('bar baz unset\n');
+    });
+
+    it('runs in the given cwd', async () => {
+      const cwd = dir();
+      const r = await run('pwd -P', { cwd });
+      expect(r.outputTail).toBe(`${cwd}\n`);
+    });
+
+    it('the body is its own process group leader and pid is the shell', async () => {
+      const running = runBody(options("read -r _ _ _ _ pgid _ < /proc/$$/stat; echo $$ $pgid"));
+      const r = await running.done;
+      expect(running.pid).toBeGreaterThan(0);
+      const [shell, group] = pidsIn(r.outputTail);
+      expect(group).toBe(running.pid);
+      // With run files the body's shell runs under the wrapper that leads the group.
+      if (mode === 'pipes') expect(shell).toBe(running.pid);
+      else expect(shell).not.toBe(running.pid);
+    });
+
+    it('extraFds are inherited as fd 3, 4, …', async () => {
+      const d = dir();
+      const fd3 = openSync(join(d, 'three'), 'w');
+      const fd4 = openSync(join(d, 'four'), 'w');
+      try {
+        const r = await run('echo via-3 >&3; echo via-4 >&4', { extraFds: [fd3, fd4] });
+        expect(r.outcome).toBe('did-work');
+      } finally {
+        closeSync(fd3);
+        closeSync(fd4);
+      }
+      expect(readFileSync(join(d, 'three'), 'utf8')).toBe('via-3\n');
+      expect(readFileSync(join(d, 'four'), 'utf8')).toBe('via-4\n');
+    });
+  });
+
+  describe('runBody: bodies that cannot start are failed, never thrown', () => {
+    it('a missing cwd names the cwd (not the shell, as node would)', async () => {
+      const cwd = join(dir(), 'gone');
+      const running = runBody(options('exit 0', { cwd }));
+      expect(running.pid).toBeUndefined();
+      expect(await running.done).toMatchObject({ outcome: 'failed', exitCode: null, reason: `cwd does not exist: ${cwd}` });
+    });
+
+    it('a cwd that is a file is failed', async () => {
+      const cwd = join(dir(), 'file');
+      writeFileSync(cwd, '');
+      expect(await run('exit 0', { cwd })).toMatchObject({ outcome: 'failed', reason: `cwd is not a directory: ${cwd}` });
+    });
+
+    it('a missing shell is failed with a reason', async () => {
+      const running = runBody(options('exit 0', { shell: '/nonexistent/sh' }));
+      expect(running.pid).toBeUndefined();
+      expect(await running.done).toMatchObject({ outcome: 'failed', reason: 'shell not found: /nonexistent/sh' });
+    });
+
+    it('a shell that is not executable is failed (EACCES)', async () => {
+      const shell = join(dir(), 'sh');
+      writeFileSync(shell, '#!/bin/sh\n');
+      chmodSync(shell, 0o644);
+      const running = runBody(options('exit 0', { shell }));
+      expect(running.pid).toBeUndefined();
+      expect(await running.done).toMatchObject({ outcome: 'failed', reason: `shell not executable: ${shell} (EACCES)` });
+    });
+
+    it('a bad extra fd is failed, not thrown', async () => {
+      const running = runBody(options('exit 0', { extraFds: [9999] }));
+      expect(running.pid).toBeUndefined();
+      const r = await running.done;
+      expect(r.outcome).toBe('failed');
+      expect(r.reason).toMatch(/EBADF/);
+    });
+
+    it('a NUL byte in the command is failed, not thrown', async () => {
+      const r = await run('echo \0');
+      expect(r.outcome).toBe('failed');
+      expect(r.reason).toMatch(/^cannot start \/bin\/sh: /);
+    });
+  });
+
+  describe('runBody: processes the body leaves behind', () => {
+    it('a backgrounded grandchild holding stdout does not hang done, and is terminated with the body', async () => {
+      const started = Date.now();
+      const r = await run('sleep 30 & echo $!; exit 0');
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(r.outcome).toBe('did-work');
+      expect(r.reason).toBe("leftover processes of the body's group were sent SIGTERM");
+      const [pid] = pidsIn(r.outputTail);
+      expect(isRunning(pid!)).toBe(false);
+    });
+
+    it('a grandchild that ignores SIGTERM is SIGKILLed after the grace period', async () => {
+      // The shell waits until the grandchild has set its trap, or our SIGTERM could beat it.
+      const r = await run("(trap '' TERM; : > ready; exec sleep 30) & until [ -e ready ]; do sleep 0.01; done; echo $!; exit 0", {
+        graceMs: 300,
+      });
+      expect(r.outcome).toBe('did-work');
+      expect(r.reason).toBe("leftover processes of the body's group were sent SIGTERM and SIGKILL");
+      const [pid] = pidsIn(r.outputTail);
+      expect(await eventually(() => !isRunning(pid!), 2_000)).toBe(true);
+    });
+
+    it('a grandchild that left the group (setsid) and holds stdout delays done by the drain cap only', async () => {
+      const started = Date.now();
+      const r = await run("setsid sh -c ': > ready; exec sleep 30' & until [ -e ready ]; do sleep 0.01; done; echo $!; exit 0");
+      const [pid] = pidsIn(r.outputTail);
+      reap(pid!);
+      expect(r.outcome).toBe('did-work');
+      // A run file is no pipe: nothing to drain.
+      if (mode === 'pipes') expect(Date.now() - started).toBeGreaterThanOrEqual(DRAIN_MS);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(isRunning(pid!)).toBe(true);
+    });
   });
 });

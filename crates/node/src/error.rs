@@ -18,6 +18,12 @@ impl AsRef<str> for Code {
     }
 }
 
+impl Code {
+    pub fn from_static(code: &'static str) -> Self {
+        Code(Cow::Borrowed(code))
+    }
+}
+
 impl From<Status> for Code {
     fn from(status: Status) -> Self {
         Code(Cow::Owned(status.as_ref().to_owned()))

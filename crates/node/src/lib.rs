@@ -9,8 +9,10 @@ mod events;
 mod lease;
 mod options;
 mod sim;
+mod spawn;
 mod wal;
 
 pub use lease::{append_city_event, create_run_lock, inspect_store, latest_city_event_seq, run_lock_held, socket_peer_uid, trim_run_output, NativeLeaseStore};
 pub use sim::SimDisk;
+pub use spawn::NativeSpawner;
 pub use wal::NativeWal;

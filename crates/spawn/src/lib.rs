@@ -1,0 +1,17 @@
+//! Starting and reaping order bodies without Node's `child_process`.
+//!
+//! Node forks (copying the page tables of a large process) and keeps pipes,
+//! handles and a JS object per child; a controller firing thousands of exec
+//! orders spends most of its time there. Here a body is started with
+//! `posix_spawn`, which glibc implements with `clone(CLONE_VM | CLONE_VFORK)`:
+//! nothing is copied, and the parent is held only until the child has
+//! exec'd. Every child is then watched through a pidfd on one epoll thread,
+//! whatever their number.
+//!
+//! Linux only (pidfd_open needs 5.3, the file actions glibc 2.34).
+
+mod command;
+mod reaper;
+
+pub use command::{spawn, Command};
+pub use reaper::{Exit, Reaper};

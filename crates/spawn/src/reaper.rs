@@ -1,0 +1,178 @@
+//! One thread that reaps every child: a pidfd per child in one epoll set.
+//!
+//! A thread per child (or a blocking wait per child on the libuv pool)
+//! would cost a stack and a context switch per body; SIGCHLD would fight
+//! Node's own handler for the signal. A pidfd becomes readable when its
+//! process exits and names exactly one child, so reaping it with
+//! `waitpid(pid)` never takes a child of anyone else in this process
+//! (libuv waits for its own children by pid too).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::command::{spawn, Command};
+
+/// How a child ended: `code` when it exited, `signal` when a signal killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: i32,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// epoll data of the wake-up eventfd; children use their pid (always > 0).
+const WAKE: u64 = 0;
+const BATCH: usize = 64;
+
+struct Shared {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    stop: AtomicBool,
+    /// pid → its pidfd, until reaped.
+    watched: Mutex<HashMap<i32, OwnedFd>>,
+}
+
+pub struct Reaper {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reaper {
+    /// Starts the reaping thread; `on_exit` runs on it, once per child, in
+    /// the order the children end.
+    pub fn start<F>(on_exit: F) -> io::Result<Reaper>
+    where
+        F: Fn(Exit) + Send + 'static,
+    {
+        // Fails here, not at the first body, on a kernel without pidfds.
+        drop(pidfd_open(std::process::id() as i32)?);
+        let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        epoll_add(epoll.as_raw_fd(), wake.as_raw_fd(), WAKE)?;
+        let shared = Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()) });
+        let looping = Arc::clone(&shared);
+        let thread = std::thread::Builder::new().name("orderly-reaper".into()).stack_size(64 * 1024).spawn(move || reap_loop(&looping, on_exit))?;
+        Ok(Reaper { shared, thread: Some(thread) })
+    }
+
+    /// Starts `cmd` and watches it. If it cannot be watched it is killed
+    /// (its whole group) and reaped here, and the error returned: a child
+    /// nobody would ever hear of must not run.
+    pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
+        let pid = spawn(cmd)?;
+        if let Err(err) = self.watch(pid) {
+            unsafe {
+                libc::kill(if cmd.new_group { -pid } else { pid }, libc::SIGKILL);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return Err(err);
+        }
+        Ok(pid)
+    }
+
+    /// Reports `pid` (a child of this process not yet reaped) when it ends.
+    pub fn watch(&self, pid: i32) -> io::Result<()> {
+        let fd = pidfd_open(pid)?;
+        let raw = fd.as_raw_fd();
+        // In the map before epoll can report it: the thread looks it up there.
+        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, fd);
+        if let Err(err) = epoll_add(self.shared.epoll.as_raw_fd(), raw, pid as u64) {
+            self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Children started and not yet reported.
+    pub fn pending(&self) -> usize {
+        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for Reaper {
+    /// Stops the thread. Children still running are left alone (a body
+    /// outlives its controller by design); nobody reaps them here any more.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        unsafe { libc::write(self.shared.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    loop {
+        let n = unsafe { libc::epoll_wait(shared.epoll.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, -1) };
+        if n < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        for ev in &events[..n as usize] {
+            let data = ev.u64;
+            if data == WAKE {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+            let pid = data as i32;
+            let Some(exit) = reap(pid) else { continue };
+            // Dropping the pidfd also takes it out of the epoll set.
+            shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            on_exit(exit);
+        }
+    }
+}
+
+/// Reaps `pid`, which its pidfd says has ended.
+fn reap(pid: i32) -> Option<Exit> {
+    let mut status = 0;
+    loop {
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        // 0: not ended after all (a stopped child does not make a pidfd readable,
+        // so this is not expected); ECHILD: reaped by someone else, its status is lost.
+        return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None }) };
+    }
+    Some(if libc::WIFSIGNALED(status) {
+        Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)) }
+    } else {
+        Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None }
+    })
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    owned(fd as libc::c_int)
+}
+
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+fn epoll_add(epoll: RawFd, fd: RawFd, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: data };
+    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

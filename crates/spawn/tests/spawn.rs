@@ -1,0 +1,110 @@
+//! Real processes: what the child gets, and how the reaper reports its end.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use orderly_spawn::{spawn, Command, Exit, Reaper};
+
+fn sh(script: &str) -> Command {
+    Command {
+        program: CString::new("/bin/sh").unwrap(),
+        args: vec![CString::new("sh").unwrap(), CString::new("-c").unwrap(), CString::new(script).unwrap()],
+        env: vec![CString::new("GREETING=hello there").unwrap(), CString::new("PATH=/usr/bin:/bin").unwrap()],
+        cwd: None,
+        output: None,
+        inherit: vec![],
+        new_group: true,
+    }
+}
+
+fn reaper() -> (Reaper, mpsc::Receiver<Exit>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let r = Reaper::start(move |e| {
+        let _ = tx.lock().unwrap().send(e);
+    })
+    .unwrap();
+    (r, rx)
+}
+
+fn wait(rx: &mpsc::Receiver<Exit>) -> Exit {
+    rx.recv_timeout(Duration::from_secs(10)).expect("the reaper reports the child")
+}
+
+#[test]
+fn reports_exit_codes_and_signals() {
+    let (r, rx) = reaper();
+    let a = r.spawn(&sh("exit 100")).unwrap();
+    assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None });
+    let b = r.spawn(&sh("kill -TERM $$")).unwrap();
+    assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM) });
+    assert_eq!(r.pending(), 0);
+}
+
+#[test]
+fn gives_the_child_its_env_cwd_output_group_and_inherited_fd() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let lock = fs::File::create(dir.path().join("lock")).unwrap();
+    let mut cmd = sh("echo \"$GREETING\"; pwd; echo err >&2; read -r _ _ _ _ pgid _ < /proc/$$/stat; [ \"$pgid\" = $$ ] && echo leader; [ -e /proc/$$/fd/3 ] && readlink /proc/$$/fd/3; [ -e /proc/$$/fd/4 ] || echo no-fd-4; read -r x || echo stdin-empty");
+    cmd.cwd = Some(CString::new(dir.path().to_str().unwrap()).unwrap());
+    cmd.output = Some(CString::new(out.to_str().unwrap()).unwrap());
+    cmd.inherit = vec![lock.as_raw_fd()];
+    let (r, rx) = reaper();
+    r.spawn(&cmd).unwrap();
+    assert_eq!(wait(&rx).code, Some(0));
+    let text = fs::read_to_string(&out).unwrap();
+    let want = format!("hello there\n{}\nerr\nleader\n{}\nno-fd-4\nstdin-empty\n", dir.path().display(), dir.path().join("lock").display());
+    assert_eq!(text, want);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn passes_low_descriptors_to_their_places_and_resets_ignored_signals() {
+    // fd 3 of this process as the child's fd 4: the first dup2 must not clobber it.
+    let dir = tempfile::tempdir().unwrap();
+    let a = fs::File::create(dir.path().join("a")).unwrap();
+    let b = fs::File::create(dir.path().join("b")).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = sh("readlink /proc/$$/fd/3 /proc/$$/fd/4; grep -E '^SigIgn' /proc/$$/status");
+    cmd.inherit = vec![b.as_raw_fd(), a.as_raw_fd()];
+    cmd.output = Some(CString::new(out.to_str().unwrap()).unwrap());
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let (r, rx) = reaper();
+    r.spawn(&cmd).unwrap();
+    assert_eq!(wait(&rx).code, Some(0));
+    let text = fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], dir.path().join("b").to_str().unwrap());
+    assert_eq!(lines[1], dir.path().join("a").to_str().unwrap());
+    // sh itself ignores nothing it was not told to: SIGPIPE is back to its default.
+    let ign = u64::from_str_radix(lines[2].split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(ign & (1 << (libc::SIGPIPE - 1)), 0, "{text}");
+}
+
+#[test]
+fn fails_synchronously_for_a_missing_program_or_cwd() {
+    let mut cmd = sh("true");
+    cmd.program = CString::new("/nonexistent/sh").unwrap();
+    assert_eq!(spawn(&cmd).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    let mut cmd = sh("true");
+    cmd.cwd = Some(CString::new("/nonexistent-dir").unwrap());
+    assert_eq!(spawn(&cmd).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+}
+
+#[test]
+fn a_child_outlives_a_dropped_reaper() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let (r, _rx) = reaper();
+    let pid = r.spawn(&sh(&format!("sleep 0.3; echo > {}", done.display()))).unwrap();
+    drop(r);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(done.exists());
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+}
