@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
-import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { defaultAuditUrl, recordSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -19,6 +19,7 @@ import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, runBody, type BodyResult } from './body.js';
+import { SpareFiles } from './spare-files.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
 import { runCheck } from './check.js';
@@ -53,6 +54,12 @@ export interface ControllerOptions {
   envAllow?: string[];
   /** SIGTERM→SIGKILL grace for timed-out bodies; default 2 s, as Gas City. */
   killGraceMs?: number;
+  /**
+   * How exec bodies are started: 'native' (default) is posix_spawn with one
+   * reaping thread for all bodies (crates/spawn); 'node' is Node's
+   * child_process.spawn (bench:schedule compares the two).
+   */
+  spawner?: 'native' | 'node';
   /** How often condition orders without an `interval` run their check (Gas City's patrol tick); default 30 s. */
   patrolMs?: number;
   /**
@@ -815,8 +822,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (spec.exec !== undefined) {
       const lockPath = join(this.#runsDir, `${fireId}.lock`);
       const files = this.#runFiles(fireId);
+      const spares = this.#spareFiles();
       let fd: number | undefined;
       try {
+        // Files of settled runs, emptied, instead of new ones (see SpareFiles); what has no spare is created.
+        if (spares) for (const path of [lockPath, files.output, files.exit]) spares.take(path);
         // The body inherits the locked descriptor: a restarted controller
         // finds the lock held exactly while the body (or a child) lives.
         try {
@@ -851,18 +861,20 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           ...(spec.noOpWhenSilent ? { noOpWhenSilent: true } : {}),
           extraFds: [fd],
           runFiles: files,
+          ...(this.#opts.spawner ? { spawner: this.#opts.spawner } : {}),
         });
-        closeSync(fd);
-        fd = undefined;
-        if (run.pid !== undefined) this.#groups.set(o.scopedName, { pgid: run.pid, lockPath });
-        // What a controller that adopts this body after a crash needs to time it out.
         if (run.pid !== undefined) {
+          this.#groups.set(o.scopedName, { pgid: run.pid, lockPath });
+          // What a controller that adopts this body after a crash needs to time it out, in the
+          // lock file (positioned: the body shares the descriptor's offset): no file of its own.
           try {
-            writeFileSync(files.pid, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), { mode: 0o600 });
+            writeSync(fd, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), 0);
           } catch {
             // A full disk must not fail the run: an adopter just cannot time this body out.
           }
         }
+        closeSync(fd);
+        fd = undefined;
         crashPoint('fire:spawned');
         this.#watchOutput(fireId, files.output);
         const result = await run.done;
@@ -873,7 +885,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#groups.delete(o.scopedName);
         this.#outputs.delete(fireId);
         if (fd !== undefined) closeSync(fd);
-        rmSync(lockPath, { force: true });
+        // A process of the run still holds its lock (a daemon that escaped the group): none of its
+        // files is handed to another run, where that process could still write.
+        if (!spares || runLockHeld(lockPath)) {
+          this.#tainted.add(fireId);
+          unlinkQuiet(lockPath);
+        } else {
+          spares.give(lockPath);
+        }
       }
     }
     return this.#runCode(o, lease, fireId);
@@ -959,19 +978,57 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   #sweep(all: boolean): void {
     const now = Date.now();
+    const spares = this.#spareFiles();
     while (this.#sweepQueue.length > 0 && (all || this.#sweepQueue[0]!.at <= now)) {
       const { fireId } = this.#sweepQueue.shift()!;
       const f = this.#runFiles(fireId);
-      for (const path of [f.output, f.exit, f.status, f.pid]) rmSync(path, { force: true });
+      const reuse = spares && !this.#tainted.delete(fireId);
+      for (const path of [f.output, f.exit]) {
+        if (reuse) spares.give(path);
+        else unlinkQuiet(path);
+      }
+      // The body made it, with whatever mode it chose: not one to hand to another run.
+      unlinkQuiet(f.status);
     }
+  }
+
+  /** Fires whose run lock was still held when their body ended: their files are deleted, not reused. */
+  readonly #tainted = new Set<string>();
+  #spares: SpareFiles | null | undefined;
+
+  /** The spare run files (runs/.spare), or null when that directory cannot be made: runs then create their files. */
+  #spareFiles(): SpareFiles | null {
+    if (this.#spares === undefined) {
+      try {
+        this.#spares = new SpareFiles(join(this.#runsDir, '.spare'));
+      } catch {
+        this.#spares = null;
+      }
+    }
+    return this.#spares;
   }
 
   /** Run files of fires no held lease refers to are leftovers of settled runs (G7). */
   #sweepLeftovers(keep: Set<string>): void {
     for (const name of readdirSync(this.#runsDir)) {
+      // .spare holds emptied files for later runs.
+      if (name.startsWith('.')) continue;
       const fireId = name.slice(0, name.indexOf('.'));
       if (!keep.has(fireId)) rmSync(join(this.#runsDir, name), { force: true });
     }
+  }
+
+  /** The body's group and deadline, from its lock file (or the pid file an earlier version wrote). */
+  #readPid(fireId: string): { pgid: number; timeoutAt: number } | undefined {
+    for (const path of [join(this.#runsDir, `${fireId}.lock`), this.#runFiles(fireId).pid]) {
+      try {
+        const pid = JSON.parse(readFileSync(path, 'utf8')) as { pgid?: unknown; timeoutAt?: unknown };
+        if (typeof pid.pgid === 'number' && typeof pid.timeoutAt === 'number') return { pgid: pid.pgid, timeoutAt: pid.timeoutAt };
+      } catch {
+        // Absent, empty or half written: try the next place.
+      }
+    }
+    return undefined;
   }
 
   #runFiles(fireId: string): { output: string; exit: string; status: string; pid: string } {
@@ -983,8 +1040,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return this.#opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
 
+  #inheritedEnv: Record<string, string> | undefined;
+
+  /** A copy each call (callers edit it); read from process.env once: reading it is a call into C++ per variable. */
   #inherited(): Record<string, string> {
-    return Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    this.#inheritedEnv ??= Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    return { ...this.#inheritedEnv };
   }
 
   /**
@@ -1137,10 +1198,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Kills a body left by an earlier run of a cluster member; false when it would not die (it is then adopted and waited for). */
   async #killOrphan(scopedName: string, meta: Meta, lockPath: string): Promise<boolean> {
     try {
-      const { pgid } = JSON.parse(readFileSync(this.#runFiles(meta.fireId).pid, 'utf8')) as { pgid: number };
+      const { pgid } = this.#readPid(meta.fireId)!;
       signalGroup(pgid, 'SIGKILL');
     } catch {
-      // No pid file: the lock holders are all there is to kill.
+      // No pid recorded: the lock holders are all there is to kill.
     }
     killLockHolders(lockPath);
     for (let i = 0; i < 50 && runLockHeld(lockPath); i++) await new Promise((r) => setTimeout(r, 20));
@@ -1152,12 +1213,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
     this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
     const files = this.#runFiles(meta.fireId);
-    let pid: { pgid: number; timeoutAt: number } | undefined;
-    try {
-      pid = JSON.parse(readFileSync(files.pid, 'utf8')) as { pgid: number; timeoutAt: number };
-    } catch {
-      // Crashed before the pid was written: the body cannot be timed out, only waited for.
-    }
+    // Undefined: crashed before the pid was written; the body cannot be timed out, only waited for.
+    const pid = this.#readPid(meta.fireId);
     let termAt: number | undefined;
     this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
@@ -1489,5 +1546,14 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
     process.kill(-pgid, signal);
   } catch {
     // Already gone.
+  }
+}
+
+/** Removes a run's own file; one already gone (or a runs directory removed under us) is left to the sweeper. */
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // see above
   }
 }
