@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
-import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { defaultAuditUrl, recordSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -987,8 +987,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         if (reuse) spares.give(path);
         else unlinkQuiet(path);
       }
-      // The body made it, with whatever mode it chose: not one to hand to another run.
-      unlinkQuiet(f.status);
+      // The body made it, with whatever mode it chose: not one to hand to another run. Most bodies make none.
+      if (lstatSync(f.status, { throwIfNoEntry: false })) unlinkQuiet(f.status);
     }
   }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -48,6 +48,8 @@ export class SpareFiles {
 
   /** Empties `path` and keeps it for a later run (removes it when enough are kept). Never throws. */
   give(path: string): void {
+    // Code orders' fires have no run files: a stat, not a thrown ENOENT, says so.
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
     try {
       if (this.#names.length >= this.#cap) {
         unlinkSync(path);

@@ -129,6 +129,40 @@ impl Drop for Moved {
     }
 }
 
+type CloseFromFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, libc::c_int) -> libc::c_int;
+type ChdirFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const libc::c_char) -> libc::c_int;
+
+struct GlibcActions {
+    close_from: CloseFromFn,
+    chdir: ChdirFn,
+}
+
+/// The two file actions that are glibc extensions (2.34 and 2.29), looked up
+/// at run time: linked directly, an older glibc could not load the addon at
+/// all; looked up, it only falls back to Node's spawn.
+fn glibc_actions() -> Option<&'static GlibcActions> {
+    static ACTIONS: std::sync::OnceLock<Option<GlibcActions>> = std::sync::OnceLock::new();
+    ACTIONS
+        .get_or_init(|| unsafe {
+            let close_from = libc::dlsym(libc::RTLD_DEFAULT, c"posix_spawn_file_actions_addclosefrom_np".as_ptr());
+            let chdir = libc::dlsym(libc::RTLD_DEFAULT, c"posix_spawn_file_actions_addchdir_np".as_ptr());
+            if close_from.is_null() || chdir.is_null() {
+                return None;
+            }
+            Some(GlibcActions { close_from: std::mem::transmute::<*mut libc::c_void, CloseFromFn>(close_from), chdir: std::mem::transmute::<*mut libc::c_void, ChdirFn>(chdir) })
+        })
+        .as_ref()
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "this C library has no posix_spawn_file_actions_addclosefrom_np/addchdir_np (glibc before 2.34)")
+}
+
+/// Whether this system can start bodies here: glibc's file actions and pidfds.
+pub fn supported() -> io::Result<()> {
+    glibc_actions().map(|_| ()).ok_or_else(unsupported)
+}
+
 struct FileActions(Box<libc::posix_spawn_file_actions_t>);
 
 impl FileActions {
@@ -155,11 +189,13 @@ impl FileActions {
     }
 
     fn close_from(&self, from: RawFd) -> io::Result<()> {
-        rc(unsafe { libc::posix_spawn_file_actions_addclosefrom_np(self.mut_ptr(), from) })
+        let f = glibc_actions().ok_or_else(unsupported)?.close_from;
+        rc(unsafe { f(self.mut_ptr(), from) })
     }
 
     fn chdir(&self, dir: &CStr) -> io::Result<()> {
-        rc(unsafe { libc::posix_spawn_file_actions_addchdir_np(self.mut_ptr(), dir.as_ptr()) })
+        let f = glibc_actions().ok_or_else(unsupported)?.chdir;
+        rc(unsafe { f(self.mut_ptr(), dir.as_ptr()) })
     }
 }
 

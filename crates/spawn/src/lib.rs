@@ -8,10 +8,11 @@
 //! exec'd. Every child is then watched through a pidfd on one epoll thread,
 //! whatever their number.
 //!
-//! Linux only (pidfd_open needs 5.3, the file actions glibc 2.34).
+//! Linux only (pidfd_open needs 5.3, two file actions glibc 2.34, looked up
+//! at run time so that an older glibc can still load the addon).
 
 mod command;
 mod reaper;
 
-pub use command::{spawn, Command};
+pub use command::{spawn, supported, Command};
 pub use reaper::{Exit, Reaper};

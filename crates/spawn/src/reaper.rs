@@ -48,7 +48,8 @@ impl Reaper {
     where
         F: Fn(Exit) + Send + 'static,
     {
-        // Fails here, not at the first body, on a kernel without pidfds.
+        // Fails here, not at the first body, on a kernel without pidfds or an old C library.
+        crate::command::supported()?;
         drop(pidfd_open(std::process::id() as i32)?);
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
