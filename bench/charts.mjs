@@ -170,7 +170,37 @@ function auditChart(r) {
  * whether that result has what it needs, and how to draw it. bench/readme.mjs
  * reads this list to embed each chart in its benchmark's section.
  */
+function scaleChart(r) {
+  const metrics = [
+    { key: 'startMs', label: 'start (load + recover + schedule), ms', color: palette.blue, marker: 'circle' },
+    { key: 'reloadMs', label: 'reload of all N orders, ms', color: palette.purple, marker: 'square' },
+    { key: 'waveMs', label: 'cold-start wave (every order fired once), ms', color: palette.orange, marker: 'triangle' },
+    { key: 'rssMiB', label: 'RSS after the wave, MiB', color: palette.green, marker: 'diamond' },
+  ];
+  const series = ['code', 'exec'].flatMap((kind) =>
+    metrics.map((m) => {
+      const cells = r.scale.filter((c) => c.kind === kind && typeof c[m.key] === 'number').sort((a, b) => a.orders - b.orders);
+      return { label: `${kind} orders: ${m.label}`, color: m.color, marker: m.marker, ...(kind === 'exec' ? { dash: '5 3' } : {}), points: cells.map((c) => ({ x: c.orders, y: c[m.key] })) };
+    }),
+  ).filter((s) => s.points.length);
+  return lineChart({
+    title: 'How the controller\'s costs grow with the number of orders',
+    subtitle: 'One controller per point, each in its own process, fresh state; code orders solid, exec orders (`exit 100`) dashed. The steady load is the same at every N. Both axes logarithmic.',
+    footer: footer('schedule', r),
+    xLabel: 'orders on one controller',
+    yLabel: 'ms, or MiB for RSS',
+    series,
+  });
+}
+
 export const charts = [
+  {
+    name: 'schedule-scale',
+    source: 'schedule',
+    alt: 'Start, reload, cold-start wave and RSS against the number of orders, code and exec orders',
+    applies: (r) => Array.isArray(r.scale) && r.scale.length > 0,
+    render: scaleChart,
+  },
   {
     name: 'city-commits',
     source: 'city',

@@ -236,6 +236,27 @@ function headlineRows(results) {
     ]);
   }
 
+  const exec = schedule?.results?.find((x) => x.subject === 'exec');
+  const execNode = schedule?.results?.find((x) => x.subject === 'exec-node');
+  if (exec && execNode) {
+    rows.push([
+      `Controller CPU per no-op exec fire, ${num(exec.orders)} exec orders (\`exit 100\`, ${num(exec.fires)} fires in ${Math.round(exec.seconds)} s, ${runsOf(schedule)})`,
+      `${fixed(exec.cpuUsPerFire, 0)} µs (native spawner)`,
+      `${fixed(execNode.cpuUsPerFire, 0)} µs (child_process.spawn)`,
+      `${times(execNode.cpuUsPerFire / exec.cpuUsPerFire, 2)} less`,
+    ]);
+  }
+  const big = schedule?.scale?.find((x) => x.kind === 'code' && x.orders === 100_000);
+  const small = schedule?.scale?.find((x) => x.kind === 'code' && x.orders === 1_000);
+  if (big && small) {
+    rows.push([
+      `Start (load + recover + schedule) and reload of 100,000 code orders on one controller (${runsOf(schedule)})`,
+      `${fixed(big.startMs, 0)} ms / ${fixed(big.reloadMs, 0)} ms`,
+      `${fixed(small.startMs, 0)} ms / ${fixed(small.reloadMs, 0)} ms (1,000 orders)`,
+      `${times(big.startMs / small.startMs)} / ${times(big.reloadMs / small.reloadMs)} for 100x the orders`,
+    ]);
+  }
+
   const audit = results.audit;
   if (audit?.results?.length) {
     const sink = prefer([...new Set(audit.results.map((x) => x.sink))], ['postgres', 'sqlite', 'mariadb']);

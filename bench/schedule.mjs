@@ -4,7 +4,13 @@
 //   code  1,000 cooldown code orders, in-process bodies returning { didWork: false },
 //         intervals spread evenly over 1-5 s (~400 fires/s)
 //   exec  50 cooldown exec orders whose body is `exit 100` (the no-op exit code),
-//         intervals spread over 1-5 s (~20 fires/s, one `sh` each)
+//         intervals spread over 1-5 s (~20 fires/s), started by the native
+//         spawner (posix_spawn, crates/spawn)
+//   exec-node  the same, started by Node's child_process.spawn: the baseline
+//         of the CPU-per-fire ratio, measured in the same run
+//   scale (bench/lib/scale.mjs) code orders ×1k/10k/100k and exec orders
+//         ×1k/10k: define, start (load + recover), cold-start wave, steady
+//         lateness, CPU per fire, RSS, reload of all N; BENCH_SCALE=0 skips it
 // Figures, over the measured window (after a warm-up that holds the cold-start
 // burst, when every order is due at once, reported on its own row):
 //   lateness  fired event's `at` minus its `due` (the time the timer meant);
@@ -22,6 +28,7 @@
 // Knobs: BENCH_SECONDS (default 30), BENCH_WARMUP_SECONDS (default 6),
 // BENCH_REPEATS (default 1; medians quoted), BENCH_SUBJECTS (code, exec),
 // BENCH_CODE_ORDERS (1000), BENCH_EXEC_ORDERS (50), BENCH_TMPDIR, ORDERLY_ENTRY.
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -32,7 +39,7 @@ import { loadOrderlyDist } from './lib/orderly.mjs';
 import { writeResults } from './lib/results.mjs';
 import { scratchDir, scratchRoot } from './lib/scratch.mjs';
 import { medianOfRuns, percentile, Samples } from './lib/stats.mjs';
-import { formatTable, num } from './lib/table.mjs';
+import { formatTable, num, ratio } from './lib/table.mjs';
 
 const TARGET_LATENESS_P99_MS = 10;
 const MIN_INTERVAL_MS = 1_000;
@@ -42,6 +49,31 @@ const config = benchConfig({ seconds: 30, warmupSeconds: 6, repeats: 1 });
 const codeOrders = Math.round(Number(process.env.BENCH_CODE_ORDERS ?? 1000));
 const execOrders = Math.round(Number(process.env.BENCH_EXEC_ORDERS ?? 50));
 const log = (...args) => console.error(...args);
+const scaleOn = process.env.BENCH_SCALE !== '0';
+/** `active` orders fire every 1-5 s in every cell (code ~200 fires/s, exec ~40): the load stays, the heap grows. */
+const SCALE_CELLS = [
+  { kind: 'code', n: 1_000, active: 600 },
+  { kind: 'code', n: 10_000, active: 600 },
+  { kind: 'code', n: 100_000, active: 600 },
+  { kind: 'exec', n: 1_000, active: 120 },
+  { kind: 'exec', n: 10_000, active: 120 },
+];
+const SCALE_WINDOW_SECONDS = Number(process.env.BENCH_SCALE_SECONDS ?? 15);
+const TARGET_EXEC_CPU_US = 600;
+const TARGET_SPAWN_RATIO = 5;
+const TARGET_WAVE_10K_EXEC_MS = 5_000;
+const TARGET_RSS_10K_EXEC_MIB = 150;
+const TARGET_START_100K_CODE_MS = 2_000;
+
+/** A scale cell in its own process: RSS is per process, and a big cell's heap would stay with the next. */
+function runCell(options) {
+  const out = execFileSync(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'lib', 'scale-cell.mjs'), JSON.stringify(options)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 16 * 2 ** 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop());
+}
 
 /** n intervals spread evenly over [MIN, MAX] ms. */
 function intervals(n) {
@@ -74,14 +106,15 @@ const scenarios = [
         defineOrder({ name: `noop-${String(i).padStart(4, '0')}`, trigger: 'cooldown', interval, timeout: '10s', run: async () => ({ didWork: false }) }),
       ),
   },
-  {
-    id: 'exec',
-    label: `${execOrders} exec orders, \`exit 100\``,
+  ...['native', 'node'].map((spawner) => ({
+    id: spawner === 'native' ? 'exec' : 'exec-node',
+    spawner,
+    label: `${execOrders} exec orders, \`exit 100\`, ${spawner === 'native' ? 'native spawner' : 'child_process.spawn'}`,
     orders: (defineOrder) =>
       intervals(execOrders).map((interval, i) =>
         defineOrder({ name: `exit100-${String(i).padStart(3, '0')}`, trigger: 'cooldown', interval, timeout: '10s', exec: 'exit 100' }),
       ),
-  },
+  })),
 ];
 
 function latencySummary(samples) {
@@ -120,7 +153,7 @@ async function runScenario(lib, scenario) {
   };
   const orders = scenario.orders(lib.defineOrder);
   const loadAvgStart = os.loadavg()[0];
-  const controller = await lib.Controller.start({ state: dir.path, orders, audit: sink, onEvent, cwd: dir.path });
+  const controller = await lib.Controller.start({ state: dir.path, orders, audit: sink, onEvent, cwd: dir.path, ...(scenario.spawner ? { spawner: scenario.spawner } : {}) });
   try {
     await sleep(config.warmupSeconds * 1000);
     const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -253,12 +286,72 @@ async function main() {
   for (const r of rows) console.log(`  ${r.label}: mean CPU user ${num(r.cpuUserUsPerFire)} + system ${num(r.cpuSystemUsPerFire)} µs/fire; load average ${num(r.loadAvg1Start, 2)} → ${num(r.loadAvg1End, 2)}`);
   for (const c of cells) for (const e of c.errors) console.log(`  error in ${c.scenario.id}: ${e}`);
 
+  const exec = rows.find((r) => r.subject === 'exec');
+  const execNode = rows.find((r) => r.subject === 'exec-node');
+  const spawnRatio = exec && execNode && exec.cpuUsPerFire > 0 ? execNode.cpuUsPerFire / exec.cpuUsPerFire : null;
+  if (spawnRatio !== null) console.log(`\nCPU per no-op exec fire: native spawner ${num(exec.cpuUsPerFire)} µs, child_process.spawn ${num(execNode.cpuUsPerFire)} µs: ${ratio(spawnRatio)} less`);
+
+  const scale = [];
+  if (scaleOn && !config.subjects) {
+    log('\nscale:');
+    for (const cell of SCALE_CELLS) {
+      try {
+        scale.push(runCell({ ...cell, windowSeconds: SCALE_WINDOW_SECONDS, waveTimeoutSeconds: 120 }));
+      } catch (err) {
+        log(`  ${cell.kind} ×${cell.n}: FAILED ${err.message}`);
+      }
+    }
+    console.log(
+      '\n' +
+        formatTable(
+          [
+            { key: 'kind', title: 'orders' },
+            { key: 'orders', title: 'N', format: (v) => num(v) },
+            { key: 'defineMs', title: 'define ms', format: (v) => num(v) },
+            { key: 'startMs', title: 'start ms', format: (v) => num(v) },
+            { key: 'waveMs', title: 'wave ms', format: (v) => (v === null ? 'not done' : num(v)) },
+            { key: 'steadyFires', title: 'steady fires', format: (v) => num(v) },
+            { key: 'latenessP99ms', title: 'late p99 ms', format: (v) => num(v) },
+            { key: 'cpuUsPerFire', title: 'CPU µs/fire', format: (v) => num(v) },
+            { key: 'rssMiB', title: 'RSS MiB', format: (v) => num(v) },
+            { key: 'reloadMs', title: 'reload ms', format: (v) => num(v) },
+          ],
+          scale,
+        ),
+    );
+    console.log(
+      `scale: one controller per row, fresh state; start = Controller.start (open + recover + schedule); wave = start until every order fired once; ` +
+        `steady window ${SCALE_WINDOW_SECONDS} s after the wave: 600 code / 120 exec orders fire every 1-5 s, the rest wait 1-2 h in the heap; RSS = the row's own process, max over the row; reload = all N orders with new intervals.`,
+    );
+    for (const kind of ['code', 'exec']) {
+      const cells = scale.filter((c) => c.kind === kind).sort((a, b) => a.orders - b.orders);
+      for (let i = 1; i < cells.length; i++) {
+        const [a, b] = [cells[i - 1], cells[i]];
+        const k = b.orders / a.orders;
+        console.log(`  ${kind} ×${num(a.orders)} → ×${num(b.orders)} (${k}x orders): start ${ratio(b.startMs / a.startMs)}, reload ${ratio(b.reloadMs / a.reloadMs)}, RSS ${ratio(b.rssMiB / a.rssMiB)}`);
+      }
+    }
+  }
+
   const targets = [];
   const code = rows.find((r) => r.subject === 'code');
   if (code) targets.push({ subject: 'code', check: 'fire lateness p99 (ms)', value: code.latenessP99ms, goal: `<= ${TARGET_LATENESS_P99_MS} ms`, pass: code.latenessP99ms <= TARGET_LATENESS_P99_MS });
   for (const r of rows) targets.push({ subject: r.subject, check: 'audit writes for no-ops', value: r.auditSinkWritesTotal, goal: '= 0', pass: r.auditSinkWritesTotal === 0 && r.auditedCompletions === 0 });
+  if (exec) targets.push({ subject: 'exec', check: 'controller CPU per no-op exec fire (µs)', value: exec.cpuUsPerFire, goal: `<= ${TARGET_EXEC_CPU_US} µs`, pass: exec.cpuUsPerFire <= TARGET_EXEC_CPU_US });
+  if (spawnRatio !== null) targets.push({ subject: 'exec', check: 'CPU per fire, child_process.spawn / native', digits: 2, value: spawnRatio, goal: `>= ${TARGET_SPAWN_RATIO}x`, pass: spawnRatio >= TARGET_SPAWN_RATIO });
+  const exec10k = scale.find((c) => c.kind === 'exec' && c.orders === 10_000);
+  if (exec10k) {
+    targets.push({ subject: 'exec ×10k', check: 'cold-start wave (ms)', value: exec10k.waveMs, goal: `<= ${TARGET_WAVE_10K_EXEC_MS} ms`, pass: exec10k.waveMs !== null && exec10k.waveMs <= TARGET_WAVE_10K_EXEC_MS });
+    targets.push({ subject: 'exec ×10k', check: 'steady lateness p99 (ms)', value: exec10k.latenessP99ms, goal: `<= ${TARGET_LATENESS_P99_MS} ms`, pass: exec10k.latenessP99ms <= TARGET_LATENESS_P99_MS });
+    targets.push({ subject: 'exec ×10k', check: 'RSS (MiB)', value: exec10k.rssMiB, goal: `<= ${TARGET_RSS_10K_EXEC_MIB} MiB`, pass: exec10k.rssMiB <= TARGET_RSS_10K_EXEC_MIB });
+  }
+  const code100k = scale.find((c) => c.kind === 'code' && c.orders === 100_000);
+  if (code100k) {
+    targets.push({ subject: 'code ×100k', check: 'start: load + recover (ms)', value: code100k.startMs, goal: `<= ${TARGET_START_100K_CODE_MS} ms`, pass: code100k.startMs <= TARGET_START_100K_CODE_MS });
+    targets.push({ subject: 'code ×100k', check: 'steady lateness p99 (ms)', value: code100k.latenessP99ms, goal: `<= ${TARGET_LATENESS_P99_MS} ms`, pass: code100k.latenessP99ms <= TARGET_LATENESS_P99_MS });
+  }
   console.log('\ntargets:');
-  for (const t of targets) console.log(`  ${t.pass ? 'PASS' : 'FAIL'}  ${t.subject}: ${t.check} = ${num(t.value)} (goal ${t.goal})`);
+  for (const t of targets) console.log(`  ${t.pass ? 'PASS' : 'FAIL'}  ${t.subject}: ${t.check} = ${num(t.value, t.digits ?? 0)} (goal ${t.goal})`);
 
   const partial = config.subjects !== null || process.env.BENCH_CODE_ORDERS !== undefined || process.env.BENCH_EXEC_ORDERS !== undefined;
   const file = writeResults(partial ? 'schedule.partial' : 'schedule', {
@@ -268,6 +361,8 @@ async function main() {
     machine: machineInfo(scratchRoot()),
     config: { ...config, codeOrders, execOrders, intervalMs: [MIN_INTERVAL_MS, MAX_INTERVAL_MS] },
     results: rows,
+    ...(spawnRatio !== null ? { spawnRatio } : {}),
+    scale,
     targets,
   });
   log(`\nwrote ${path.relative(process.cwd(), file)}`);
