@@ -341,7 +341,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
       return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
     }
     const exited = spawned.exited;
-    return { pid: spawned.pid, done: supervise({ exited, streams: [], closed: exited.then(() => undefined) }, spawned.pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+    return { pid: spawned.pid, done: supervise({ exited, streams: [], closed: exited.then(() => undefined) }, spawned.pid, supervised(opts), { graceMs, tail, startedAt, t0, staleStatus }) };
   }
   let child: ChildProcess;
   let outputFd: number | undefined;
@@ -370,7 +370,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     });
     return { pid: undefined, done };
   }
-  return { pid, done: supervise(fromChildProcess(child), pid, opts, { graceMs, tail, startedAt, t0, staleStatus }) };
+  return { pid, done: supervise(fromChildProcess(child), pid, supervised(opts), { graceMs, tail, startedAt, t0, staleStatus }) };
 }
 
 /** What supervise needs of a started body, whichever spawner started it. */
@@ -410,7 +410,14 @@ interface SuperviseState {
   staleStatus: string | undefined;
 }
 
-async function supervise(started: Started, pgid: number, opts: RunBodyOptions, s: SuperviseState): Promise<BodyResult> {
+/** What supervise keeps of the options while the body runs: not the environment (a controller may run thousands of bodies at once). */
+type Supervised = Pick<RunBodyOptions, 'runFiles' | 'statusFile' | 'timeoutMs' | 'noOpExitCodes' | 'noOpWhenSilent'>;
+
+function supervised(opts: RunBodyOptions): Supervised {
+  return { runFiles: opts.runFiles, statusFile: opts.statusFile, timeoutMs: opts.timeoutMs, noOpExitCodes: opts.noOpExitCodes, noOpWhenSilent: opts.noOpWhenSilent };
+}
+
+async function supervise(started: Started, pgid: number, opts: Supervised, s: SuperviseState): Promise<BodyResult> {
   const { streams, closed } = started;
   for (const stream of streams) {
     stream.on('data', (chunk: Buffer) => s.tail.push(chunk));
