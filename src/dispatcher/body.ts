@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, closeSync, fstatSync, constants as fsConstants, lstatSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
-import { type ChildExit, nativeSpawner } from './spawner.js';
+import { type ChildExit, nativeSpawner, signalName } from './spawner.js';
 
 /**
  * Running an exec body (DESIGN.md "A fire, end to end", step 3): `sh -c`, its
@@ -331,7 +330,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
       spawned = native.spawn({
         program: shell,
         args: [shell, '-c', EXIT_WRAPPER],
-        env: { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit },
+        env: wrapperEnv(opts, shell, files),
         cwd: opts.cwd,
         output: files.output,
         inheritFds: opts.extraFds ?? [],
@@ -349,7 +348,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     if (files) outputFd = openSync(files.output, 'w', 0o600);
     child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,
-      env: files ? { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit } : opts.env,
+      env: files ? wrapperEnv(opts, shell, files) : opts.env,
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
       detached: true,
       stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...(opts.extraFds ?? [])],
@@ -390,6 +389,11 @@ function fromChildProcess(child: ChildProcess): Started {
     streams: [child.stdout, child.stderr].filter((x): x is NonNullable<typeof x> => x !== null),
     closed: new Promise<void>((resolve) => child.once('close', () => resolve())),
   };
+}
+
+/** The body's environment plus what EXIT_WRAPPER reads. */
+function wrapperEnv(opts: RunBodyOptions, shell: string, files: RunFiles): Record<string, string> {
+  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit };
 }
 
 /** The child opens its output file itself: when that fails, say so rather than blame the shell. */
@@ -595,6 +599,3 @@ export async function collectFinished(
   return result;
 }
 
-function signalName(n: number): NodeJS.Signals | undefined {
-  return (Object.entries(osConstants.signals) as Array<[NodeJS.Signals, number]>).find(([, v]) => v === n)?.[0];
-}

@@ -61,11 +61,16 @@ export class SpareFiles {
       this.#names.push(name);
     } catch {
       // Gone already (a cleanup job), or the spare directory went: nothing to keep.
-      try {
-        unlinkSync(path);
-      } catch {
-        // see above
-      }
+      unlinkQuiet(path);
     }
+  }
+}
+
+/** Removes a run's own file; one already gone (or a runs directory removed under us) is left to the sweeper. */
+export function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // see above
   }
 }

@@ -24,7 +24,14 @@ export interface ChildExit {
   signal: NodeJS.Signals | null;
 }
 
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
+// First name wins, as Node names them: 6 is SIGABRT (not its alias SIGIOT), 29 SIGIO (not SIGPOLL).
+for (const [name, n] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name as NodeJS.Signals);
+
+/** A signal's name from its number, as Node's child_process reports it. */
+export function signalName(n: number): NodeJS.Signals | undefined {
+  return SIGNAL_NAMES.get(n);
+}
 
 class Spawner {
   readonly #native: NativeSpawner;
@@ -41,7 +48,7 @@ class Spawner {
       if (!resolve) return;
       if (queue!.length === 0) this.#waiting.delete(e.pid);
       if (this.#waiting.size === 0) this.#native.unref();
-      resolve({ code: e.code ?? null, signal: e.signal == null ? null : (SIGNAL_NAMES.get(e.signal) ?? null) });
+      resolve({ code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null) });
     });
     this.#native.unref();
   }

@@ -113,6 +113,11 @@ describe.each(MODES)('%s', (m) => {
       expect(r).toMatchObject({ outcome: 'failed', exitCode: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' });
     });
 
+    it('a signal with two names is named as Node names it (6 is SIGABRT, not SIGIOT)', async () => {
+      const r = await run('kill -ABRT $$');
+      expect(r).toMatchObject({ outcome: 'failed', exitCode: null, signal: 'SIGABRT' });
+    });
+
     it('records start, end and duration', async () => {
       const before = Date.now();
       const r = await run('sleep 0.2');
