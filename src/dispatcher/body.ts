@@ -304,9 +304,6 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   const tail = new OutputTail(opts.tailBytes ?? DEFAULT_TAIL_BYTES);
 
-  const badCwd = cwdProblem(opts.cwd);
-  if (badCwd !== undefined) return { pid: undefined, done: Promise.resolve(notStarted(badCwd, opts.noOpExitCodes)) };
-
   // A stale file from a crashed earlier run must not speak for this one; if
   // it cannot be removed, this run's status file cannot be trusted either.
   let staleStatus: string | undefined;
@@ -342,6 +339,9 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     const exited = spawned.exited;
     return { pid: spawned.pid, done: supervise({ exited, streams: [], closed: exited.then(() => undefined) }, spawned.pid, supervised(opts), { graceMs, tail, startedAt, t0, staleStatus }) };
   }
+  // The native spawner's own error names a bad cwd (see describeSpawnError); Node's may blame the shell.
+  const badCwd = cwdProblem(opts.cwd);
+  if (badCwd !== undefined) return { pid: undefined, done: Promise.resolve(notStarted(badCwd, opts.noOpExitCodes)) };
   let child: ChildProcess;
   let outputFd: number | undefined;
   try {
@@ -458,7 +458,7 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
         )
       : undefined;
 
-  const { code, signal } = await exited;
+  const { code, signal, groupEmpty } = await exited;
   const endedAt = Date.now();
   const durationMs = Math.round(performance.now() - s.t0);
   clearTimeout(timeoutTimer);
@@ -469,7 +469,7 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
   // reads. It goes now (SIGTERM, SIGKILL after the grace), so that when
   // `done` resolves the next fire cannot overlap it (G1).
   let leftovers = false;
-  if (!killSent && (await groupHasLiveMember(pgid))) {
+  if (!killSent && !groupEmpty && (await groupHasLiveMember(pgid))) {
     leftovers = true;
     if (termSentAt === undefined) {
       termSentAt = performance.now();

@@ -807,12 +807,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#noOps.set(o.scopedName, (this.#noOps.get(o.scopedName) ?? 0) + 1);
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
-      this.#forget(fireId);
+      // A code body has no run files to sweep.
+      if (spec.exec !== undefined) this.#forget(fireId);
       this.#emitCompleted(o, { fireId, trigger, fence }, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
     const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence }, result, clusterLabels(meta));
-    const audited = await this.#record(lease, record);
+    const audited = await this.#record(lease, record, spec.exec !== undefined);
     this.#emitCompleted(o, record, result, audited);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
@@ -1048,27 +1049,38 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { ...this.#inheritedEnv };
   }
 
+  /** Per order (a reload makes new ones): what #place computes that does not change from fire to fire. */
+  readonly #places = new WeakMap<ScopedOrder, BodyPlace>();
+
   /**
    * Where a body (or check) runs, and its environment: the inherited one,
    * Gas City's variables for the order, orderly's own, then `[order.env]`.
+   * A fresh object each call (callers add to it).
    */
   #place(o: ScopedOrder, fireId: string): BodyPlace {
-    const { spec } = o;
-    const inherited = this.#inherited();
-    const place = bodyPlace(o, this.#opts.city, inherited, this.#opts.cwd ?? process.cwd());
-    // The audit database's password is the controller's, never a body's.
-    delete inherited.ORDERLY_AUDIT_PASSWORD;
-    const allow = this.#opts.envAllow;
-    const env = {
-      ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),
-      ...place.env,
-      ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
-      ORDERLY_ORDER: spec.name,
-      ORDERLY_SCOPED_NAME: o.scopedName,
-      ORDERLY_FIRE_ID: fireId,
-      ...spec.env,
-    };
-    return { cwd: place.cwd, env };
+    let fixed = this.#places.get(o);
+    if (!fixed) {
+      const { spec } = o;
+      const inherited = this.#inherited();
+      const place = bodyPlace(o, this.#opts.city, inherited, this.#opts.cwd ?? process.cwd());
+      // The audit database's password is the controller's, never a body's.
+      delete inherited.ORDERLY_AUDIT_PASSWORD;
+      const allow = this.#opts.envAllow;
+      const env = {
+        ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),
+        ...place.env,
+        ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
+        ORDERLY_ORDER: spec.name,
+        ORDERLY_SCOPED_NAME: o.scopedName,
+        ...spec.env,
+      };
+      fixed = { cwd: place.cwd, env };
+      this.#places.set(o, fixed);
+    }
+    // `[order.env]` may set even this one.
+    const env = { ...fixed.env };
+    if (o.spec.env.ORDERLY_FIRE_ID === undefined) env.ORDERLY_FIRE_ID = fireId;
+    return { cwd: fixed.cwd, env };
   }
 
   #count(outcome: Outcome): void {
@@ -1317,14 +1329,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * released and the audit writer takes the record (G3). False if the log
    * refused it (poisoned): the lease stays held and the next start settles it.
    */
-  async #record(lease: LeaseInfo, record: AuditRecord): Promise<boolean> {
+  async #record(lease: LeaseInfo, record: AuditRecord, runFiles = true): Promise<boolean> {
     // Which state directory wrote it: how a second controller on the same city is told apart.
     record.labels = { ...record.labels, controller: this.#instance, host: hostname() };
     try {
       const entry = await this.#store.complete(lease, JSON.stringify(record));
       crashPoint('fire:completed');
       this.#store.release(lease);
-      this.#forget(record.fireId);
+      if (runFiles) this.#forget(record.fireId);
       this.#audit.enqueue(entry.id, record);
       return true;
     } catch (err) {

@@ -22,6 +22,8 @@ export interface SpawnRequest {
 export interface ChildExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** The child's process group was empty when it was reaped (native spawner only). */
+  groupEmpty?: boolean;
 }
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
@@ -48,7 +50,7 @@ class Spawner {
       if (!resolve) return;
       if (queue!.length === 0) this.#waiting.delete(e.pid);
       if (this.#waiting.size === 0) this.#native.unref();
-      resolve({ code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null) });
+      resolve({ code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null), groupEmpty: e.groupEmpty });
     });
     this.#native.unref();
   }

@@ -32,6 +32,8 @@ pub struct JsExit {
     pub code: Option<i32>,
     /// The signal number that ended it, or null.
     pub signal: Option<i32>,
+    /// Its process group was empty once it was reaped: nothing it started is left.
+    pub group_empty: bool,
 }
 
 /// `onExit(exit)`: weak (the caller refs it while children are pending),
@@ -53,7 +55,7 @@ impl NativeSpawner {
         let forward = std::sync::Arc::clone(&exits);
         let reaper = Reaper::start(move |e: Exit| {
             // Fails only once the environment is going away; nobody is left to tell.
-            let _ = forward.call(JsExit { pid: e.pid, code: e.code, signal: e.signal }, ThreadsafeFunctionCallMode::NonBlocking);
+            let _ = forward.call(JsExit { pid: e.pid, code: e.code, signal: e.signal, group_empty: e.group_empty }, ThreadsafeFunctionCallMode::NonBlocking);
         })
         .map_err(|e| spawn_error(&e, "start the reaper thread"))?;
         Ok(Self { reaper: Some(reaper), exits })

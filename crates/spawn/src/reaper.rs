@@ -22,6 +22,9 @@ pub struct Exit {
     pub pid: i32,
     pub code: Option<i32>,
     pub signal: Option<i32>,
+    /// The child led its own process group and, once it was reaped, nothing
+    /// (not even a zombie) was left in that group. False when unknown.
+    pub group_empty: bool,
 }
 
 /// epoll data of the wake-up eventfd; children use their pid (always > 0).
@@ -32,8 +35,13 @@ struct Shared {
     epoll: OwnedFd,
     wake: OwnedFd,
     stop: AtomicBool,
-    /// pid → its pidfd, until reaped.
-    watched: Mutex<HashMap<i32, OwnedFd>>,
+    /// pid → its pidfd and whether it leads its own group, until reaped.
+    watched: Mutex<HashMap<i32, Watched>>,
+}
+
+struct Watched {
+    _pidfd: OwnedFd,
+    leads_group: bool,
 }
 
 pub struct Reaper {
@@ -65,7 +73,7 @@ impl Reaper {
     /// nobody would ever hear of must not run.
     pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
         let pid = spawn(cmd)?;
-        if let Err(err) = self.watch(pid) {
+        if let Err(err) = self.watch_child(pid, cmd.new_group) {
             unsafe {
                 libc::kill(if cmd.new_group { -pid } else { pid }, libc::SIGKILL);
                 let mut status = 0;
@@ -78,10 +86,14 @@ impl Reaper {
 
     /// Reports `pid` (a child of this process not yet reaped) when it ends.
     pub fn watch(&self, pid: i32) -> io::Result<()> {
+        self.watch_child(pid, false)
+    }
+
+    fn watch_child(&self, pid: i32, leads_group: bool) -> io::Result<()> {
         let fd = pidfd_open(pid)?;
         let raw = fd.as_raw_fd();
         // In the map before epoll can report it: the thread looks it up there.
-        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, fd);
+        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { _pidfd: fd, leads_group });
         if let Err(err) = epoll_add(self.shared.epoll.as_raw_fd(), raw, pid as u64) {
             self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
             return Err(err);
@@ -127,9 +139,14 @@ fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
                 continue;
             }
             let pid = data as i32;
-            let Some(exit) = reap(pid) else { continue };
+            let Some(mut exit) = reap(pid) else { continue };
             // Dropping the pidfd also takes it out of the epoll set.
-            shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            let watched = shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            // Asked here, where it costs one syscall, so the caller need not
+            // scan /proc (or raise an exception in JS) for every body that left nothing behind.
+            if watched.is_some_and(|w| w.leads_group) {
+                exit.group_empty = unsafe { libc::kill(-pid, 0) } < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            }
             on_exit(exit);
         }
     }
@@ -148,12 +165,12 @@ fn reap(pid: i32) -> Option<Exit> {
         }
         // 0: not ended after all (a stopped child does not make a pidfd readable,
         // so this is not expected); ECHILD: reaped by someone else, its status is lost.
-        return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None }) };
+        return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None, group_empty: false }) };
     }
     Some(if libc::WIFSIGNALED(status) {
-        Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)) }
+        Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)), group_empty: false }
     } else {
-        Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None }
+        Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None, group_empty: false }
     })
 }
 

@@ -38,10 +38,20 @@ fn wait(rx: &mpsc::Receiver<Exit>) -> Exit {
 fn reports_exit_codes_and_signals() {
     let (r, rx) = reaper();
     let a = r.spawn(&sh("exit 100")).unwrap();
-    assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None });
+    assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None, group_empty: true });
     let b = r.spawn(&sh("kill -TERM $$")).unwrap();
-    assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM) });
+    assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM), group_empty: true });
     assert_eq!(r.pending(), 0);
+}
+
+#[test]
+fn says_when_the_group_outlives_its_leader() {
+    let (r, rx) = reaper();
+    // The shell ends at once; the sleep it left behind stays in its group.
+    let pid = r.spawn(&sh("sleep 5 & exit 0")).unwrap();
+    let exit = wait(&rx);
+    assert_eq!((exit.pid, exit.code, exit.group_empty), (pid, Some(0), false));
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
 }
 
 #[test]
