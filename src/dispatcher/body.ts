@@ -55,26 +55,29 @@ export interface RunBodyOptions {
 }
 
 /**
- * Named after the run (its fire id). They may exist, empty, before it
- * starts (the controller reuses emptied files): an empty exit file means no
- * exit status yet.
+ * A run's output and exit status files. The controller reuses them from run
+ * to run (see RunSlots), so the exit file may hold an earlier run's status
+ * until the wrapper writes this one's: a status counts only with this run's
+ * tag beside it.
  */
 export interface RunFiles {
   output: string;
   exit: string;
+  /** Written after the exit status: the run's fire id. */
+  tag: string;
 }
 
 /**
  * Runs the body under `sh -c`, then records its status. Written in place (no
  * temp file and `mv`: an exec less per fire): the file is read only once the
  * wrapper has let go of the run lock, so a reader never sees it half
- * written, and a wrapper killed mid-write leaves no number, which reads as
+ * written, and a wrapper killed mid-write leaves no tag, which reads as
  * "no exit status". A body killed by a signal shows as 128+n; the wrapper
  * re-raises that signal on itself, so the runner still sees a signal death,
  * as it would without the wrapper.
  */
 const EXIT_WRAPPER =
-  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; umask 077; printf %s "$rc" > "$ORDERLY_EXIT_FILE"; ' +
+  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; umask 077; printf "%s %s" "$rc" "$ORDERLY_EXIT_TAG" > "$ORDERLY_EXIT_FILE"; ' +
   'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
 
 export interface BodyResult {
@@ -393,7 +396,7 @@ function fromChildProcess(child: ChildProcess): Started {
 
 /** The body's environment plus what EXIT_WRAPPER reads. */
 function wrapperEnv(opts: RunBodyOptions, shell: string, files: RunFiles): Record<string, string> {
-  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit };
+  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit, ORDERLY_EXIT_TAG: files.tag };
 }
 
 /** The child opens its output file itself: when that fails, say so rather than blame the shell. */
@@ -445,7 +448,7 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
           // and a wrapper that already wrote the exit status means the shell ended in time.
           () =>
             setImmediate(() => {
-              if (exitSeen || (opts.runFiles !== undefined && (statSync(opts.runFiles.exit, { throwIfNoEntry: false })?.size ?? 0) > 0)) return;
+              if (exitSeen || (opts.runFiles !== undefined && readExitStatus(opts.runFiles) !== undefined)) return;
               timedOut = true;
               termSentAt = performance.now();
               signalGroup(pgid, 'SIGTERM');
@@ -552,6 +555,26 @@ function readTailFile(path: string, tail: OutputTail): void {
 }
 
 /**
+ * The exit status the wrapper wrote for this run, or undefined: none yet,
+ * half written, or another run's (a reused file). A bare number without a
+ * tag was written by an earlier version, whose run files were never reused.
+ */
+export function readExitStatus(files: RunFiles): { rc: number; endedAt: number } | undefined {
+  let text: string;
+  let endedAt: number;
+  try {
+    text = readFileSync(files.exit, 'utf8').trim();
+    endedAt = statSync(files.exit).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  const m = /^(\d{1,3})(?: (\S+))?$/.exec(text);
+  if (!m || (m[2] !== undefined && m[2] !== files.tag)) return undefined;
+  const rc = Number(m[1]);
+  return rc <= 255 ? { rc, endedAt } : undefined;
+}
+
+/**
  * How an adopted body ended, read from its run files once its run lock is
  * free: undefined when it left no exit status (killed with its wrapper, e.g.
  * by a reboot), which the caller records as interrupted. The files stay
@@ -561,16 +584,9 @@ export async function collectFinished(
   files: RunFiles & { status: string },
   facts: { noOpExitCodes: readonly number[]; startedAt: number; tailBytes?: number; noOpWhenSilent?: boolean },
 ): Promise<BodyResult | undefined> {
-  let text: string;
-  let endedAt: number;
-  try {
-    text = readFileSync(files.exit, 'utf8').trim();
-    endedAt = statSync(files.exit).mtimeMs;
-  } catch {
-    return undefined;
-  }
-  const rc = Number(text);
-  if (!/^\d+$/.test(text) || rc > 255) return undefined;
+  const exit = readExitStatus(files);
+  if (exit === undefined) return undefined;
+  const { rc, endedAt } = exit;
   const tail = new OutputTail(facts.tailBytes ?? DEFAULT_TAIL_BYTES);
   readTailFile(files.output, tail);
   const statusRead = await takeStatusFile(files.status, true);

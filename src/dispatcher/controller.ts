@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
-import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { defaultAuditUrl, recordSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -19,7 +19,7 @@ import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, runBody, type BodyResult } from './body.js';
-import { SpareFiles, unlinkQuiet } from './spare-files.js';
+import { isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
 import { runCheck } from './check.js';
@@ -157,6 +157,8 @@ interface Meta {
   /** Cluster mode: the shard and the epoch this member held it under. */
   shard?: number;
   epoch?: number;
+  /** Exec fires: the run slot whose files it uses (RunSlots); absent before slots, when files were named by fire id. */
+  slot?: string;
 }
 
 const LEASE_MARGIN_MS = 60_000;
@@ -731,7 +733,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const next = Number(this.#store.cursor(scopedName) ?? 0n) + 1;
     return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(debtKey(scopedName, 'retry-from')) ?? BigInt(next))) : next;
   }
-  readonly #sweepQueue: Array<{ fireId: string; at: number }> = [];
+  readonly #sweepQueue: Array<{ fireId: string; slot: string | undefined; at: number }> = [];
   #sweeper: NodeJS.Timeout | undefined;
 
   #skip(o: ScopedOrder, reason: SkipReason, detail?: string): FireResult {
@@ -744,6 +746,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { spec } = o;
     const fireId = randomUUID();
     const eventFrom = spec.trigger === 'event' && this.#eventLogPath() ? this.#eventFrom(o.scopedName) : undefined;
+    // Chosen before the acquire: the lease must name the files a restarted controller reads.
+    const slot = spec.exec !== undefined ? this.#slots.take() : undefined;
     const meta: Meta = {
       fireId,
       order: spec.name,
@@ -752,6 +756,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       controllerPid: process.pid,
       ...(eventFrom !== undefined ? { eventFrom } : {}),
       ...(owner ? { shard: owner.shard, epoch: owner.epoch } : {}),
+      ...(slot !== undefined ? { slot } : {}),
     };
     let lease: Lease | null;
     try {
@@ -767,6 +772,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       return this.#skip(o, 'store-poisoned', OrderlyError.from(err).message);
     }
     if (!lease) {
+      // No lease names it: free again at once.
+      if (slot !== undefined) this.#slots.give(slot);
       const held = this.#store.holder(o.scopedName) !== undefined;
       this.#retryAfter.set(o.scopedName, held ? RETRY_HELD_MS : RETRY_GATE_MS);
       return this.#skip(o, held ? 'held' : 'gate-full');
@@ -774,6 +781,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (owner && this.#opts.cluster!.ownership(o.scopedName)?.epoch !== owner.epoch) {
       // Ownership went while the acquire was made durable: the next owner fires it.
       this.#store.release(lease);
+      this.#forget(fireId, slot);
       return this.#skip(o, 'not-owner', `the shard changed hands during the fire`);
     }
     this.#acquiredMono.set(o.scopedName, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
@@ -791,6 +799,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           return this.#skip(o, 'store-poisoned', e.message);
         }
         this.#store.release(lease);
+        this.#forget(fireId, slot);
         this.#retryAfter.set(o.scopedName, RETRY_HELD_MS);
         return this.#skip(o, 'event-log-unreadable', e.message);
       }
@@ -808,12 +817,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // G4: nothing to audit, and the release is a relaxed local record.
       this.#store.release(lease);
       // A code body has no run files to sweep.
-      if (spec.exec !== undefined) this.#forget(fireId);
+      if (spec.exec !== undefined) this.#forget(fireId, slot);
       this.#emitCompleted(o, { fireId, trigger, fence }, result, false);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
     const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence }, result, clusterLabels(meta));
-    const audited = await this.#record(lease, record, spec.exec !== undefined);
+    const audited = await this.#record(lease, record);
+    if (audited && spec.exec !== undefined) this.#forget(fireId, slot);
     this.#emitCompleted(o, record, result, audited);
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
@@ -821,13 +831,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events: { from: number; to: number } | undefined, meta: Meta): Promise<BodyResult> {
     const { spec } = o;
     if (spec.exec !== undefined) {
-      const lockPath = join(this.#runsDir, `${fireId}.lock`);
-      const files = this.#runFiles(fireId);
-      const spares = this.#spareFiles();
+      const files = this.#runFiles(meta);
+      const lockPath = files.lock;
       let fd: number | undefined;
       try {
-        // Files of settled runs, emptied, instead of new ones (see SpareFiles); what has no spare is created.
-        if (spares) for (const path of [lockPath, files.output, files.exit]) spares.take(path);
         // The body inherits the locked descriptor: a restarted controller
         // finds the lock held exactly while the body (or a child) lives.
         try {
@@ -839,6 +846,22 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             mkdirSync(this.#runsDir, { recursive: true, mode: 0o700 });
             fd = createRunLock(lockPath);
           } catch {
+            // Held by a process of an earlier run, or unusable: this slot is not handed out again.
+            this.#tainted.add(fireId);
+            const at = Date.now();
+            return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
+          }
+        }
+        // Before the spawn: once a body holds the lock, the lock names its fire (the slot's last run's record is overwritten whole).
+        try {
+          writeSync(fd, lockRecord({ fireId }), 0);
+        } catch (err) {
+          // A full disk (a new slot's first block): an empty lock names no other fire, which is
+          // enough to adopt its body after a crash. A lock still naming another fire is not.
+          try {
+            ftruncateSync(fd, 0);
+          } catch {
+            this.#tainted.add(fireId);
             const at = Date.now();
             return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
           }
@@ -861,7 +884,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           noOpExitCodes: spec.noOpExitCodes,
           ...(spec.noOpWhenSilent ? { noOpWhenSilent: true } : {}),
           extraFds: [fd],
-          runFiles: files,
+          runFiles: { output: files.output, exit: files.exit, tag: fireId },
           ...(this.#opts.spawner ? { spawner: this.#opts.spawner } : {}),
         });
         if (run.pid !== undefined) {
@@ -869,7 +892,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           // What a controller that adopts this body after a crash needs to time it out, in the
           // lock file (positioned: the body shares the descriptor's offset): no file of its own.
           try {
-            writeSync(fd, JSON.stringify({ pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), 0);
+            writeSync(fd, lockRecord({ fireId, pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), 0);
           } catch {
             // A full disk must not fail the run: an adopter just cannot time this body out.
           }
@@ -886,13 +909,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#groups.delete(o.scopedName);
         this.#outputs.delete(fireId);
         if (fd !== undefined) closeSync(fd);
-        // A process of the run still holds its lock (a daemon that escaped the group): none of its
-        // files is handed to another run, where that process could still write.
-        if (!spares || runLockHeld(lockPath)) {
+        // A process of the run still holds its lock (a daemon that escaped the group): its slot is
+        // not handed to another run, where that process could still write.
+        if (runLockHeld(lockPath)) {
           this.#tainted.add(fireId);
           unlinkQuiet(lockPath);
-        } else {
-          spares.give(lockPath);
         }
       }
     }
@@ -967,63 +988,55 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   /**
-   * A fire's run files go once its outcome cannot be lost: a COMPLETE record
-   * is durable at once, but a no-op's release is relaxed, and until it is
-   * synced a crash would bring the lease back, to be settled from these
-   * files. So they go after the log's flush interval, with margin.
+   * A fire's run files are let go once its outcome cannot be lost: a
+   * COMPLETE record is durable at once, but a no-op's release is relaxed,
+   * and until it is synced a crash would bring the lease back, to be settled
+   * from these files. So its slot is freed (or its files deleted) after the
+   * log's flush interval, with margin. Once per fire.
    */
-  #forget(fireId: string): void {
-    this.#sweepQueue.push({ fireId, at: Date.now() + RUN_FILES_LINGER_MS });
+  #forget(fireId: string, slot: string | undefined): void {
+    this.#sweepQueue.push({ fireId, slot, at: Date.now() + RUN_FILES_LINGER_MS });
     this.#sweeper ??= setInterval(() => this.#sweep(false), RUN_FILES_LINGER_MS / 2).unref();
   }
 
   #sweep(all: boolean): void {
     const now = Date.now();
-    const spares = this.#spareFiles();
     while (this.#sweepQueue.length > 0 && (all || this.#sweepQueue[0]!.at <= now)) {
-      const { fireId } = this.#sweepQueue.shift()!;
-      const f = this.#runFiles(fireId);
-      const reuse = spares && !this.#tainted.delete(fireId);
-      for (const path of [f.output, f.exit]) {
-        if (reuse) spares.give(path);
-        else unlinkQuiet(path);
-      }
-      // The body made it, with whatever mode it chose: not one to hand to another run. Most bodies make none.
+      const { fireId, slot } = this.#sweepQueue.shift()!;
+      const f = this.#runFiles({ fireId, slot });
+      const tainted = this.#tainted.delete(fireId);
+      // A slot is kept, files and all, for a later fire; files named by fire id (an earlier version's) go.
+      if (slot === undefined || tainted || !this.#slots.give(slot)) for (const path of [f.lock, f.output, f.exit]) unlinkQuiet(path);
+      // The body made it, with whatever mode it chose. Most bodies make none.
       if (lstatSync(f.status, { throwIfNoEntry: false })) unlinkQuiet(f.status);
     }
   }
 
-  /** Fires whose run lock was still held when their body ended: their files are deleted, not reused. */
+  /** Fires whose run lock was still held when their body ended (or could not be taken): their slot is never reused. */
   readonly #tainted = new Set<string>();
-  #spares: SpareFiles | null | undefined;
+  readonly #slots = new RunSlots();
 
-  /** The spare run files (runs/.spare), or null when that directory cannot be made: runs then create their files. */
-  #spareFiles(): SpareFiles | null {
-    if (this.#spares === undefined) {
-      try {
-        this.#spares = new SpareFiles(join(this.#runsDir, '.spare'));
-      } catch {
-        this.#spares = null;
-      }
-    }
-    return this.#spares;
-  }
-
-  /** Run files of fires no held lease refers to are leftovers of settled runs (G7). */
+  /** Run files no held lease refers to are leftovers of settled runs (G7); `keep` holds fire ids and slots. */
   #sweepLeftovers(keep: Set<string>): void {
+    // An earlier version kept emptied run files here.
+    rmSync(join(this.#runsDir, '.spare'), { recursive: true, force: true });
     for (const name of readdirSync(this.#runsDir)) {
-      // .spare holds emptied files for later runs.
-      if (name.startsWith('.')) continue;
-      const fireId = name.slice(0, name.indexOf('.'));
-      if (!keep.has(fireId)) rmSync(join(this.#runsDir, name), { force: true });
+      const base = name.slice(0, name.indexOf('.'));
+      if (!keep.has(base)) rmSync(join(this.#runsDir, name), { force: true });
     }
   }
 
-  /** The body's group and deadline, from its lock file (or the pid file an earlier version wrote). */
-  #readPid(fireId: string): { pgid: number; timeoutAt: number } | undefined {
-    for (const path of [join(this.#runsDir, `${fireId}.lock`), this.#runFiles(fireId).pid]) {
+  /**
+   * The body's group and deadline, from its lock file (or the pid file an
+   * earlier version wrote). A slot's lock names its fire: a record of
+   * another fire says nothing of this one's body.
+   */
+  #readPid(meta: Pick<Meta, 'fireId' | 'slot'>): { pgid: number; timeoutAt: number } | undefined {
+    const files = this.#runFiles(meta);
+    for (const path of [files.lock, files.pid]) {
       try {
-        const pid = JSON.parse(readFileSync(path, 'utf8')) as { pgid?: unknown; timeoutAt?: unknown };
+        const pid = JSON.parse(readFileSync(path, 'utf8')) as { fireId?: unknown; pgid?: unknown; timeoutAt?: unknown };
+        if (files.slotted && pid.fireId !== meta.fireId) return undefined;
         if (typeof pid.pgid === 'number' && typeof pid.timeoutAt === 'number') return { pgid: pid.pgid, timeoutAt: pid.timeoutAt };
       } catch {
         // Absent, empty or half written: try the next place.
@@ -1032,9 +1045,34 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return undefined;
   }
 
-  #runFiles(fireId: string): { output: string; exit: string; status: string; pid: string } {
-    const base = join(this.#runsDir, fireId);
-    return { output: `${base}.out`, exit: `${base}.exit`, status: `${base}.status`, pid: `${base}.pid` };
+  /**
+   * Whether a slot's lock may be this fire's: false only when it names
+   * another fire (an empty lock is a fire that found the disk full before
+   * it could write its name). Always true for files named by fire id.
+   */
+  #lockNames(meta: Pick<Meta, 'fireId' | 'slot'>): boolean {
+    const files = this.#runFiles(meta);
+    if (!files.slotted) return true;
+    let text: string;
+    try {
+      text = readFileSync(files.lock, 'utf8');
+    } catch {
+      return false;
+    }
+    if (text.trim() === '') return true;
+    try {
+      return (JSON.parse(text) as { fireId?: unknown }).fireId === meta.fireId;
+    } catch {
+      return true;
+    }
+  }
+
+  /** A fire's run files: its slot's, or (fires of an earlier version) named by its fire id. The status file is always the fire's own. */
+  #runFiles(meta: Pick<Meta, 'fireId' | 'slot'>): { lock: string; output: string; exit: string; status: string; pid: string; slotted: boolean } {
+    const slotted = isSlotName(meta.slot);
+    const base = join(this.#runsDir, slotted ? meta.slot! : meta.fireId);
+    const own = join(this.#runsDir, meta.fireId);
+    return { lock: `${base}.lock`, output: `${base}.out`, exit: `${base}.exit`, status: `${own}.status`, pid: `${own}.pid`, slotted };
   }
 
   #killGraceMs(): number {
@@ -1130,7 +1168,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   async #recover(): Promise<void> {
     const { held, outbox } = this.#store.recovered;
     const inOutbox = new Set(outbox.map((e) => e.id));
-    this.#sweepLeftovers(new Set(held.map((l) => parseMeta(l)?.fireId).filter((id): id is string => id !== undefined)));
+    const keep = new Set<string>();
+    for (const lease of held) {
+      const meta = parseMeta(lease);
+      if (meta) keep.add(meta.fireId);
+      if (isSlotName(meta?.slot)) {
+        keep.add(meta.slot);
+        this.#slots.reserve(meta.slot);
+      }
+    }
+    this.#sweepLeftovers(keep);
     // Completed before the crash: released before their records are re-sent,
     // so an entry's ACK always follows its lease's RELEASE in the log. The
     // other way round (re-sends commit while the interrupted records below
@@ -1141,6 +1188,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (!inOutbox.has(lease.token)) continue;
       const meta = parseMeta(lease);
       this.#store.release(lease);
+      if (meta) this.#forget(meta.fireId, meta.slot);
       this.#emit({ type: 'recovered', scopedName: lease.key, action: 'released', fence: String(lease.token), ...(meta ? { fireId: meta.fireId } : {}) });
     }
     for (const entry of outbox) {
@@ -1154,8 +1202,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     for (const lease of held) {
       if (inOutbox.has(lease.token)) continue;
       const meta = parseMeta(lease);
-      const lockPath = meta ? join(this.#runsDir, `${meta.fireId}.lock`) : undefined;
-      if (lockPath && runLockHeld(lockPath)) {
+      const files = meta ? this.#runFiles(meta) : undefined;
+      const lockPath = files?.lock;
+      // A slot's lock held by a body of another fire: this one never started there.
+      if (lockPath && runLockHeld(lockPath) && this.#lockNames(meta!)) {
         if (!this.#opts.cluster) {
           this.#adopt(lease, meta!, lockPath);
           continue;
@@ -1168,7 +1218,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         }
       }
       await this.#finishRecovered(lease, meta);
-      if (lockPath) rmSync(lockPath, { force: true });
+      // A slot's lock stays with the slot.
+      if (lockPath && !files!.slotted) rmSync(lockPath, { force: true });
     }
   }
 
@@ -1210,7 +1261,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Kills a body left by an earlier run of a cluster member; false when it would not die (it is then adopted and waited for). */
   async #killOrphan(scopedName: string, meta: Meta, lockPath: string): Promise<boolean> {
     try {
-      const { pgid } = this.#readPid(meta.fireId)!;
+      const { pgid } = this.#readPid(meta)!;
       signalGroup(pgid, 'SIGKILL');
     } catch {
       // No pid recorded: the lock holders are all there is to kill.
@@ -1224,9 +1275,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
     this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
-    const files = this.#runFiles(meta.fireId);
+    const files = this.#runFiles(meta);
     // Undefined: crashed before the pid was written; the body cannot be timed out, only waited for.
-    const pid = this.#readPid(meta.fireId);
+    const pid = this.#readPid(meta);
     let termAt: number | undefined;
     this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
@@ -1253,7 +1304,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         }
         clearInterval(poll);
         this.#outputs.delete(meta.fireId);
-        rmSync(lockPath, { force: true });
+        if (!files.slotted) rmSync(lockPath, { force: true });
         void this.#finishRecovered(lease, meta, termAt !== undefined).then((outcome) =>
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, ...(outcome ? { outcome } : {}) }),
         );
@@ -1274,13 +1325,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    */
   async #finishRecovered(lease: LeaseInfo, meta: Meta | undefined, timedOut = false): Promise<Outcome | undefined> {
     const spec = this.#orders.get(lease.key)?.spec;
-    const files = meta ? this.#runFiles(meta.fireId) : undefined;
+    const files = meta ? this.#runFiles(meta) : undefined;
     const result = files
-      ? await collectFinished(files, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt, ...(spec?.noOpWhenSilent ? { noOpWhenSilent: true } : {}) })
+      ? await collectFinished({ output: files.output, exit: files.exit, tag: meta!.fireId, status: files.status }, { noOpExitCodes: spec?.noOpExitCodes ?? [100], startedAt: lease.acquiredAt, ...(spec?.noOpWhenSilent ? { noOpWhenSilent: true } : {}) })
       : undefined;
-    if (meta) this.#forget(meta.fireId);
     if (!result && !timedOut) {
-      await this.#interrupted(lease, meta);
+      if ((await this.#interrupted(lease, meta)) && meta) this.#forget(meta.fireId, meta.slot);
       return undefined;
     }
     const endedAt = Date.now();
@@ -1291,16 +1341,19 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#lastFire.set(lease.key, { fireId: meta?.fireId ?? `lease-${lease.token}`, outcome: r.outcome });
     if (r.outcome === 'no-op') {
       this.#store.release(lease);
+      if (meta) this.#forget(meta.fireId, meta.slot);
       this.#emitCompleted(scoped, { ...recoveredRun(lease, meta), fireId: meta?.fireId ?? '' }, r, false);
       return r.outcome;
     }
     const record = auditRecord(recoveredRun(lease, meta), r, { recovered: 'true', ...clusterLabels(meta) });
     const audited = await this.#record(lease, record);
+    if (audited && meta) this.#forget(meta.fireId, meta.slot);
     this.#emitCompleted(scoped, record, r, audited);
     return r.outcome;
   }
 
-  async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<void> {
+  /** False when the record could not be kept (the lease stays held). */
+  async #interrupted(lease: LeaseInfo, meta: Meta | undefined): Promise<boolean> {
     if (meta?.eventFrom !== undefined) {
       // Owed a retry before the lease goes: a crash in between finds the lease again and repeats this.
       try {
@@ -1308,7 +1361,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       } catch (err) {
         this.#poisoned = true;
         this.#emit({ type: 'error', scopedName: lease.key, code: OrderlyError.from(err).code, message: `could not keep the retry of interrupted event fire ${meta.fireId}: ${OrderlyError.from(err).message}` });
-        return;
+        return false;
       }
     }
     const endedAt = Date.now();
@@ -1317,10 +1370,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       { outcome: 'interrupted', exitCode: null, signal: null, startedAt: lease.acquiredAt, endedAt, durationMs: endedAt - lease.acquiredAt, outputTail: '' },
       { reason: 'the controller stopped or crashed while this run was in progress', ...clusterLabels(meta) },
     );
-    if (await this.#record(lease, record)) {
-      this.#counts.interrupted++;
-      this.#emit({ type: 'recovered', scopedName: lease.key, action: 'interrupted', fireId: record.fireId, fence: record.fence });
-    }
+    if (!(await this.#record(lease, record))) return false;
+    this.#counts.interrupted++;
+    this.#emit({ type: 'recovered', scopedName: lease.key, action: 'interrupted', fireId: record.fireId, fence: record.fence });
+    return true;
   }
 
   /**
@@ -1329,14 +1382,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * released and the audit writer takes the record (G3). False if the log
    * refused it (poisoned): the lease stays held and the next start settles it.
    */
-  async #record(lease: LeaseInfo, record: AuditRecord, runFiles = true): Promise<boolean> {
+  async #record(lease: LeaseInfo, record: AuditRecord): Promise<boolean> {
     // Which state directory wrote it: how a second controller on the same city is told apart.
     record.labels = { ...record.labels, controller: this.#instance, host: hostname() };
     try {
       const entry = await this.#store.complete(lease, JSON.stringify(record));
       crashPoint('fire:completed');
       this.#store.release(lease);
-      if (runFiles) this.#forget(record.fireId);
       this.#audit.enqueue(entry.id, record);
       return true;
     } catch (err) {
@@ -1542,6 +1594,13 @@ function auditRecord(
     outputTail: r.outputTail,
     labels: { ...(r.reason ? { reason: r.reason } : {}), ...labels },
   };
+}
+
+/** Run lock files are rewritten in place, never truncated: every record is this long (JSON.parse ignores the padding). */
+const LOCK_RECORD_BYTES = 160;
+
+function lockRecord(r: { fireId: string; pgid?: number; timeoutAt?: number }): string {
+  return JSON.stringify(r).padEnd(LOCK_RECORD_BYTES);
 }
 
 function parseMeta(lease: LeaseInfo): Meta | undefined {

@@ -1,6 +1,6 @@
 // Bugs the kill harness found, each reduced to a test that fails against the
 // controller as it was. The harness itself is harness.ts / kills.test.ts.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
@@ -88,5 +88,33 @@ exit "$2"
     const audit = readAudit(join(state, 'audit.jsonl'));
     const outcomes = Object.fromEntries(audit.map((r) => [r.scopedName, r.outcome]));
     expect(outcomes).toEqual({ 'quiet-work': 'did-work' });
+  }, 30_000);
+});
+
+// Run files are reused (a slot per fire, runs/s<n>.*): a slot's exit file
+// keeps its last run's status until the next body writes its own. A fire
+// killed after its acquire, before its body started, must not be settled by
+// that earlier status.
+describe('a fire cut before its body started, in a reused run slot', () => {
+  it('is recorded interrupted, not with the exit status the slot\'s earlier run left', async () => {
+    const root = join(tmp.path, 'reused-slot');
+    const ordersDir = join(root, 'orders');
+    const state = join(root, 'state');
+    // Every fire does work (exit 0); the next is due after the slot came back (2-3 s after a run).
+    writeOrder(ordersDir, 'work', { exec: 'exit 0', intervalMs: 4_000, timeoutMs: 10_000 });
+    const first = startController(ordersDir, state, [], { crashPoint: 'fire:acquired@2' });
+    await first.exited;
+    const before = readAudit(join(state, 'audit.jsonl'));
+    expect(before.map((r) => r.outcome), first.stderr()).toEqual(['did-work']);
+    // The slot the cut fire took still holds the first run's status.
+    expect(readFileSync(join(state, 'runs', 's0.exit'), 'utf8')).toBe(`0 ${before[0]!.fireId}`);
+    const next = startController(ordersDir, state);
+    const settled = await waitUntil(() => readAudit(join(state, 'audit.jsonl')).length >= 2, 10_000);
+    next.child.kill('SIGTERM');
+    await next.exited;
+    expect(settled, next.stderr()).toBe(true);
+    const after = readAudit(join(state, 'audit.jsonl'));
+    expect(after[1]).toMatchObject({ scopedName: 'work', outcome: 'interrupted', exitCode: null });
+    expect(after[1]!.fireId).not.toBe(before[0]!.fireId);
   }, 30_000);
 });

@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type BodyResult, DRAIN_MS, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
+import { type BodyResult, collectFinished, DRAIN_MS, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
 import { tempDir } from '../helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -35,7 +35,7 @@ function options(command: string, over: Partial<RunBodyOptions> = {}): RunBodyOp
     timeoutMs: 20_000,
     statusFile,
     noOpExitCodes: [100],
-    ...(runs ? { runFiles: { output: join(runs, 'output'), exit: join(runs, 'exit') }, spawner: mode as 'node' | 'native' } : {}),
+    ...(runs ? { runFiles: { output: join(runs, 'output'), exit: join(runs, 'exit'), tag: 'this-fire' }, spawner: mode as 'node' | 'native' } : {}),
     ...over,
   };
 }
@@ -167,6 +167,13 @@ describe.each(MODES)('%s', (m) => {
       const r = await done;
       expect(r.outcome).toBe('no-op');
       expect(r.exitCode).toBe(100);
+    });
+
+    it.runIf(m !== 'pipes')('an exit status another run left in a reused exit file does not count as this run\'s', async () => {
+      const opts = options('sleep 10', { timeoutMs: 300 });
+      writeFileSync(opts.runFiles!.exit, '0 an-earlier-fire');
+      const r = await runBody(opts).done;
+      expect(r.outcome).toBe('timeout');
     });
 
     it('done does not wait out the grace period for processes that are dead but not yet reaped', async () => {
@@ -410,5 +417,26 @@ describe.each(MODES)('%s', (m) => {
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(isRunning(pid!)).toBe(true);
     });
+  });
+});
+
+describe('collectFinished (an adopted body\'s end, from its run files)', () => {
+  function files(exitText: string) {
+    const d = dir();
+    writeFileSync(join(d, 'exit'), exitText);
+    writeFileSync(join(d, 'output'), 'swept 2\n');
+    return { output: join(d, 'output'), exit: join(d, 'exit'), status: join(d, 'status'), tag: 'fire-b' };
+  }
+  const facts = { noOpExitCodes: [100], startedAt: Date.now() - 1_000 };
+
+  it('reads the status the wrapper wrote for this fire', async () => {
+    expect(await collectFinished(files('0 fire-b'), facts)).toMatchObject({ outcome: 'did-work', exitCode: 0, outputTail: 'swept 2\n' });
+    expect(await collectFinished(files('100 fire-b'), facts)).toMatchObject({ outcome: 'no-op', exitCode: 100 });
+  });
+
+  it('ignores a status of another fire (a slot\'s earlier run) and a half-written one', async () => {
+    expect(await collectFinished(files('100 fire-a'), facts)).toBeUndefined();
+    expect(await collectFinished(files(''), facts)).toBeUndefined();
+    expect(await collectFinished(files('10'), facts)).toMatchObject({ exitCode: 10 });
   });
 });

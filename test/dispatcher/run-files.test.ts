@@ -1,12 +1,12 @@
-// Run files are reused: a settled run's files are emptied into runs/.spare
-// and renamed into place for a later run (no inode allocated or freed per
-// fire), except when a process of the run still holds its lock.
+// Run files are reused: a fire takes a slot (runs/s<n>.lock, .out, .exit)
+// whose files stay from run to run (no inode allocated or freed, nothing
+// renamed per fire), except when a process of the run still holds its lock.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Controller, JsonlSink, parseOrderFile } from '../../src/index.js';
-import { SpareFiles } from '../../src/dispatcher/spare-files.js';
+import { isSlotName, RunSlots } from '../../src/dispatcher/run-slots.js';
 import { tempDir } from '../helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -36,8 +36,10 @@ async function fireOnce(c: Controller, state: string): Promise<{ out: number; lo
   return { out: Number(lines[0]), lock: Number(lines[1]), lines: lines.length };
 }
 
+const inodes = (state: string) => readdirSync(join(state, 'runs')).map((n) => ({ name: n, ino: statSync(join(state, 'runs', n)).ino }));
+
 describe('run files', () => {
-  it('a later run gets the emptied files of a settled one', async () => {
+  it('a later run gets the files of a settled one, and only its own output in them', async () => {
     const state = dir();
     const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(BODY)}\n`, '/virtual/inodes.toml');
     const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false });
@@ -45,23 +47,26 @@ describe('run files', () => {
       const first = await fireOnce(c, state);
       expect(first.out).toBeGreaterThan(0);
       expect(first.lock).toBeGreaterThan(0);
-      // The output lingers until the release is surely synced, then is emptied into the spares.
+      const files = inodes(state);
+      expect(files.map((f) => f.name).sort()).toEqual(['s0.exit', 's0.lock', 's0.out']);
+      expect(files.map((f) => f.ino)).toContain(first.out);
+      // The slot comes back once the run's settlement is surely synced.
       await sleep(3_500);
-      const spare = join(state, 'runs', '.spare');
-      const kept = readdirSync(spare).map((n) => statSync(join(spare, n)));
-      expect(kept.map((s) => s.ino)).toContain(first.out);
-      expect(kept.map((s) => s.ino)).toContain(first.lock);
-      expect(kept.every((s) => s.size === 0 && (s.mode & 0o077) === 0)).toBe(true);
-      const second = await fireOnce(c, state);
-      expect([first.out, first.lock]).toContain(second.out);
-      // Only this run's own output: nothing of the first run's.
-      expect(second.lines).toBe(2);
+      for (let i = 0; i < 2; i++) {
+        const next = await fireOnce(c, state);
+        expect([next.out, next.lock]).toEqual([first.out, first.lock]);
+        // Only this run's own output: nothing of the first run's.
+        expect(next.lines).toBe(2);
+        await sleep(3_500);
+      }
+      expect(inodes(state)).toEqual(files);
+      expect(files.every((f) => (statSync(join(state, 'runs', f.name)).mode & 0o077) === 0)).toBe(true);
     } finally {
       await c.stop(2_000);
     }
-  }, 20_000);
+  }, 30_000);
 
-  it('files of a run whose lock a leftover process still holds are removed, never reused', async () => {
+  it('a slot whose lock a leftover process still holds is retired: its files are removed, never reused', async () => {
     const state = dir();
     // The daemon keeps fd 3 (the run lock) and the output: it outlives the body's group.
     const body = `${BODY}; setsid sleep 5 & exit 0`;
@@ -71,32 +76,34 @@ describe('run files', () => {
       const first = await fireOnce(c, state);
       expect(first.lock).toBeGreaterThan(0);
       await sleep(3_500);
-      const spare = join(state, 'runs', '.spare');
-      const kept = readdirSync(spare).map((n) => statSync(join(spare, n)).ino);
-      expect(kept).not.toContain(first.out);
-      expect(kept).not.toContain(first.lock);
+      expect(inodes(state)).toEqual([]);
+      const second = await fireOnce(c, state);
+      expect(second.lock).not.toBe(first.lock);
+      // A slot of its own, retired in turn (this body leaves a daemon too).
+      expect(readdirSync(join(state, 'runs')).filter((n) => n.startsWith('s0.'))).toEqual([]);
     } finally {
       await c.stop(2_000);
     }
   }, 20_000);
 });
 
-describe('SpareFiles', () => {
-  it('hands out what it was given, emptied, and keeps no more than its cap', async () => {
-    const d = dir();
-    const { writeFileSync } = await import('node:fs');
-    const spares = new SpareFiles(join(d, '.spare'), 2);
-    expect(spares.take(join(d, 'a'))).toBe(false);
-    for (const name of ['x', 'y', 'z']) {
-      writeFileSync(join(d, name), 'old contents');
-      spares.give(join(d, name));
-    }
-    expect(spares.size).toBe(2);
-    expect(existsSync(join(d, 'z'))).toBe(false);
-    // A restarted controller finds them again.
-    const again = new SpareFiles(join(d, '.spare'), 2);
-    expect(again.take(join(d, 'b'))).toBe(true);
-    expect(readFileSync(join(d, 'b'), 'utf8')).toBe('');
-    expect(again.size).toBe(1);
+describe('RunSlots', () => {
+  it('hands out the most recently freed slot, never one twice, and keeps no more than its cap', () => {
+    const slots = new RunSlots(2);
+    expect([slots.take(), slots.take(), slots.take()]).toEqual(['s0', 's1', 's2']);
+    expect(slots.give('s1')).toBe(true);
+    expect(slots.give('s1')).toBe(true);
+    expect(slots.give('s0')).toBe(true);
+    expect(slots.give('s2')).toBe(false);
+    expect(slots.size).toBe(2);
+    expect([slots.take(), slots.take(), slots.take()]).toEqual(['s0', 's1', 's3']);
+  });
+
+  it('numbers new slots above those a restarted controller still finds in use', () => {
+    const slots = new RunSlots();
+    slots.reserve('s41');
+    slots.reserve('../x');
+    expect(slots.take()).toBe('s42');
+    expect([isSlotName('s7'), isSlotName('s'), isSlotName('s1/../x'), isSlotName(7)]).toEqual([true, false, false, false]);
   });
 });
