@@ -68,16 +68,18 @@ export interface RunFiles {
 }
 
 /**
- * Runs the body under `sh -c`, then records its status. Written in place (no
- * temp file and `mv`: an exec less per fire): the file is read only once the
- * wrapper has let go of the run lock, so a reader never sees it half
- * written, and a wrapper killed mid-write leaves no tag, which reads as
- * "no exit status". A body killed by a signal shows as 128+n; the wrapper
+ * Runs the body in a subshell, then records its status. `eval` in a fork of
+ * this shell, not a second `sh -c`: an exec less per fire (~0.7 ms of CPU
+ * here), and `$$` is the group leader's pid, as without the wrapper. The
+ * status is written in place (no temp file and `mv`): the file is read only
+ * once the wrapper has let go of the run lock, so a reader never sees it
+ * half written, and a wrapper killed mid-write leaves no tag, which reads
+ * as "no exit status". A body killed by a signal shows as 128+n; the wrapper
  * re-raises that signal on itself, so the runner still sees a signal death,
  * as it would without the wrapper.
  */
 const EXIT_WRAPPER =
-  '"$ORDERLY_BODY_SHELL" -c "$ORDERLY_BODY"; rc=$?; umask 077; printf "%s %s" "$rc" "$ORDERLY_EXIT_TAG" > "$ORDERLY_EXIT_FILE"; ' +
+  '(eval "$ORDERLY_BODY"); rc=$?; umask 077; printf "%s %s" "$rc" "$ORDERLY_EXIT_TAG" > "$ORDERLY_EXIT_FILE"; ' +
   'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
 
 export interface BodyResult {
@@ -330,7 +332,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
       spawned = native.spawn({
         program: shell,
         args: [shell, '-c', EXIT_WRAPPER],
-        env: wrapperEnv(opts, shell, files),
+        env: wrapperEnv(opts, files),
         cwd: opts.cwd,
         output: files.output,
         inheritFds: opts.extraFds ?? [],
@@ -351,7 +353,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     if (files) outputFd = openSync(files.output, 'w', 0o600);
     child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,
-      env: files ? wrapperEnv(opts, shell, files) : opts.env,
+      env: files ? wrapperEnv(opts, files) : opts.env,
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
       detached: true,
       stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...(opts.extraFds ?? [])],
@@ -395,8 +397,8 @@ function fromChildProcess(child: ChildProcess): Started {
 }
 
 /** The body's environment plus what EXIT_WRAPPER reads. */
-function wrapperEnv(opts: RunBodyOptions, shell: string, files: RunFiles): Record<string, string> {
-  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_BODY_SHELL: shell, ORDERLY_EXIT_FILE: files.exit, ORDERLY_EXIT_TAG: files.tag };
+function wrapperEnv(opts: RunBodyOptions, files: RunFiles): Record<string, string> {
+  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_EXIT_FILE: files.exit, ORDERLY_EXIT_TAG: files.tag };
 }
 
 /** The child opens its output file itself: when that fails, say so rather than blame the shell. */

@@ -319,9 +319,8 @@ describe.each(MODES)('%s', (m) => {
       expect(running.pid).toBeGreaterThan(0);
       const [shell, group] = pidsIn(r.outputTail);
       expect(group).toBe(running.pid);
-      // With run files the body's shell runs under the wrapper that leads the group.
-      if (mode === 'pipes') expect(shell).toBe(running.pid);
-      else expect(shell).not.toBe(running.pid);
+      // With run files the body runs in a subshell of the wrapper that leads the group, and $$ names the wrapper.
+      expect(shell).toBe(running.pid);
     });
 
     it('extraFds are inherited as fd 3, 4, …', async () => {
