@@ -363,3 +363,35 @@ describe('Controller whose lease log fails during a run', () => {
     await c.stop(0).catch(() => undefined);
   });
 });
+
+describe('Controller cold start', () => {
+  it('fires every one of 600 orders due at once exactly once, a bounded number starting at a time', async () => {
+    const state = dir('cold-start');
+    let running = 0;
+    let peak = 0;
+    const orders = Array.from({ length: 600 }, (_, i) =>
+      defineOrder({
+        name: `o${i}`,
+        trigger: 'cooldown',
+        interval: '1h',
+        run: async () => {
+          peak = Math.max(peak, ++running);
+          await new Promise((r) => setTimeout(r, 300));
+          running--;
+          return { didWork: false };
+        },
+      }),
+    );
+    const fired = new Map<string, number>();
+    const c = await Controller.start({ state, orders, audit: new JsonlSink(join(state, 'audit.jsonl')), onEvent: (e) => void (e.type === 'fired' && fired.set(e.scopedName, (fired.get(e.scopedName) ?? 0) + 1)) });
+    try {
+      await waitFor(() => fired.size === 600 && running === 0, 20_000);
+      expect([...fired.values()].every((n) => n === 1)).toBe(true);
+      // Bodies that outlive their start are not held back: more run at once than start at once.
+      expect(peak).toBeGreaterThan(128);
+      expect(c.stats().fires).toBe(600);
+    } finally {
+      await c.stop(2_000);
+    }
+  }, 30_000);
+});

@@ -40,7 +40,7 @@ struct Shared {
 }
 
 struct Watched {
-    _pidfd: OwnedFd,
+    pidfd: OwnedFd,
     leads_group: bool,
 }
 
@@ -93,7 +93,7 @@ impl Reaper {
         let fd = pidfd_open(pid)?;
         let raw = fd.as_raw_fd();
         // In the map before epoll can report it: the thread looks it up there.
-        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { _pidfd: fd, leads_group });
+        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { pidfd: fd, leads_group });
         if let Err(err) = epoll_add(self.shared.epoll.as_raw_fd(), raw, pid as u64) {
             self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
             return Err(err);
@@ -139,14 +139,24 @@ fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
                 continue;
             }
             let pid = data as i32;
+            if !shared.watched.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&pid) {
+                continue;
+            }
             let Some(mut exit) = reap(pid) else { continue };
-            // Dropping the pidfd also takes it out of the epoll set.
-            let watched = shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            let Some(watched) = shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid) else { continue };
+            // Out of the epoll set before the pidfd closes. Closing alone is
+            // not enough: a child being spawned holds a copy of every open
+            // descriptor until it execs, which keeps the registration (and its
+            // level-triggered readiness) alive. The loop then saw this pid
+            // again and again: millions of spurious exits under a burst of
+            // spawns, and a wrong one for a new child that got the pid.
+            unsafe { libc::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, watched.pidfd.as_raw_fd(), std::ptr::null_mut()) };
             // Asked here, where it costs one syscall, so the caller need not
             // scan /proc (or raise an exception in JS) for every body that left nothing behind.
-            if watched.is_some_and(|w| w.leads_group) {
+            if watched.leads_group {
                 exit.group_empty = unsafe { libc::kill(-pid, 0) } < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
             }
+            drop(watched);
             on_exit(exit);
         }
     }

@@ -118,3 +118,20 @@ fn a_child_outlives_a_dropped_reaper() {
     let mut status = 0;
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
 }
+
+#[test]
+fn reports_each_child_once_in_a_burst_of_spawns() {
+    // Children exit while others are being spawned: each spawned child holds
+    // copies of the reaper's pidfds until it execs.
+    let (r, rx) = reaper();
+    let n = 1_000;
+    let mut pids: Vec<i32> = (0..n).map(|_| r.spawn(&sh("exit 3")).unwrap()).collect();
+    let mut seen: Vec<i32> = (0..n).map(|_| wait(&rx).pid).collect();
+    // Anything more is a spurious exit.
+    std::thread::sleep(Duration::from_millis(300));
+    let extra: Vec<Exit> = rx.try_iter().collect();
+    assert!(extra.is_empty(), "{} exit(s) reported again, the first {:?}", extra.len(), extra.first());
+    seen.sort();
+    pids.sort();
+    assert_eq!(seen, pids);
+}
