@@ -376,7 +376,8 @@ describe('Controller cold start', () => {
         interval: '1h',
         run: async () => {
           peak = Math.max(peak, ++running);
-          await new Promise((r) => setTimeout(r, 300));
+          // Long enough that the first bodies still run when the last start (a loaded CI machine is slow to get there).
+          await new Promise((r) => setTimeout(r, 2_000));
           running--;
           return { didWork: false };
         },
