@@ -894,8 +894,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           } catch {
             // Held by a process of an earlier run, or unusable: this slot is not handed out again.
             this.#tainted.add(fireId);
-            const at = Date.now();
-            return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
+            return notStarted(err);
           }
         }
         // Before the spawn: once a body holds the lock, the lock names its fire (the slot's last run's record is overwritten whole).
@@ -908,8 +907,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             ftruncateSync(fd, 0);
           } catch {
             this.#tainted.add(fireId);
-            const at = Date.now();
-            return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
+            return notStarted(err);
           }
         }
         const place = this.#place(o, fireId);
@@ -1647,6 +1645,12 @@ const LOCK_RECORD_BYTES = 160;
 
 function lockRecord(r: { fireId: string; pgid?: number; timeoutAt?: number }): string {
   return JSON.stringify(r).padEnd(LOCK_RECORD_BYTES);
+}
+
+/** A body that could not be started: a failed run, recorded as such, never a crash. */
+function notStarted(err: unknown): BodyResult {
+  const at = Date.now();
+  return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
 }
 
 function parseMeta(lease: LeaseInfo): Meta | undefined {
