@@ -18,8 +18,12 @@
 //            its own), max sampled over the cell
 //   reload   controller.reload(the same N specs, each with a new interval)
 //   CPU/fire process CPU over the steady window / fires in it
+//   wave CPU the process's CPU from start to the wave's last fire, and its
+//            body processes' (reaped by then, from /proc/self/stat): on C
+//            cores no wave ends before body CPU / C
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { childrenCpuUs } from './children-cpu.mjs';
 import { percentile, Samples } from './stats.mjs';
 import { scratchDir } from './scratch.mjs';
 
@@ -50,6 +54,8 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
   const steady = new Samples();
   let measuring = false;
   let waveDoneAt;
+  let waveCpu;
+  let waveBodyCpuUs;
   let rssMax = 0;
   const errors = [];
   const t0 = performance.now();
@@ -59,7 +65,11 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     if (e.type === 'fired') {
       if (!firstFire.has(e.scopedName)) {
         firstFire.add(e.scopedName);
-        if (firstFire.size === n) waveDoneAt = performance.now();
+        if (firstFire.size === n) {
+          waveDoneAt = performance.now();
+          waveCpu = process.cpuUsage(startCpu);
+          waveBodyCpuUs = startChildren === null ? null : childrenCpuUs() - startChildren;
+        }
       } else if (measuring && e.due !== undefined) {
         steady.push(e.at - e.due);
       }
@@ -68,6 +78,8 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     }
   };
   const startAt = performance.now();
+  const startCpu = process.cpuUsage();
+  const startChildren = childrenCpuUs();
   const controller = await lib.Controller.start({ state: dir.path, orders, audit: countingSink(), onEvent, cwd: dir.path, ...(spawner ? { spawner } : {}) });
   const startMs = performance.now() - startAt;
   try {
@@ -103,6 +115,9 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       startMs,
       waveMs,
       waveFired: firstFire.size,
+      // CPU from start to the wave's last fire: the controller's, and its bodies' (those reaped by then).
+      waveCpuMs: waveCpu ? (waveCpu.user + waveCpu.system) / 1000 : null,
+      waveBodyCpuMs: waveBodyCpuUs === undefined || waveBodyCpuUs === null ? null : waveBodyCpuUs / 1000,
       steadySeconds: windowSeconds,
       steadyFires: fires,
       latenessP50ms: percentile(sorted, 50),
