@@ -28,6 +28,7 @@ interface Entry {
 /** Node's timers hold at most 2^31-1 ms (24.8 days); a longer one fires at once, with a warning. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const WALL_RECHECK_MS = 60_000;
+const ARM_MARGIN_MS = 1;
 /** The two clocks drifting apart by more than this is a step of the wall clock, not timer jitter. */
 export const STEP_MS = 1_000;
 
@@ -104,7 +105,11 @@ export class TimerHeap {
     this.#armedFor = top.mono;
     let delay = Math.max(0, top.mono - this.#clocks.mono());
     if (this.#wall.size > 0) delay = Math.min(delay, WALL_RECHECK_MS);
-    this.#timer = setTimeout(() => this.#fire(), Math.min(delay, MAX_TIMER_MS));
+    // Node counts a timer in whole milliseconds from the loop's cached time, so one armed for
+    // exactly the span often fired up to a millisecond early: the heap found nothing due and
+    // armed again, a second wake-up (and event-loop turn) for every fire. Rounded up, plus
+    // one, it fires once, at or just after the due time.
+    this.#timer = setTimeout(() => this.#fire(), Math.min(delay > 0 ? Math.ceil(delay) + ARM_MARGIN_MS : 0, MAX_TIMER_MS));
   }
 
   #fire(): void {
