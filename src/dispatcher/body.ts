@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
+import { envEntries, type LayeredEnv } from './layered-env.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
 import { type ChildExit, nativeSpawner, signalName } from './spawner.js';
 
@@ -19,8 +20,10 @@ import { type ChildExit, nativeSpawner, signalName } from './spawner.js';
 export interface RunBodyOptions {
   command: string;
   cwd: string;
-  /** The child's whole environment: nothing of process.env is merged in here. */
+  /** The child's environment (laid over `baseEnv` when given): nothing of process.env is merged in here. */
   env: Record<string, string>;
+  /** What every fire of the order shares; `env` adds to it and wins over it. */
+  baseEnv?: LayeredEnv;
   /** Infinity or 0 disables the timeout. */
   timeoutMs: number;
   /** SIGTERM → SIGKILL; default 5000. */
@@ -332,7 +335,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
       spawned = native.spawn({
         program: shell,
         args: [shell, '-c', EXIT_WRAPPER],
-        env: wrapperEnv(opts, files),
+        env: envEntries(opts.baseEnv, wrapperEnv(opts, files)),
         cwd: opts.cwd,
         output: files.output,
         inheritFds: opts.extraFds ?? [],
@@ -353,7 +356,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     if (files) outputFd = openSync(files.output, 'w', 0o600);
     child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
       cwd: opts.cwd,
-      env: files ? wrapperEnv(opts, files) : opts.env,
+      env: wholeEnv(opts, files ? wrapperEnv(opts, files) : opts.env),
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
       detached: true,
       stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...(opts.extraFds ?? [])],
@@ -396,9 +399,13 @@ function fromChildProcess(child: ChildProcess): Started {
   };
 }
 
-/** The body's environment plus what EXIT_WRAPPER reads. */
+/** The body's own variables (over its base) plus what EXIT_WRAPPER reads. */
 function wrapperEnv(opts: RunBodyOptions, files: RunFiles): Record<string, string> {
   return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_EXIT_FILE: files.exit, ORDERLY_EXIT_TAG: files.tag };
+}
+
+function wholeEnv(opts: RunBodyOptions, over: Record<string, string>): Record<string, string> {
+  return opts.baseEnv ? opts.baseEnv.merged(over) : over;
 }
 
 /** The child opens its output file itself: when that fails, say so rather than blame the shell. */

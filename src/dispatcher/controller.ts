@@ -22,6 +22,7 @@ import { collectFinished, runBody, type BodyResult } from './body.js';
 import { isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
+import { LayeredEnv } from './layered-env.js';
 import { runCheck } from './check.js';
 import { appendEvent, EventLogFollower, isOrderMarker, type CityEvent, type PublishInput } from './event-log.js';
 import { STEP_MS, TimerHeap } from './timers.js';
@@ -910,12 +911,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             return notStarted(err);
           }
         }
-        const place = this.#place(o, fireId);
+        const place = this.#fixedPlace(o);
         const run = runBody({
           command: spec.exec,
           cwd: place.cwd,
+          baseEnv: place.env,
           env: {
-            ...place.env,
+            ...this.#fireVars(o, fireId),
             ORDERLY_FENCE: fenceOf(lease.token, meta),
             ORDERLY_FIRED_AT: String(lease.acquiredAt),
             ...(meta.epoch !== undefined ? { ORDERLY_EPOCH: String(meta.epoch), ORDERLY_SHARD: String(meta.shard), ORDERLY_MEMBER: this.#opts.cluster!.memberId } : {}),
@@ -1131,15 +1133,15 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { ...this.#inheritedEnv };
   }
 
-  /** Per order (a reload makes new ones): what #place computes that does not change from fire to fire. */
-  readonly #places = new WeakMap<ScopedOrder, BodyPlace>();
+  /** Per order (a reload makes new ones): where its bodies run and the environment every fire shares. */
+  readonly #places = new WeakMap<ScopedOrder, { cwd: string; env: LayeredEnv }>();
 
   /**
-   * Where a body (or check) runs, and its environment: the inherited one,
-   * Gas City's variables for the order, orderly's own, then `[order.env]`.
-   * A fresh object each call (callers add to it).
+   * Where an order's body (or check) runs, and the environment its fires
+   * share: the inherited one, Gas City's variables for the order, orderly's
+   * own, then `[order.env]`. Built once per order.
    */
-  #place(o: ScopedOrder, fireId: string): BodyPlace {
+  #fixedPlace(o: ScopedOrder): { cwd: string; env: LayeredEnv } {
     let fixed = this.#places.get(o);
     if (!fixed) {
       const { spec } = o;
@@ -1156,13 +1158,21 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         ORDERLY_SCOPED_NAME: o.scopedName,
         ...spec.env,
       };
-      fixed = { cwd: place.cwd, env };
+      fixed = { cwd: place.cwd, env: new LayeredEnv(env) };
       this.#places.set(o, fixed);
     }
-    // `[order.env]` may set even this one.
-    const env = { ...fixed.env };
-    if (o.spec.env.ORDERLY_FIRE_ID === undefined) env.ORDERLY_FIRE_ID = fireId;
-    return { cwd: fixed.cwd, env };
+    return fixed;
+  }
+
+  /** The fire's id, unless `[order.env]` sets even that one. */
+  #fireVars(o: ScopedOrder, fireId: string): Record<string, string> {
+    return o.spec.env.ORDERLY_FIRE_ID === undefined ? { ORDERLY_FIRE_ID: fireId } : {};
+  }
+
+  /** The place with its whole environment as one object (a fresh one each call). */
+  #place(o: ScopedOrder, fireId: string): BodyPlace {
+    const fixed = this.#fixedPlace(o);
+    return { cwd: fixed.cwd, env: fixed.env.merged(this.#fireVars(o, fireId)) };
   }
 
   #count(outcome: Outcome): void {

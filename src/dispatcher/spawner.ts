@@ -11,7 +11,8 @@ import { NativeSpawner } from '../native.js';
 export interface SpawnRequest {
   program: string;
   args: string[];
-  env: Record<string, string>;
+  /** `NAME=value`, the child's whole environment. */
+  env: string[];
   cwd: string;
   /** stdout + stderr; created or truncated, 0600. */
   output: string;
@@ -57,9 +58,7 @@ class Spawner {
 
   /** Throws an error whose `code` is the errno's name when the child cannot start. */
   spawn(req: SpawnRequest): { pid: number; exited: Promise<ChildExit> } {
-    const env: string[] = [];
-    for (const name in req.env) env.push(`${name}=${req.env[name]}`);
-    const pid = this.#native.spawn({ program: req.program, args: req.args, env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds });
+    const pid = this.#native.spawn({ program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds });
     // The exit is delivered on this thread, never before this synchronous code is done.
     if (this.#waiting.size === 0) this.#native.ref();
     const exited = new Promise<ChildExit>((resolve) => {

@@ -111,6 +111,29 @@ describe('what bodies are told', () => {
     expect(env).not.toContain('AWS_SECRET_ACCESS_KEY');
   });
 
+  it.each(['native', 'node'] as const)('each variable once, the fire\'s own over inherited ones of the same name (%s spawner)', async (spawner) => {
+    const base = fresh();
+    const out = join(base, 'env');
+    const mine = parseOrderFile(`[order]\ntrigger = "manual"\nexec = "env > ${out}-mine"\n[order.env]\nORDERLY_FIRE_ID = "pinned"\n`, join(base, 'orders/mine.toml'));
+    const show = parseOrderFile(`[order]\ntrigger = "manual"\nexec = "env > ${out}"\n`, join(base, 'orders/show.toml'));
+    // A controller started by another orderly's body inherits that fire's variables.
+    const inherited = { PATH: process.env.PATH!, ORDERLY_FENCE: 'stale-fence', ORDERLY_FIRE_ID: 'stale-id', ORDERLY_ORDER: 'stale', constructor: 'x', toString: 'y' };
+    const c = await Controller.start({ state: join(base, 'state'), orders: [show, mine], schedule: false, env: inherited, spawner });
+    const fired = await c.fire('show');
+    await c.fire('mine');
+    await c.stop();
+    for (const [file, fireId] of [[out, fired.fireId!], [`${out}-mine`, 'pinned']] as const) {
+      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+      const names = lines.map((l) => l.slice(0, l.indexOf('=')));
+      expect(new Set(names).size).toBe(names.length);
+      expect(lines).toContain(`ORDERLY_FIRE_ID=${fireId}`);
+      expect(lines.find((l) => l.startsWith('ORDERLY_FENCE='))).not.toBe('ORDERLY_FENCE=stale-fence');
+      expect(lines).not.toContain('ORDERLY_ORDER=stale');
+      expect(lines).toContain('constructor=x');
+      expect(lines).toContain('toString=y');
+    }
+  });
+
   it('the audit password variable never reaches a body, whatever else it inherits', async () => {
     const base = fresh();
     const out = join(base, 'env');
