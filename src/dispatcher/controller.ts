@@ -915,8 +915,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         const run = runBody({
           command: spec.exec,
           cwd: place.cwd,
-          baseEnv: place.env,
+          baseEnv: this.#bodyBase(),
           env: {
+            ...place.vars,
             ...this.#fireVars(o, fireId),
             ORDERLY_FENCE: fenceOf(lease.token, meta),
             ORDERLY_FIRED_AT: String(lease.acquiredAt),
@@ -1127,38 +1128,51 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   #inheritedEnv: Record<string, string> | undefined;
 
-  /** A copy each call (callers edit it); read from process.env once: reading it is a call into C++ per variable. */
-  #inherited(): Record<string, string> {
+  /** Read from process.env once: reading it is a call into C++ per variable. */
+  #inherited(): Readonly<Record<string, string>> {
     this.#inheritedEnv ??= Object.fromEntries(Object.entries(this.#opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    return { ...this.#inheritedEnv };
+    return this.#inheritedEnv;
   }
 
-  /** Per order (a reload makes new ones): where its bodies run and the environment every fire shares. */
-  readonly #places = new WeakMap<ScopedOrder, { cwd: string; env: LayeredEnv }>();
-
   /**
-   * Where an order's body (or check) runs, and the environment its fires
-   * share: the inherited one, Gas City's variables for the order, orderly's
-   * own, then `[order.env]`. Built once per order.
+   * What every body inherits from the controller (only `envAllow`'s names
+   * when it is set), shared by all orders: its `NAME=value` list is built
+   * once, not once per order (10,000 orders would hold 10,000 copies).
    */
-  #fixedPlace(o: ScopedOrder): { cwd: string; env: LayeredEnv } {
-    let fixed = this.#places.get(o);
-    if (!fixed) {
-      const { spec } = o;
-      const inherited = this.#inherited();
-      const place = bodyPlace(o, this.#opts.city, inherited, this.#opts.cwd ?? process.cwd());
+  #inheritedBase: LayeredEnv | undefined;
+
+  #bodyBase(): LayeredEnv {
+    if (!this.#inheritedBase) {
+      const inherited = { ...this.#inherited() };
       // The audit database's password is the controller's, never a body's.
       delete inherited.ORDERLY_AUDIT_PASSWORD;
       const allow = this.#opts.envAllow;
-      const env = {
-        ...(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited),
+      this.#inheritedBase = new LayeredEnv(allow ? Object.fromEntries(allow.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]!])) : inherited);
+    }
+    return this.#inheritedBase;
+  }
+
+  /** Per order (a reload makes new ones): where its bodies run and the variables it adds to the inherited ones. */
+  readonly #places = new WeakMap<ScopedOrder, { cwd: string; vars: Record<string, string> }>();
+
+  /**
+   * Where an order's body (or check) runs, and what its fires add to the
+   * inherited environment: Gas City's variables for the order, orderly's
+   * own, then `[order.env]`. Built once per order.
+   */
+  #fixedPlace(o: ScopedOrder): { cwd: string; vars: Record<string, string> } {
+    let fixed = this.#places.get(o);
+    if (!fixed) {
+      const { spec } = o;
+      const place = bodyPlace(o, this.#opts.city, this.#inherited(), this.#opts.cwd ?? process.cwd());
+      const vars = {
         ...place.env,
         ...(o.rig ? { ORDERLY_RIG: o.rig } : {}),
         ORDERLY_ORDER: spec.name,
         ORDERLY_SCOPED_NAME: o.scopedName,
         ...spec.env,
       };
-      fixed = { cwd: place.cwd, env: new LayeredEnv(env) };
+      fixed = { cwd: place.cwd, vars };
       this.#places.set(o, fixed);
     }
     return fixed;
@@ -1172,7 +1186,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** The place with its whole environment as one object (a fresh one each call). */
   #place(o: ScopedOrder, fireId: string): BodyPlace {
     const fixed = this.#fixedPlace(o);
-    return { cwd: fixed.cwd, env: fixed.env.merged(this.#fireVars(o, fireId)) };
+    return { cwd: fixed.cwd, env: this.#bodyBase().merged({ ...fixed.vars, ...this.#fireVars(o, fireId) }) };
   }
 
   #count(outcome: Outcome): void {
