@@ -22,7 +22,7 @@ export interface RunBodyOptions {
   cwd: string;
   /** The child's environment (laid over `baseEnv` when given): nothing of process.env is merged in here. */
   env: Record<string, string>;
-  /** What every fire of the order shares; `env` adds to it and wins over it. */
+  /** What the body inherits, shared with other bodies (the controller's environment); `env` adds to it and wins over it. */
   baseEnv?: LayeredEnv;
   /** Infinity or 0 disables the timeout. */
   timeoutMs: number;
