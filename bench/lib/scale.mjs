@@ -117,7 +117,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       waveFired: firstFire.size,
       // CPU from start to the wave's last fire: the controller's, and its bodies' (those reaped by then).
       waveCpuMs: waveCpu ? (waveCpu.user + waveCpu.system) / 1000 : null,
-      waveBodyCpuMs: waveBodyCpuUs === undefined || waveBodyCpuUs === null ? null : waveBodyCpuUs / 1000,
+      waveBodyCpuMs: typeof waveBodyCpuUs === 'number' ? waveBodyCpuUs / 1000 : null,
       steadySeconds: windowSeconds,
       steadyFires: fires,
       latenessP50ms: percentile(sorted, 50),

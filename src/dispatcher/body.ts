@@ -291,7 +291,8 @@ async function takeStatusFile(path: string, keep = false): Promise<StatusRead> {
   return { ignored: `status file ignored: ${JSON.stringify(text.trim().slice(0, 40))} is neither "no-op" nor "did-work"` };
 }
 
-function notStarted(spawnError: string, noOpExitCodes: readonly number[], startedAt = Date.now()): BodyResult {
+/** A body that could not be started: a failed run with the reason, recorded as such, never a crash. */
+export function notStarted(spawnError: string, noOpExitCodes: readonly number[], startedAt = Date.now()): BodyResult {
   const { outcome, reason } = classifyExit({ exitCode: null, signal: null, timedOut: false, noOpExitCodes, spawnError });
   const result: BodyResult = {
     outcome,

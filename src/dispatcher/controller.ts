@@ -18,7 +18,7 @@ import { parseCron } from '../orders/cron.js';
 import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
-import { collectFinished, runBody, type BodyResult } from './body.js';
+import { collectFinished, notStarted, runBody, type BodyResult } from './body.js';
 import { isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
@@ -895,7 +895,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           } catch {
             // Held by a process of an earlier run, or unusable: this slot is not handed out again.
             this.#tainted.add(fireId);
-            return notStarted(err);
+            return notStarted(`could not start the body: ${OrderlyError.from(err).message}`, spec.noOpExitCodes);
           }
         }
         // Before the spawn: once a body holds the lock, the lock names its fire (the slot's last run's record is overwritten whole).
@@ -908,7 +908,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             ftruncateSync(fd, 0);
           } catch {
             this.#tainted.add(fireId);
-            return notStarted(err);
+            return notStarted(`could not start the body: ${OrderlyError.from(err).message}`, spec.noOpExitCodes);
           }
         }
         const place = this.#fixedPlace(o);
@@ -1669,12 +1669,6 @@ const LOCK_RECORD_BYTES = 160;
 
 function lockRecord(r: { fireId: string; pgid?: number; timeoutAt?: number }): string {
   return JSON.stringify(r).padEnd(LOCK_RECORD_BYTES);
-}
-
-/** A body that could not be started: a failed run, recorded as such, never a crash. */
-function notStarted(err: unknown): BodyResult {
-  const at = Date.now();
-  return { outcome: 'failed', exitCode: null, signal: null, startedAt: at, endedAt: at, durationMs: 0, outputTail: '', outputBytes: 0, reason: `could not start the body: ${OrderlyError.from(err).message}` };
 }
 
 function parseMeta(lease: LeaseInfo): Meta | undefined {
