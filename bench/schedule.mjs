@@ -10,6 +10,10 @@
 //         spawner (posix_spawn, crates/spawn)
 //   exec-node  the same, started by Node's child_process.spawn: the baseline
 //         of the CPU-per-fire ratio, measured in the same run
+//   fire floor (crates/fire-floor) the exec scenarios' pace with no JS: one
+//         thread that sleeps to each due time, makes a record durable, starts
+//         `sh -c 'exit 100'` and waits for it on a pidfd; what the controller's
+//         CPU per exec fire is set against, in the same run
 //   scale (bench/lib/scale.mjs) code orders ×1k/10k/100k and exec orders
 //         ×1k/10k: define, start (load + recover), cold-start wave, steady
 //         lateness, CPU per fire, RSS, reload of all N; BENCH_SCALE=0 skips it
@@ -43,6 +47,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenCpuUs } from './lib/children-cpu.mjs';
 import { benchConfig } from './lib/config.mjs';
 import { commandLine, machineInfo } from './lib/machine.mjs';
+import { runFireFloor } from './lib/floor.mjs';
 import { loadOrderlyDist } from './lib/orderly.mjs';
 import { writeResults } from './lib/results.mjs';
 import { scratchDir, scratchRoot } from './lib/scratch.mjs';
@@ -234,6 +239,22 @@ async function runScenario(lib, scenario) {
   }
 }
 
+/** Fires per second of the exec scenarios' orders (each fires once per interval). */
+function execRate() {
+  return intervals(execOrders).reduce((sum, ms) => sum + 1000 / ms, 0);
+}
+
+/** One fire-floor run at the exec pace, as long as a scenario's measured window. */
+async function fireFloorRun() {
+  const dir = scratchDir('fire-floor');
+  try {
+    const f = await runFireFloor({ dir: dir.path, rate: execRate(), seconds: config.seconds });
+    return { wakeUs: f.wake.cpuUsPerFire, durableUs: f.durable.cpuUsPerFire, spawnUs: f.spawn.cpuUsPerFire, fireUs: f.fire.cpuUsPerFire, bodyUs: f.fire.childrenCpuUsPerFire, fires: f.fire.fires };
+  } finally {
+    dir.remove();
+  }
+}
+
 async function main() {
   const lib = await loadOrderlyDist({ log });
   if (typeof lib.Controller?.start !== 'function' || typeof lib.defineOrder !== 'function') {
@@ -245,7 +266,18 @@ async function main() {
       `state under ${scratchRoot()}`,
   );
   const cells = wanted.map((scenario) => ({ scenario, runs: [], errors: [] }));
+  const floorRuns = [];
+  const floorWanted = wanted.some((s) => s.spawner !== undefined);
   for (let rep = 1; rep <= config.repeats; rep++) {
+    if (floorWanted) {
+      try {
+        floorRuns.push(await fireFloorRun());
+        const f = floorRuns.at(-1);
+        log(`[${rep}/${config.repeats}] fire floor: ${num(f.fireUs)} µs CPU/fire (wake ${num(f.wakeUs)}, durable write ${num(f.durableUs)}, spawn + reap ${num(f.spawnUs)}), body ${num(f.bodyUs)} µs`);
+      } catch (err) {
+        log(`[${rep}/${config.repeats}] fire floor: FAILED ${err.message}`);
+      }
+    }
     for (const cell of cells) {
       const tag = `[${rep}/${config.repeats}] ${cell.scenario.label}`;
       try {
@@ -327,6 +359,15 @@ async function main() {
     );
   }
 
+  const fireFloor = floorRuns.length ? medianOfRuns(floorRuns) : null;
+  if (fireFloor) {
+    console.log(
+      `the least such a fire costs here (crates/fire-floor: one thread, no JS, ${num(execRate(), 1)} fires/s, this run): ${num(fireFloor.fireUs)} µs; ` +
+        `its parts, each alone: waking ${num(fireFloor.wakeUs)}, waking + a durable write ${num(fireFloor.durableUs)}, waking + spawn and reap ${num(fireFloor.spawnUs)} µs` +
+        (exec ? `; the controller spends ${num(exec.cpuUsPerFire - fireFloor.fireUs)} µs more` : ''),
+    );
+  }
+
   const scale = [];
   if (scaleOn && !config.subjects) {
     log('\nscale:');
@@ -380,10 +421,27 @@ async function main() {
       value: exec.cpuUsPerFire,
       goal: `<= ${TARGET_EXEC_CPU_US} µs`,
       pass: exec.cpuUsPerFire <= TARGET_EXEC_CPU_US,
-      ...(paced ? { context: `a fire of a code order at the same pace, no body process at all: ${num(paced.cpuUsPerFire)} µs` } : {}),
+      ...(paced || fireFloor
+        ? {
+            context: [
+              paced ? `a fire of a code order at the same pace, no body process at all: ${num(paced.cpuUsPerFire)} µs` : '',
+              fireFloor ? `the same fire with no JS (crates/fire-floor): ${num(fireFloor.fireUs)} µs` : '',
+            ].filter(Boolean).join('; '),
+          }
+        : {}),
     });
   }
-  if (spawnRatio !== null) targets.push({ subject: 'exec', check: 'CPU per fire, child_process.spawn / native', digits: 2, value: spawnRatio, goal: `>= ${TARGET_SPAWN_RATIO}x`, pass: spawnRatio >= TARGET_SPAWN_RATIO });
+  if (spawnRatio !== null) {
+    targets.push({
+      subject: 'exec',
+      check: 'CPU per fire, child_process.spawn / native',
+      digits: 2,
+      value: spawnRatio,
+      goal: `>= ${TARGET_SPAWN_RATIO}x`,
+      pass: spawnRatio >= TARGET_SPAWN_RATIO,
+      ...(fireFloor ? { context: `child_process.spawn's fire over the no-JS floor: ${ratio(execNode.cpuUsPerFire / fireFloor.fireUs)}, the most a native spawner could show here` } : {}),
+    });
+  }
   const exec10k = scale.find((c) => c.kind === 'exec' && c.orders === 10_000);
   if (exec10k) {
     const cores = os.cpus().length;
@@ -424,6 +482,7 @@ async function main() {
     config: { ...config, codeOrders, execOrders, intervalMs: [MIN_INTERVAL_MS, MAX_INTERVAL_MS] },
     results: rows,
     ...(spawnRatio !== null ? { spawnRatio } : {}),
+    ...(fireFloor ? { fireFloor: { ...fireFloor, runs: floorRuns } } : {}),
     scale,
     targets,
   });

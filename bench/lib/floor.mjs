@@ -1,7 +1,11 @@
-// The fsync floor (crates/fsync-floor): write + fdatasync per record, the
-// cost orderly's group commit is measured against. bench/wal.mjs runs it as
-// its baseline subject and bench/all.mjs around the whole run; both go
-// through here so the two floors are the same measurement.
+// The floors orderly is measured against, each a small Rust binary:
+// - the fsync floor (crates/fsync-floor): write + fdatasync per record, the
+//   cost orderly's group commit is measured against. bench/wal.mjs runs it as
+//   its baseline subject and bench/all.mjs around the whole run; both go
+//   through here so the two floors are the same measurement.
+// - the fire floor (crates/fire-floor): one paced exec fire with no JS (a
+//   durable record, a spawn, a pidfd wait), what bench:schedule's CPU per
+//   exec fire is set against.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,21 +13,30 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-let built;
+const built = new Map();
 
-/** The binary: FSYNC_FLOOR_BIN, or target/release/fsync-floor rebuilt first (a no-op when up to date). */
+/** The fsync floor's binary: FSYNC_FLOOR_BIN, or target/release/fsync-floor rebuilt first (a no-op when up to date). */
 export function floorBinary() {
-  built ??= build();
-  return built;
+  return binary('fsync-floor', 'FSYNC_FLOOR_BIN');
 }
 
-function build() {
-  if (process.env.FSYNC_FLOOR_BIN) return process.env.FSYNC_FLOOR_BIN;
-  const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target'), 'release', 'fsync-floor');
+/** The fire floor's binary: FIRE_FLOOR_BIN, or target/release/fire-floor rebuilt first. */
+export function fireFloorBinary() {
+  return binary('fire-floor', 'FIRE_FLOOR_BIN');
+}
+
+function binary(crate, envName) {
+  if (!built.has(crate)) built.set(crate, build(crate, envName));
+  return built.get(crate);
+}
+
+function build(crate, envName) {
+  if (process.env[envName]) return process.env[envName];
+  const bin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target'), 'release', crate);
   // Rebuilding keeps the floor honest after edits to its source.
-  const cargo = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'fsync-floor'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (cargo.status !== 0 && !existsSync(bin)) throw new Error('cannot measure the fsync floor: `cargo build -p fsync-floor` failed and no binary exists (FSYNC_FLOOR_BIN names one)');
-  if (cargo.status !== 0) console.error(`warning: cargo build -p fsync-floor failed; using the existing ${bin}`);
+  const cargo = spawnSync('cargo', ['build', '--release', '--quiet', '-p', crate], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (cargo.status !== 0 && !existsSync(bin)) throw new Error(`cannot measure the ${crate}: \`cargo build -p ${crate}\` failed and no binary exists (${envName} names one)`);
+  if (cargo.status !== 0) console.error(`warning: cargo build -p ${crate} failed; using the existing ${bin}`);
   return bin;
 }
 
@@ -42,6 +55,16 @@ export async function runFloor({ file, writers, seconds, warmupSeconds, recordBy
   ];
   const { stdout } = await promisify(execFile)(floorBinary(), args);
   return JSON.parse(stdout);
+}
+
+/**
+ * One fire-floor measurement at `rate` fires/s, its parts run one after the
+ * other for seconds/4 each: { wake, durable, spawn, fire }, each
+ * { fires, cpuUsPerFire, childrenCpuUsPerFire }.
+ */
+export async function runFireFloor({ dir, rate, seconds }) {
+  const { stdout } = await promisify(execFile)(fireFloorBinary(), ['--dir', dir, '--rate', String(rate), '--seconds', String(seconds)]);
+  return Object.fromEntries(JSON.parse(stdout).phases.map(({ phase, ...figures }) => [phase, figures]));
 }
 
 /** bench:wal's baseline row (the floor, one writer) in its parsed result, or null if it has none with a figure. */
