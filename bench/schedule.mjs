@@ -244,6 +244,16 @@ function execRate() {
   return intervals(execOrders).reduce((sum, ms) => sum + 1000 / ms, 0);
 }
 
+/**
+ * A scale cell's runs as one row: the median of each figure (a wave that did
+ * not finish in a run counts as the slowest), every run's errors, the runs.
+ */
+function scaleMedian(runs) {
+  const row = medianOfRuns(runs.map(({ errors, ...figures }) => ({ ...figures, waveMs: figures.waveMs ?? Number.POSITIVE_INFINITY })));
+  if (!Number.isFinite(row.waveMs)) row.waveMs = null;
+  return { ...row, errors: runs.flatMap((r) => r.errors ?? []), ...(runs.length > 1 ? { runs } : {}) };
+}
+
 /** One fire-floor run at the exec pace, as long as a scenario's measured window. */
 async function fireFloorRun() {
   const dir = scratchDir('fire-floor');
@@ -371,13 +381,18 @@ async function main() {
   const scale = [];
   if (scaleOn && !config.subjects) {
     log('\nscale:');
-    for (const cell of SCALE_CELLS) {
-      try {
-        scale.push(runCell({ ...cell, windowSeconds: SCALE_WINDOW_SECONDS, waveTimeoutSeconds: 120 }));
-      } catch (err) {
-        log(`  ${cell.kind} ×${cell.n}: FAILED ${err.message}`);
+    // Every cell once per repeat, in turn (a slow minute on this shared VM hits one run of each, not every run of one cell).
+    const runs = SCALE_CELLS.map(() => []);
+    for (let rep = 1; rep <= config.repeats; rep++) {
+      for (const [i, cell] of SCALE_CELLS.entries()) {
+        try {
+          runs[i].push(runCell({ ...cell, windowSeconds: SCALE_WINDOW_SECONDS, waveTimeoutSeconds: 120 }));
+        } catch (err) {
+          log(`  [${rep}/${config.repeats}] ${cell.kind} ×${cell.n}: FAILED ${err.message}`);
+        }
       }
     }
+    for (const cellRuns of runs) if (cellRuns.length) scale.push(scaleMedian(cellRuns));
     console.log(
       '\n' +
         formatTable(
@@ -397,7 +412,7 @@ async function main() {
         ),
     );
     console.log(
-      `scale: one controller per row, fresh state; start = Controller.start (open + recover + schedule); wave = start until every order fired once; ` +
+      `scale: ${config.repeats > 1 ? `medians of ${config.repeats} runs, ` : ''}one controller per row and run, fresh state; start = Controller.start (open + recover + schedule); wave = start until every order fired once; ` +
         `steady window ${SCALE_WINDOW_SECONDS} s after the wave: 600 code / 120 exec orders fire every 1-5 s, the rest wait 1-2 h in the heap; RSS = the row's own process, max over the row; reload = all N orders with new intervals.`,
     );
     for (const kind of ['code', 'exec']) {
