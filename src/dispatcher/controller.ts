@@ -183,7 +183,7 @@ const ADOPT_POLL_MS = 500;
 const DEFAULT_MAX_AUDIT_BACKLOG = 10_000;
 /** Sink errors no retry can fix. */
 const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDIT_URL']);
-/** Longer than the lease store's flush interval (100 ms), with margin. */
+/** How long a settled run's deleted files wait: longer than the lease store's flush interval (100 ms), with margin. */
 const RUN_FILES_LINGER_MS = 2_000;
 /** See Controller.#starting. */
 const MAX_STARTING = 128;
@@ -777,7 +777,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const next = Number(this.#store.cursor(scopedName) ?? 0n) + 1;
     return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(debtKey(scopedName, 'retry-from')) ?? BigInt(next))) : next;
   }
-  readonly #sweepQueue: Array<{ fireId: string; slot: string | undefined; at: number }> = [];
+  readonly #sweepQueue: Array<{ fireId: string; slot: string | undefined; kept: boolean; at: number }> = [];
   #sweeper: NodeJS.Timeout | undefined;
 
   #skip(o: ScopedOrder, reason: SkipReason, detail?: string): FireResult {
@@ -1035,25 +1035,35 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   /**
-   * A fire's run files are let go once its outcome cannot be lost: a
-   * COMPLETE record is durable at once, but a no-op's release is relaxed,
-   * and until it is synced a crash would bring the lease back, to be settled
-   * from these files. So its slot is freed (or its files deleted) after the
-   * log's flush interval, with margin. Once per fire.
+   * A fire's run files are let go once its outcome cannot be lost. Once per fire.
+   *
+   * Its slot is free for the next fire at once. A no-op's release is
+   * relaxed, and until it is synced a crash would bring the lease back, to
+   * be settled from the slot's files; but the next fire to take the slot
+   * appends its acquire after that release, and touches the files only once
+   * the acquire is durable, when the release is too (the log recovers a
+   * prefix, never a later record without an earlier one). Freeing it only
+   * after the flush interval instead made a cold-start wave create a new
+   * slot, three files, for nearly every fire: on this machine's ext4,
+   * creating them cost the wave more than its bodies did.
+   *
+   * Files deleted instead (a retired slot's, a status file a body made) have
+   * no later record to wait for: they go after the flush interval, with margin.
    */
   #forget(fireId: string, slot: string | undefined): void {
-    this.#sweepQueue.push({ fireId, slot, at: Date.now() + RUN_FILES_LINGER_MS });
+    const tainted = this.#tainted.delete(fireId);
+    const kept = slot !== undefined && !tainted && this.#slots.give(slot);
+    this.#sweepQueue.push({ fireId, slot, kept, at: Date.now() + RUN_FILES_LINGER_MS });
     this.#sweeper ??= setInterval(() => this.#sweep(false), RUN_FILES_LINGER_MS / 2).unref();
   }
 
   #sweep(all: boolean): void {
     const now = Date.now();
     while (this.#sweepQueue.length > 0 && (all || this.#sweepQueue[0]!.at <= now)) {
-      const { fireId, slot } = this.#sweepQueue.shift()!;
+      const { fireId, slot, kept } = this.#sweepQueue.shift()!;
       const f = this.#runFiles({ fireId, slot });
-      const tainted = this.#tainted.delete(fireId);
-      // A slot is kept, files and all, for a later fire; files named by fire id (an earlier version's) go.
-      if (slot === undefined || tainted || !this.#slots.give(slot)) for (const path of [f.lock, f.output, f.exit]) unlinkQuiet(path);
+      // A kept slot's files stay for a later fire; files named by fire id (an earlier version's) go.
+      if (!kept) for (const path of [f.lock, f.output, f.exit]) unlinkQuiet(path);
       // The body made it, with whatever mode it chose. Most bodies make none.
       if (lstatSync(f.status, { throwIfNoEntry: false })) unlinkQuiet(f.status);
     }

@@ -11,9 +11,12 @@ import { unlinkSync } from 'node:fs';
  * fire that holds it, and the exit status carries the fire's id, so nothing
  * an earlier run left in them can speak for a later one.
  *
- * A slot comes back only once its run is settled and that settlement is
- * durable (the controller's linger): a crash can never bring back two
- * leases naming one slot.
+ * A slot comes back once its run is settled. Its settlement may not be
+ * durable yet (a no-op's release is relaxed), but the next fire to take the
+ * slot appends its acquire after it and touches the files only once that
+ * acquire is durable, when everything before it in the log is too: a crash
+ * can never bring back two leases naming one slot, nor a lease whose files
+ * a later run overwrote.
  */
 export class RunSlots {
   readonly #cap: number;

@@ -100,7 +100,7 @@ describe('a fire cut before its body started, in a reused run slot', () => {
     const root = join(tmp.path, 'reused-slot');
     const ordersDir = join(root, 'orders');
     const state = join(root, 'state');
-    // Every fire does work (exit 0); the next is due after the slot came back (2-3 s after a run).
+    // Every fire does work (exit 0); the slot comes back as soon as a run is settled.
     writeOrder(ordersDir, 'work', { exec: 'exit 0', intervalMs: 4_000, timeoutMs: 10_000 });
     const first = startController(ordersDir, state, [], { crashPoint: 'fire:acquired@2' });
     await first.exited;
@@ -116,5 +116,27 @@ describe('a fire cut before its body started, in a reused run slot', () => {
     const after = readAudit(join(state, 'audit.jsonl'));
     expect(after[1]).toMatchObject({ scopedName: 'work', outcome: 'interrupted', exitCode: null });
     expect(after[1]!.fireId).not.toBe(before[0]!.fireId);
+  }, 30_000);
+
+  it("is recorded interrupted when the slot's earlier run was a no-op, freed to it before that release was synced", async () => {
+    const root = join(tmp.path, 'reused-no-op-slot');
+    const ordersDir = join(root, 'orders');
+    const state = join(root, 'state');
+    // A no-op (relaxed release, no record) frees its slot at once; the next fire takes it and is cut.
+    writeOrder(ordersDir, 'quiet', { exec: 'exit 100', intervalMs: 300, timeoutMs: 10_000 });
+    const first = startController(ordersDir, state, [], { crashPoint: 'fire:acquired@2' });
+    await first.exited;
+    expect(readAudit(join(state, 'audit.jsonl')), first.stderr()).toEqual([]);
+    // The slot the cut fire took (s0, freed to it at once) holds the no-op's status: it must not settle the cut fire as a no-op (no record at all).
+    expect(readFileSync(join(state, 'runs', 's0.exit'), 'utf8')).toMatch(/^100 [0-9a-f-]{36}$/);
+    const next = startController(ordersDir, state);
+    const settled = await waitUntil(() => readAudit(join(state, 'audit.jsonl')).length >= 1, 10_000);
+    next.child.kill('SIGTERM');
+    await next.exited;
+    expect(settled, next.stderr()).toBe(true);
+    const after = readAudit(join(state, 'audit.jsonl'));
+    expect(after[0]).toMatchObject({ scopedName: 'quiet', outcome: 'interrupted', exitCode: null });
+    // Only the cut fire: every other fire of the order was a no-op.
+    expect(after).toHaveLength(1);
   }, 30_000);
 });

@@ -50,14 +50,12 @@ describe('run files', () => {
       const files = inodes(state);
       expect(files.map((f) => f.name).sort()).toEqual(['s0.exit', 's0.lock', 's0.out']);
       expect(files.map((f) => f.ino)).toContain(first.out);
-      // The slot comes back once the run's settlement is surely synced.
-      await sleep(3_500);
+      // The slot comes back as soon as the run is settled: the next fire, at once, gets it.
       for (let i = 0; i < 2; i++) {
         const next = await fireOnce(c, state);
         expect([next.out, next.lock]).toEqual([first.out, first.lock]);
         // Only this run's own output: nothing of the first run's.
         expect(next.lines).toBe(2);
-        await sleep(3_500);
       }
       expect(inodes(state)).toEqual(files);
       expect(files.every((f) => (statSync(join(state, 'runs', f.name)).mode & 0o077) === 0)).toBe(true);
@@ -65,6 +63,25 @@ describe('run files', () => {
       await c.stop(2_000);
     }
   }, 30_000);
+
+  it("a no-op's slot goes to the very next fire, its relaxed release not yet synced: a wave creates no file per fire", async () => {
+    const state = dir();
+    const seen = join(state, 'inodes.log');
+    // A no-op leaves no audit record: the body notes its files' inodes itself.
+    const body = `echo "$(stat -L -c %i /proc/$$/fd/1) $(stat -L -c %i /proc/$$/fd/3)" >> ${seen}; exit 100`;
+    const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(body)}\n`, '/virtual/inodes.toml');
+    const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, store: { flushIntervalMs: 10_000 } });
+    try {
+      for (let i = 0; i < 4; i++) expect((await c.fire('inodes')).outcome).toBe('no-op');
+      const lines = readFileSync(seen, 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(4);
+      expect(new Set(lines).size).toBe(1);
+      expect(readdirSync(join(state, 'runs')).sort()).toEqual(['s0.exit', 's0.lock', 's0.out']);
+    } finally {
+      await c.stop(2_000);
+    }
+    expect(existsSync(join(state, 'audit.jsonl')) ? readFileSync(join(state, 'audit.jsonl'), 'utf8') : '').toBe('');
+  }, 20_000);
 
   it('a slot whose lock a leftover process still holds is retired: its files are removed, never reused', async () => {
     const state = dir();
