@@ -246,13 +246,13 @@ function headlineRows(results) {
       `${times(execNode.cpuUsPerFire / exec.cpuUsPerFire, 2)} less`,
     ]);
   }
-  const floor = schedule?.fireFloor;
-  if (exec && floor) {
+  const fireFloor = schedule?.fireFloor;
+  if (exec && fireFloor) {
     rows.push([
       `The same exec fire with no JS at the same pace: one thread, a durable write, a spawn, a pidfd wait (crates/fire-floor, ${runsOf(schedule)})`,
       `${fixed(exec.cpuUsPerFire, 0)} µs (the controller)`,
-      `${fixed(floor.fireUs, 0)} µs (the floor)`,
-      `${times(exec.cpuUsPerFire / floor.fireUs, 2)} the floor`,
+      `${fixed(fireFloor.fireUs, 0)} µs (the floor)`,
+      `${times(exec.cpuUsPerFire / fireFloor.fireUs, 2)} the floor`,
     ]);
   }
   const big = schedule?.scale?.find((x) => x.kind === 'code' && x.orders === 100_000);
