@@ -183,8 +183,10 @@ const ADOPT_POLL_MS = 500;
 const DEFAULT_MAX_AUDIT_BACKLOG = 10_000;
 /** Sink errors no retry can fix. */
 const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDIT_URL']);
-/** How long a settled run's deleted files wait: longer than the lease store's flush interval (100 ms), with margin. */
+/** How long a settled run's deleted files wait at least: the lease store's flush interval (100 ms by default), with margin. */
 const RUN_FILES_LINGER_MS = 2_000;
+/** The lease store's flush interval when the options leave it out (crates/wal's default). */
+const DEFAULT_FLUSH_INTERVAL_MS = 100;
 /** See Controller.#starting. */
 const MAX_STARTING = 128;
 
@@ -1048,13 +1050,20 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * creating them cost the wave more than its bodies did.
    *
    * Files deleted instead (a retired slot's, a status file a body made) have
-   * no later record to wait for: they go after the flush interval, with margin.
+   * no later record to wait for: they go after the flush interval, with
+   * margin, however long the store was configured to let relaxed records wait.
    */
   #forget(fireId: string, slot: string | undefined): void {
     const tainted = this.#tainted.delete(fireId);
     const kept = slot !== undefined && !tainted && this.#slots.give(slot);
-    this.#sweepQueue.push({ fireId, slot, kept, at: Date.now() + RUN_FILES_LINGER_MS });
-    this.#sweeper ??= setInterval(() => this.#sweep(false), RUN_FILES_LINGER_MS / 2).unref();
+    const linger = this.#filesLingerMs();
+    this.#sweepQueue.push({ fireId, slot, kept, at: Date.now() + linger });
+    this.#sweeper ??= setInterval(() => this.#sweep(false), linger / 2).unref();
+  }
+
+  /** Twice the flush interval, at least RUN_FILES_LINGER_MS: a store set to sync relaxed records every 10 s keeps them 20 s. */
+  #filesLingerMs(): number {
+    return Math.max(RUN_FILES_LINGER_MS, 2 * (this.#opts.store?.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS));
   }
 
   #sweep(all: boolean): void {

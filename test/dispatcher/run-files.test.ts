@@ -104,6 +104,28 @@ describe('run files', () => {
   }, 20_000);
 });
 
+describe('run files deleted after a run', () => {
+  it('wait for the configured flush interval, not only the 2 s that covers the default one', async () => {
+    const state = dir();
+    // A retired slot (the daemon keeps its lock) has its files deleted, with nothing later in the log to order that after its release.
+    const body = `${BODY}; setsid sleep 12 & exit 100`;
+    const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(body)}\n`, '/virtual/inodes.toml');
+    const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, store: { flushIntervalMs: 3_000 } });
+    try {
+      expect((await c.fire('inodes')).outcome).toBe('no-op');
+      const files = () => readdirSync(join(state, 'runs')).filter((n) => n.startsWith('s0.')).sort();
+      await sleep(3_500);
+      // The release may still wait for its sync: its run's output and exit status stay.
+      expect(files()).toEqual(['s0.exit', 's0.out']);
+      // Twice the flush interval: gone by 6 s, or at the sweep after (every 3 s).
+      for (let i = 0; i < 60 && files().length > 0; i++) await sleep(100);
+      expect(files()).toEqual([]);
+    } finally {
+      await c.stop(2_000);
+    }
+  }, 20_000);
+});
+
 describe('RunSlots', () => {
   it('hands out the most recently freed slot, never one twice, and keeps no more than its cap', () => {
     const slots = new RunSlots(2);
