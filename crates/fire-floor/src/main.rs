@@ -106,10 +106,15 @@ fn last_os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
+/// A fire's durable record: bench/wal.mjs's record size.
+const RECORD_BYTES: usize = 128;
+/// The preallocated log, rewritten from its start once full.
+const LOG_BYTES: usize = 4 << 20;
+
 struct Log {
     fd: libc::c_int,
-    offset: i64,
-    record: [u8; 128],
+    offset: usize,
+    record: [u8; RECORD_BYTES],
 }
 
 impl Log {
@@ -126,13 +131,9 @@ impl Log {
         if fd < 0 {
             return Err(last_os_error(&format!("open {path}")));
         }
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..4 {
-            if unsafe { libc::write(fd, zeros.as_ptr().cast(), zeros.len()) }
-                != zeros.len() as isize
-            {
-                return Err(last_os_error(&format!("preallocate {path}")));
-            }
+        let zeros = vec![0u8; LOG_BYTES];
+        if unsafe { libc::write(fd, zeros.as_ptr().cast(), zeros.len()) } != zeros.len() as isize {
+            return Err(last_os_error(&format!("preallocate {path}")));
         }
         if unsafe { libc::fsync(fd) } != 0 {
             return Err(last_os_error(&format!("fsync {path}")));
@@ -140,18 +141,26 @@ impl Log {
         Ok(Log {
             fd,
             offset: 0,
-            record: [b'r'; 128],
+            record: [b'r'; RECORD_BYTES],
         })
     }
 
     fn append_durably(&mut self) -> Result<(), String> {
-        if self.offset + 128 > 4 << 20 {
+        if self.offset + RECORD_BYTES > LOG_BYTES {
             self.offset = 0;
         }
-        if unsafe { libc::pwrite(self.fd, self.record.as_ptr().cast(), 128, self.offset) } != 128 {
+        let written = unsafe {
+            libc::pwrite(
+                self.fd,
+                self.record.as_ptr().cast(),
+                RECORD_BYTES,
+                self.offset as libc::off_t,
+            )
+        };
+        if written != RECORD_BYTES as isize {
             return Err(last_os_error("pwrite"));
         }
-        self.offset += 128;
+        self.offset += RECORD_BYTES;
         if unsafe { libc::fdatasync(self.fd) } != 0 {
             return Err(last_os_error("fdatasync"));
         }
@@ -222,7 +231,13 @@ impl Body {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            while libc::poll(&mut p, 1, -1) < 0 {}
+            // Only a signal may interrupt the wait; any other failure would spin here.
+            while libc::poll(&mut p, 1, -1) < 0 {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                    libc::close(pidfd);
+                    return Err(last_os_error("poll of the pidfd"));
+                }
+            }
             let mut status = 0;
             libc::waitpid(pid, &mut status, 0);
             libc::close(pidfd);
