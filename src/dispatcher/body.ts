@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, closeSync, fstatSync, constants as fsConstants, lstatSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
@@ -71,19 +71,48 @@ export interface RunFiles {
 }
 
 /**
- * Runs the body in a subshell, then records its status. `eval` in a fork of
- * this shell, not a second `sh -c`: an exec less per fire (~0.7 ms of CPU
- * here), and `$$` is the group leader's pid, as without the wrapper. The
- * status is written in place (no temp file and `mv`): the file is read only
- * once the wrapper has let go of the run lock, so a reader never sees it
- * half written, and a wrapper killed mid-write leaves no tag, which reads
- * as "no exit status". A body killed by a signal shows as 128+n; the wrapper
- * re-raises that signal on itself, so the runner still sees a signal death,
- * as it would without the wrapper.
+ * Both wrappers record the body's exit status, then end as the body did.
+ * The status is written in place, over the slot's earlier one and padded to
+ * one width: truncating a file that holds data cost the body ~0.1 ms of
+ * CPU per fire on ext4 (it frees the block and logs the inode as an
+ * orphan). No temp file and `mv` either: the file is read only once the
+ * wrapper has let go of the run lock, so a reader never sees it half
+ * written, and a wrapper killed before its write leaves the earlier run's
+ * tag, which reads as "no exit status". A body killed by a signal shows as
+ * 128+n; the wrapper re-raises that signal on itself, so the runner still
+ * sees a signal death, as it would without the wrapper. `$$` is the group
+ * leader's pid in both, as without a wrapper.
  */
-const EXIT_WRAPPER =
-  '(eval "$ORDERLY_BODY"); rc=$?; umask 077; printf "%s %s" "$rc" "$ORDERLY_EXIT_TAG" > "$ORDERLY_EXIT_FILE"; ' +
-  'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi; exit "$rc"';
+const RECORD_EXIT = 'umask 077; printf "%-40s" "$rc $ORDERLY_EXIT_TAG" 1<> "$ORDERLY_EXIT_FILE"';
+const RERAISE = 'if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then trap - EXIT; kill "-$((rc - 128))" "$$"; fi';
+
+/**
+ * The body runs in the wrapper's own shell and an EXIT trap records its
+ * status: a process less per fire than a subshell (~0.3 ms of CPU here, a
+ * third of what a no-op body cost). `exit` in the body ends the shell
+ * through the trap; a signal that kills the shell skips it, as it kills the
+ * subshell's parent too.
+ */
+const TRAP_WRAPPER = `trap 'rc=$(($? & 255)); ${RECORD_EXIT}; ${RERAISE}' EXIT; eval "$ORDERLY_BODY"`;
+
+/**
+ * For bodies that could undo the trap: the body in a subshell (`eval` in a
+ * fork of this shell, not a second `sh -c`), then the status.
+ */
+const SUBSHELL_WRAPPER = `(eval "$ORDERLY_BODY"); rc=$?; ${RECORD_EXIT}; ${RERAISE}; exit "$rc"`;
+
+/**
+ * Body text that could take the trap wrapper's EXIT trap, replace its shell
+ * (exec), change its options (set -e/-u/-x would apply to the trap), or run
+ * code the text does not show (eval, `.`, source, functions, aliases).
+ * Matching too much only costs the subshell.
+ */
+const UNDOES_TRAP = /\b(?:exec|trap|set|eval|source|alias|readonly|command|builtin|ORDERLY_EXIT_\w*)\b|(?:^|[\s;&|(`])\.(?=\s)|\w\s*\(\s*\)/;
+
+/** The wrapper `sh -c` runs for a body with run files. */
+export function exitWrapper(command: string): string {
+  return UNDOES_TRAP.test(command) ? SUBSHELL_WRAPPER : TRAP_WRAPPER;
+}
 
 export interface BodyResult {
   outcome: Outcome;
@@ -335,7 +364,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     try {
       spawned = native.spawn({
         program: shell,
-        args: [shell, '-c', EXIT_WRAPPER],
+        args: [shell, '-c', exitWrapper(opts.command)],
         env: envEntries(opts.baseEnv, wrapperEnv(opts, files)),
         cwd: opts.cwd,
         output: files.output,
@@ -355,7 +384,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   let outputFd: number | undefined;
   try {
     if (files) outputFd = openSync(files.output, 'w', 0o600);
-    child = spawn(shell, ['-c', files ? EXIT_WRAPPER : opts.command], {
+    child = spawn(shell, ['-c', files ? exitWrapper(opts.command) : opts.command], {
       cwd: opts.cwd,
       env: wholeEnv(opts, files ? wrapperEnv(opts, files) : opts.env),
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
@@ -400,9 +429,10 @@ function fromChildProcess(child: ChildProcess): Started {
   };
 }
 
-/** The body's own variables (over its base) plus what EXIT_WRAPPER reads. */
+/** The body's own variables (over its base) plus what the exit wrapper reads. */
 function wrapperEnv(opts: RunBodyOptions, files: RunFiles): Record<string, string> {
-  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_EXIT_FILE: files.exit, ORDERLY_EXIT_TAG: files.tag };
+  // Absolute: a body that changes directory must not move where the trap writes.
+  return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_EXIT_FILE: resolve(files.exit), ORDERLY_EXIT_TAG: files.tag };
 }
 
 function wholeEnv(opts: RunBodyOptions, over: Record<string, string>): Record<string, string> {

@@ -107,7 +107,7 @@ describe('a fire cut before its body started, in a reused run slot', () => {
     const before = readAudit(join(state, 'audit.jsonl'));
     expect(before.map((r) => r.outcome), first.stderr()).toEqual(['did-work']);
     // The slot the cut fire took still holds the first run's status.
-    expect(readFileSync(join(state, 'runs', 's0.exit'), 'utf8')).toBe(`0 ${before[0]!.fireId}`);
+    expect(readFileSync(join(state, 'runs', 's0.exit'), 'utf8').trimEnd()).toBe(`0 ${before[0]!.fireId}`);
     const next = startController(ordersDir, state);
     const settled = await waitUntil(() => readAudit(join(state, 'audit.jsonl')).length >= 2, 10_000);
     next.child.kill('SIGTERM');

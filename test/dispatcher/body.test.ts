@@ -1,7 +1,8 @@
-import { chmodSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { isAbsolute, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type BodyResult, collectFinished, DRAIN_MS, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
+import { type BodyResult, collectFinished, DRAIN_MS, exitWrapper, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
 import { tempDir } from '../helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -319,7 +320,7 @@ describe.each(MODES)('%s', (m) => {
       expect(running.pid).toBeGreaterThan(0);
       const [shell, group] = pidsIn(r.outputTail);
       expect(group).toBe(running.pid);
-      // With run files the body runs in a subshell of the wrapper that leads the group, and $$ names the wrapper.
+      // With run files $$ names the wrapper that leads the group, whether the body runs in its shell or a subshell.
       expect(shell).toBe(running.pid);
     });
 
@@ -416,6 +417,73 @@ describe.each(MODES)('%s', (m) => {
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(isRunning(pid!)).toBe(true);
     });
+  });
+
+  describe.runIf(m !== 'pipes')('runBody: the exit file says what the runner saw', () => {
+    /** The status the wrapper wrote for this fire, as waitpid would give it (128+n for a signal). */
+    function recorded(opts: RunBodyOptions): number | undefined {
+      const m = /^(\d{1,3}) this-fire *$/.exec(readFileSync(opts.runFiles!.exit, 'utf8'));
+      return m ? Number(m[1]) : undefined;
+    }
+    const seen = (r: BodyResult) => (r.signal ? 128 + osConstants.signals[r.signal as NodeJS.Signals] : r.exitCode);
+
+    it.each([
+      ['exit 100', 100],
+      ['true', 0],
+      ['false', 1],
+      // The trap sees 300; the shell exits 300 & 255.
+      ['exit 300', 44],
+      ['if then', 2],
+      ['nosuchcommand', 127],
+      ['sh -c "kill -USR1 \\$\\$"', 128 + osConstants.signals.SIGUSR1],
+      ['cd /; exit 3', 3],
+      ['f() { exit 9; }; f', 9],
+      // Bodies that would undo the trap run in a subshell, and are still recorded.
+      ['exec sh -c "exit 7"', 7],
+      ["trap 'echo bye' EXIT; exit 4", 4],
+      ['set -e; false; exit 0', 1],
+      ['eval "exit 6"', 6],
+    ])('%s', async (body, rc) => {
+      const opts = options(body);
+      const r = await runBody(opts).done;
+      expect(seen(r)).toBe(rc);
+      expect(recorded(opts)).toBe(rc);
+      if (body.startsWith('trap')) expect(r.outputTail).toBe('bye\n');
+    });
+
+    it('overwrites an earlier run\'s status of the full width, and creates the file 0600 whatever the body\'s umask', async () => {
+      const opts = options('exit 0');
+      writeFileSync(opts.runFiles!.exit, `100 ${'e'.repeat(36)}`);
+      await runBody(opts).done;
+      expect(recorded(opts)).toBe(0);
+      const fresh = options('umask 000; exit 5');
+      const r = await runBody(fresh).done;
+      expect(r.exitCode).toBe(5);
+      expect(recorded(fresh)).toBe(5);
+      expect(statSync(fresh.runFiles!.exit).mode & 0o777).toBe(0o600);
+    });
+
+    it('a body that changes directory does not move its exit file, even one named relative to the controller', async () => {
+      const elsewhere = join(dir(), 'a', 'b', 'c');
+      mkdirSync(elsewhere, { recursive: true });
+      const opts = options(`cd ${elsewhere}; exit 3`);
+      const exit = relative(process.cwd(), opts.runFiles!.exit);
+      expect(isAbsolute(exit)).toBe(false);
+      const r = await runBody({ ...opts, runFiles: { ...opts.runFiles!, exit } }).done;
+      expect(r.exitCode).toBe(3);
+      expect(recorded(opts)).toBe(3);
+    });
+  });
+});
+
+describe('exitWrapper', () => {
+  it('runs plain bodies under the EXIT trap, and in a subshell any body that could take the trap, replace the shell or hide what it runs', () => {
+    for (const body of ['exit 100', 'gc mail check --quiet', 'scripts/sweep.sh --dry-run', 'echo $((1 + 2)) $(date)', 'reset-thing; exit 0', 'test -f x.txt && exit 100']) {
+      expect(exitWrapper(body), body).toMatch(/^trap /);
+    }
+    for (const body of ['exec gc run', 'trap "" TERM; sleep 1', 'set -eu; gc x', 'eval "$CMD"', '. ./lib.sh', 'cd x && . lib.sh', 'source lib.sh', 'main() { :; }; main', 'main () { :; }', 'alias ls=true', 'command exec true', 'unset ORDERLY_EXIT_FILE']) {
+      expect(exitWrapper(body), body).toMatch(/^\(eval /);
+    }
   });
 });
 
