@@ -351,6 +351,27 @@ export class LeaseStore {
     return this.#call(() => this.#native.outbox()).map((e) => Object.freeze({ ...e }));
   }
 
+  /**
+   * Where the log ends now. Every record appended so far, relaxed ones
+   * included, is on stable storage once `isSynced(mark)` says so: what must
+   * wait for a relaxed release (deleting the files that could settle its run
+   * after a power cut) waits for that, not for a time. 0n for the in-memory store.
+   */
+  syncMark(): bigint {
+    this.#ensureOpen();
+    if (this.#native instanceof MemoryLeases) return 0n;
+    const native = this.#native;
+    return this.#call(() => native.appendedLsn());
+  }
+
+  /** Whether everything appended up to `mark` (see syncMark) is durable; false once the handle is closing. */
+  isSynced(mark: bigint): boolean {
+    if (this.#native instanceof MemoryLeases) return true;
+    if (this.#closing) return false;
+    const native = this.#native;
+    return this.#call(() => native.durableLsn()) >= mark;
+  }
+
   stats(): LeaseStoreStats {
     this.#ensureOpen();
     return this.#call(() => this.#native.stats());

@@ -68,6 +68,26 @@ describe('LeaseStore', () => {
     await store.close();
   });
 
+  it('a sync mark taken after a relaxed release is synced only once that release is, by the flush or a later durable record', async () => {
+    const store = await LeaseStore.open(dir('mark'), { flushIntervalMs: 60_000 });
+    const a = (await store.acquire('a'))!;
+    expect(store.isSynced(store.syncMark())).toBe(true);
+    store.release(a);
+    const mark = store.syncMark();
+    expect(mark).toBeGreaterThan(0n);
+    // The flush is a minute away: nothing has synced the release.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(store.isSynced(mark)).toBe(false);
+    // A durable record after it is synced with it.
+    await store.acquire('b');
+    expect(store.isSynced(mark)).toBe(true);
+    await store.close();
+    expect(store.isSynced(mark)).toBe(false);
+    const mem = await LeaseStore.open(null);
+    mem.release((await mem.acquire('a'))!);
+    expect(mem.isSynced(mem.syncMark())).toBe(true);
+  });
+
   it('takes over an expired lease with a higher token and refuses the stale holder', async () => {
     const store = await LeaseStore.open(null);
     const old = (await store.acquire('k', { ttlMs: 30 }))!;

@@ -183,10 +183,8 @@ const ADOPT_POLL_MS = 500;
 const DEFAULT_MAX_AUDIT_BACKLOG = 10_000;
 /** Sink errors no retry can fix. */
 const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDIT_URL']);
-/** How long a settled run's deleted files wait at least: the lease store's flush interval (100 ms by default), with margin. */
-const RUN_FILES_LINGER_MS = 2_000;
-/** The lease store's flush interval when the options leave it out (crates/wal's default). */
-const DEFAULT_FLUSH_INTERVAL_MS = 100;
+/** How often settled runs' files are looked at, to delete those whose release is durable. */
+const SWEEP_MS = 1_000;
 /** See Controller.#starting. */
 const MAX_STARTING = 128;
 
@@ -452,9 +450,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     await this.#audit.sink.close().catch(() => undefined);
     this.#finalWal = this.#poisonSafeStats();
     await this.#store.close();
-    // Closing synced every release: the run files have done their job.
     if (this.#sweeper) clearInterval(this.#sweeper);
-    this.#sweep(true);
+    // Closing synced every release, unless the log was poisoned: then the files stay for the next start to settle from.
+    if (!this.#finalWal.poisoned) this.#sweep(true);
   }
 
   // ------------------------------------------------------------ scheduling
@@ -779,7 +777,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const next = Number(this.#store.cursor(scopedName) ?? 0n) + 1;
     return this.#retryPending(scopedName) ? Math.min(next, Number(this.#store.cursor(debtKey(scopedName, 'retry-from')) ?? BigInt(next))) : next;
   }
-  readonly #sweepQueue: Array<{ fireId: string; slot: string | undefined; kept: boolean; at: number }> = [];
+  /** Settled runs in the order their releases were appended, each with the log's end just after it (LeaseStore.syncMark). */
+  readonly #sweepQueue: Array<{ fireId: string; slot: string | undefined; kept: boolean; mark: bigint }> = [];
   #sweeper: NodeJS.Timeout | undefined;
 
   #skip(o: ScopedOrder, reason: SkipReason, detail?: string): FireResult {
@@ -1050,25 +1049,29 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * creating them cost the wave more than its bodies did.
    *
    * Files deleted instead (a retired slot's, a status file a body made) have
-   * no later record to wait for: they go after the flush interval, with
-   * margin, however long the store was configured to let relaxed records wait.
+   * no later record to wait for: they go once the log is durable past the
+   * release, however long the store lets relaxed records wait and however
+   * long its disk stalls. Until then a power cut would bring the lease back
+   * and settle the run from them.
    */
   #forget(fireId: string, slot: string | undefined): void {
     const tainted = this.#tainted.delete(fireId);
     const kept = slot !== undefined && !tainted && this.#slots.give(slot);
-    const linger = this.#filesLingerMs();
-    this.#sweepQueue.push({ fireId, slot, kept, at: Date.now() + linger });
-    this.#sweeper ??= setInterval(() => this.#sweep(false), linger / 2).unref();
+    let mark: bigint;
+    try {
+      mark = this.#store.syncMark();
+    } catch {
+      // A closed or poisoned store syncs nothing more: the files stay for the next start.
+      mark = 2n ** 64n;
+    }
+    this.#sweepQueue.push({ fireId, slot, kept, mark });
+    this.#sweeper ??= setInterval(() => this.#sweep(false), SWEEP_MS).unref();
   }
 
-  /** Twice the flush interval, at least RUN_FILES_LINGER_MS: a store set to sync relaxed records every 10 s keeps them 20 s. */
-  #filesLingerMs(): number {
-    return Math.max(RUN_FILES_LINGER_MS, 2 * (this.#opts.store?.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS));
-  }
-
+  /** `all`: the store is closed, which synced every release. */
   #sweep(all: boolean): void {
-    const now = Date.now();
-    while (this.#sweepQueue.length > 0 && (all || this.#sweepQueue[0]!.at <= now)) {
+    // Marks grow along the queue: the first one not yet durable ends the sweep.
+    while (this.#sweepQueue.length > 0 && (all || this.#store.isSynced(this.#sweepQueue[0]!.mark))) {
       const { fireId, slot, kept } = this.#sweepQueue.shift()!;
       const f = this.#runFiles({ fireId, slot });
       // A kept slot's files stay for a later fire; files named by fire id (an earlier version's) go.

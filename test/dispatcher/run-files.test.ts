@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Controller, JsonlSink, parseOrderFile } from '../../src/index.js';
+import { SimDisk } from '../../src/testing.js';
 import { isSlotName, RunSlots } from '../../src/dispatcher/run-slots.js';
 import { tempDir } from '../helpers.js';
 
@@ -105,25 +106,47 @@ describe('run files', () => {
 });
 
 describe('run files deleted after a run', () => {
-  it('wait for the configured flush interval, not only the 2 s that covers the default one', async () => {
+  /** A retired slot (the daemon keeps its lock) has its files deleted, with nothing later in the log to order that after its release. */
+  const retiring = (daemonSeconds: number) =>
+    parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(`${BODY}; setsid sleep ${daemonSeconds} & sleep 0.5; exit 100`)}\n`, '/virtual/inodes.toml');
+  const slotFiles = (state: string) => readdirSync(join(state, 'runs')).filter((n) => n.startsWith('s0.')).sort();
+
+  it('wait for the release to be synced, however long the configured flush interval', async () => {
     const state = dir();
-    // A retired slot (the daemon keeps its lock) has its files deleted, with nothing later in the log to order that after its release.
-    const body = `${BODY}; setsid sleep 12 & exit 100`;
-    const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(body)}\n`, '/virtual/inodes.toml');
-    const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, store: { flushIntervalMs: 3_000 } });
+    const c = await Controller.start({ state, orders: [retiring(12)], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, store: { flushIntervalMs: 3_000 } });
     try {
       expect((await c.fire('inodes')).outcome).toBe('no-op');
-      const files = () => readdirSync(join(state, 'runs')).filter((n) => n.startsWith('s0.')).sort();
-      await sleep(3_500);
-      // The release may still wait for its sync: its run's output and exit status stay.
-      expect(files()).toEqual(['s0.exit', 's0.out']);
-      // Twice the flush interval: gone by 6 s, or at the sweep after (every 3 s).
-      for (let i = 0; i < 60 && files().length > 0; i++) await sleep(100);
-      expect(files()).toEqual([]);
+      await sleep(2_000);
+      // The release waits for its sync (3 s after it): its run's output and exit status stay.
+      expect(slotFiles(state)).toEqual(['s0.exit', 's0.out']);
+      for (let i = 0; i < 60 && slotFiles(state).length > 0; i++) await sleep(100);
+      expect(slotFiles(state)).toEqual([]);
     } finally {
       await c.stop(2_000);
     }
   }, 20_000);
+
+  it('wait for the release to be synced while the disk stalls, however long that takes', async () => {
+    const state = dir();
+    const disk = new SimDisk();
+    const c = await Controller.start({ state, orders: [retiring(15)], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, store: { storage: disk } });
+    try {
+      const fired = c.fire('inodes');
+      // The acquire is synced at once; the body runs 0.5 s, and the sync of its release takes 6 s.
+      await sleep(200);
+      disk.setSyncLatency(6_000);
+      expect((await fired).outcome).toBe('no-op');
+      // Well past the 2 s that used to be enough, and past the flush interval many times over.
+      await sleep(4_000);
+      expect(slotFiles(state)).toEqual(['s0.exit', 's0.out']);
+      // Syncs after the stalled one (due at ~6.6 s) are quick again.
+      disk.setSyncLatency(0);
+      for (let i = 0; i < 60 && slotFiles(state).length > 0; i++) await sleep(100);
+      expect(slotFiles(state)).toEqual([]);
+    } finally {
+      await c.stop(2_000);
+    }
+  }, 25_000);
 });
 
 describe('RunSlots', () => {

@@ -257,6 +257,12 @@ impl NativeLeaseStore {
         Ok(self.store()?.wal().map_or(0, |w| w.durable_lsn()))
     }
 
+    /// The last record appended so far; 0 for a store without a log.
+    #[napi(catch_unwind)]
+    pub fn appended_lsn(&self) -> Result<u64> {
+        Ok(self.store()?.wal().map_or(0, |w| w.appended_lsn()))
+    }
+
     #[napi(catch_unwind)]
     pub fn recovered(&self) -> Result<JsRecovered> {
         let r = self.store()?.recovered();

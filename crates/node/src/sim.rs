@@ -59,6 +59,14 @@ impl SimDisk {
         Ok(SimDisk { disk: orderly_wal::sim::SimDisk::with_sync_latency(Duration::from_millis(latency)) })
     }
 
+    /// Makes every later sync take `ms` (one under way keeps its time): a
+    /// disk that starts to stall, or recovers, while a store runs on it.
+    #[napi(catch_unwind)]
+    pub fn set_sync_latency(&self, ms: f64) -> Result<()> {
+        self.disk.storage().set_sync_latency(Duration::from_millis(whole_number("ms", ms)?));
+        Ok(())
+    }
+
     /// Cuts the power; `seed` picks which unsynced data survives.
     #[napi(catch_unwind)]
     pub fn power_loss(&self, seed: f64) -> Result<JsPowerLossReport> {

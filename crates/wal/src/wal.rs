@@ -278,6 +278,12 @@ impl Wal {
         Ok(lsn)
     }
 
+    /// LSN of the last record appended (0 before the first): durable once
+    /// [`Wal::durable_lsn`] reaches it, whether or not anyone asked for a sync.
+    pub fn appended_lsn(&self) -> u64 {
+        self.h.shared.lock().next_lsn - 1
+    }
+
     /// Highest LSN such that it and every earlier one are durable.
     pub fn durable_lsn(&self) -> u64 {
         self.h.shared.durable.load(Ordering::Acquire)
