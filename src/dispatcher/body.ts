@@ -294,10 +294,10 @@ interface StatusRead {
 /** Reads and deletes the status file. Absent is normal; anything unusable is reported, never fatal. */
 /** Reads the status file; removes it unless `keep` (run files are removed by their owner). */
 async function takeStatusFile(path: string, keep = false): Promise<StatusRead> {
-  // Most bodies write none: one stat, not an open that fails on the thread pool.
-  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return {};
   let text: string;
   try {
+    // Most bodies write none: one stat, not an open that fails on the thread pool.
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return {};
     const file = await open(path, 'r');
     try {
       const stat = await file.stat();
@@ -577,10 +577,10 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
 
 /** Fills `tail` with the end of an output file (at most its limit, so a huge file is not read whole). */
 function readTailFile(path: string, tail: OutputTail): void {
-  // A body that printed nothing costs one stat.
-  if ((statSync(path, { throwIfNoEntry: false })?.size ?? 0) === 0) return;
   let fd: number | undefined;
   try {
+    // A body that printed nothing costs one stat.
+    if ((statSync(path, { throwIfNoEntry: false })?.size ?? 0) === 0) return;
     fd = openSync(path, 'r');
     const size = fstatSync(fd).size;
     const want = Math.min(size, tail.limit);

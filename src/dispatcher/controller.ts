@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
-import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, appendFileSync, closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { defaultAuditUrl, recordSink } from '../audit/recorded-sink.js';
 import { sinkFromUrl } from '../audit/url.js';
@@ -19,7 +19,7 @@ import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, notStarted, runBody, type BodyResult } from './body.js';
-import { isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
+import { existsNoFollow, isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
 import { LayeredEnv } from './layered-env.js';
@@ -882,21 +882,24 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const files = this.#runFiles(meta);
       const lockPath = files.lock;
       let fd: number | undefined;
+      /** This slot is not handed out again; the run is failed, recorded as such, never a crash. */
+      const cannotStart = (err: unknown) => {
+        this.#tainted.add(fireId);
+        return notStarted(`could not start the body: ${OrderlyError.from(err).message}`, spec.noOpExitCodes);
+      };
       try {
         // The body inherits the locked descriptor: a restarted controller
         // finds the lock held exactly while the body (or a child) lives.
         try {
           fd = createRunLock(lockPath);
         } catch (err) {
-          // The runs directory was removed under us (a cleanup job): make it again, once; a body
-          // that cannot be started is a failed run, recorded as such, never a crash.
+          // The runs directory was removed under us (a cleanup job): make it again, once.
           try {
             mkdirSync(this.#runsDir, { recursive: true, mode: 0o700 });
             fd = createRunLock(lockPath);
           } catch {
-            // Held by a process of an earlier run, or unusable: this slot is not handed out again.
-            this.#tainted.add(fireId);
-            return notStarted(`could not start the body: ${OrderlyError.from(err).message}`, spec.noOpExitCodes);
+            // Held by a process of an earlier run, or unusable.
+            return cannotStart(err);
           }
         }
         // Before the spawn: once a body holds the lock, the lock names its fire (the slot's last run's record is overwritten whole).
@@ -908,8 +911,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           try {
             ftruncateSync(fd, 0);
           } catch {
-            this.#tainted.add(fireId);
-            return notStarted(`could not start the body: ${OrderlyError.from(err).message}`, spec.noOpExitCodes);
+            return cannotStart(err);
           }
         }
         const place = this.#fixedPlace(o);
@@ -959,7 +961,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         if (fd !== undefined) closeSync(fd);
         // A process of the run still holds its lock (a daemon that escaped the group): its slot is
         // not handed to another run, where that process could still write.
-        if (runLockHeld(lockPath)) {
+        if (this.#lockHeld(o.scopedName, lockPath)) {
           this.#tainted.add(fireId);
           unlinkQuiet(lockPath);
         }
@@ -1076,8 +1078,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const f = this.#runFiles({ fireId, slot });
       // A kept slot's files stay for a later fire; files named by fire id (an earlier version's) go.
       if (!kept) for (const path of [f.lock, f.output, f.exit]) unlinkQuiet(path);
-      // The body made it, with whatever mode it chose. Most bodies make none.
-      if (lstatSync(f.status, { throwIfNoEntry: false })) unlinkQuiet(f.status);
+      // The body made it, with whatever mode it chose. Most bodies make none (one lstat, not a failing unlink).
+      if (existsNoFollow(f.status)) unlinkQuiet(f.status);
     }
   }
 
@@ -1363,12 +1365,32 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return false;
   }
 
+  /**
+   * Whether a process still holds the run lock at `lockPath`. When that
+   * cannot be told (its directory replaced by a file, an I/O error) it is
+   * taken as held, with a warning: the slot is not reused, and an adopted
+   * body is waited for, never taken as gone while it may still run.
+   * `warn`: false to stay quiet (a poll that already warned).
+   */
+  #lockHeld(scopedName: string, lockPath: string, warn: false | (() => unknown) = () => undefined): boolean {
+    try {
+      return runLockHeld(lockPath);
+    } catch (err) {
+      if (warn) {
+        warn();
+        this.#emit({ type: 'warning', scopedName, code: 'WARN_RUN_LOCK_UNREADABLE', message: `cannot tell whether a process still holds the run lock: ${OrderlyError.from(err).message}; taken as held` });
+      }
+      return true;
+    }
+  }
+
   #adopt(lease: LeaseInfo, meta: Meta, lockPath: string): void {
     this.#emit({ type: 'recovered', scopedName: lease.key, action: 'adopted', fireId: meta.fireId, fence: String(lease.token) });
     const files = this.#runFiles(meta);
     // Undefined: crashed before the pid was written; the body cannot be timed out, only waited for.
     const pid = this.#readPid(meta);
     let termAt: number | undefined;
+    let warned = false;
     this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
       const poll = setInterval(() => {
@@ -1377,7 +1399,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
           return;
         }
-        if (runLockHeld(lockPath)) {
+        if (this.#lockHeld(lease.key, lockPath, !warned && (() => (warned = true)))) {
           // Its timeout still applies: the same SIGTERM, then SIGKILL after the grace, as a body this controller started.
           const now = Date.now();
           if (pid && now >= pid.timeoutAt) {

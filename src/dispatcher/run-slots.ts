@@ -1,4 +1,4 @@
-import { unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 
 /**
  * Names of reusable run files. An exec fire used to create its lock, output
@@ -71,5 +71,18 @@ export function unlinkQuiet(path: string): void {
     unlinkSync(path);
   } catch {
     // see above
+  }
+}
+
+/**
+ * Whether something is at `path` (a symlink itself, not its target), in one
+ * lstat. False when that cannot be told either (the runs directory replaced
+ * by a file): the caller's next step on it would fail the same way.
+ */
+export function existsNoFollow(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
   }
 }

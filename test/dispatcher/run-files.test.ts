@@ -1,11 +1,11 @@
 // Run files are reused: a fire takes a slot (runs/s<n>.lock, .out, .exit)
 // whose files stay from run to run (no inode allocated or freed, nothing
 // renamed per fire), except when a process of the run still holds its lock.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Controller, JsonlSink, parseOrderFile } from '../../src/index.js';
+import { Controller, type ControllerEvent, JsonlSink, parseOrderFile } from '../../src/index.js';
 import { SimDisk } from '../../src/testing.js';
 import { isSlotName, RunSlots } from '../../src/dispatcher/run-slots.js';
 import { tempDir } from '../helpers.js';
@@ -103,6 +103,54 @@ describe('run files', () => {
       await c.stop(2_000);
     }
   }, 20_000);
+
+  it('a slot whose lock cannot be made fails its run with the reason, is not handed out again, and the next fire goes on', async () => {
+    const state = dir();
+    const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(BODY)}\n`, '/virtual/inodes.toml');
+    const warnings: string[] = [];
+    const onEvent = (e: ControllerEvent) => void (e.type === 'warning' && warnings.push(`${e.code}: ${e.message}`));
+    const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, onEvent });
+    try {
+      // A file where the runs directory was: neither the lock nor the directory can be made.
+      rmSync(join(state, 'runs'), { recursive: true, force: true });
+      writeFileSync(join(state, 'runs'), 'not a directory');
+      const failed = await c.fire('inodes');
+      expect(failed.outcome).toBe('failed');
+      const record = () => readFileSync(join(state, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { fireId: string; labels: { reason?: string } });
+      for (let i = 0; i < 100 && !record().some((r) => r.fireId === failed.fireId); i++) await sleep(50);
+      expect(record().find((r) => r.fireId === failed.fireId)?.labels.reason).toMatch(/^could not start the body: cannot create the run lock \S*\/runs\/s0\.lock: Not a directory/);
+      // Nor can it be told whether a process holds the lock: taken as held, said once, and the fire is settled, not thrown.
+      expect(warnings).toEqual([expect.stringMatching(/^WARN_RUN_LOCK_UNREADABLE: cannot tell whether a process still holds the run lock: cannot check the run lock \S*\/runs\/s0\.lock: Not a directory/)]);
+      rmSync(join(state, 'runs'));
+      expect((await c.fire('inodes')).outcome).toBe('did-work');
+      // s0 was not handed out again.
+      expect(readdirSync(join(state, 'runs')).sort()).toEqual(['s1.exit', 's1.lock', 's1.out']);
+    } finally {
+      await c.stop(2_000);
+    }
+  });
+
+  it('a runs directory replaced by a file while a body runs: the run is settled with its exit code, never thrown, and the controller goes on', async () => {
+    const state = dir();
+    const order = parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = "sleep 0.6; exit 0"\n`, '/virtual/inodes.toml');
+    const warnings: string[] = [];
+    const onEvent = (e: ControllerEvent) => void (e.type === 'warning' && warnings.push(e.code));
+    const c = await Controller.start({ state, orders: [order], audit: new JsonlSink(join(state, 'audit.jsonl')), schedule: false, onEvent });
+    try {
+      const fired = c.fire('inodes');
+      await sleep(200);
+      rmSync(join(state, 'runs'), { recursive: true, force: true });
+      writeFileSync(join(state, 'runs'), 'not a directory');
+      expect((await fired).outcome).toBe('did-work');
+      expect(warnings).toEqual(['WARN_RUN_LOCK_UNREADABLE']);
+      // Past a sweep, which must not throw on the file either.
+      await sleep(1_500);
+      rmSync(join(state, 'runs'));
+      expect((await c.fire('inodes')).outcome).toBe('did-work');
+    } finally {
+      await c.stop(2_000);
+    }
+  });
 });
 
 describe('run files deleted after a run', () => {

@@ -14,7 +14,7 @@ use orderly_lease::{Acquired, LeaseInfo, LeaseStore, OutboxEntry, StoreOptions, 
 use orderly_wal::sim::SimStorage;
 use orderly_wal::ListenerId;
 
-use crate::error::{from_panic, into_task_error, invalid_arg, lease_error, Error, Result};
+use crate::error::{from_panic, into_task_error, invalid_arg, lease_error, Code, Error, Result};
 use crate::events::{forward_events, ref_events, unref_events, EventFn};
 use crate::options::{gates_option, integer_option, whole_number};
 use crate::sim::storage_option;
@@ -463,13 +463,18 @@ impl Drop for NativeLeaseStore {
 /// inherit (the caller closes its own copy after spawning).
 #[napi(catch_unwind)]
 pub fn create_run_lock(path: String) -> Result<i32> {
-    orderly_lease::create_run_lock(Path::new(&path)).map_err(|e| io_error("create run lock", &path, e))
+    orderly_lease::create_run_lock(Path::new(&path)).map_err(|e| run_lock_error("create", &path, e))
 }
 
 /// Whether a body still holds the run lock at `path`.
 #[napi(catch_unwind)]
 pub fn run_lock_held(path: String) -> Result<bool> {
-    orderly_lease::run_lock_held(Path::new(&path)).map_err(|e| io_error("check run lock", &path, e))
+    orderly_lease::run_lock_held(Path::new(&path)).map_err(|e| run_lock_error("check", &path, e))
+}
+
+/// Not the log's error (ERR_WAL_IO would read as a poisoned store): a run's own file.
+fn run_lock_error(op: &str, path: &str, e: std::io::Error) -> Error {
+    napi::Error::new(Code::from_static("ERR_RUN_LOCK"), format!("cannot {op} the run lock {path}: {e}"))
 }
 
 fn io_error(op: &'static str, path: &str, e: std::io::Error) -> Error {
