@@ -1391,6 +1391,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const pid = this.#readPid(meta);
     let termAt: number | undefined;
     let warned = false;
+    let lockGoneWarned = false;
     this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
       const poll = setInterval(() => {
@@ -1399,7 +1400,18 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
           return;
         }
-        if (this.#lockHeld(lease.key, lockPath, !warned && (() => (warned = true)))) {
+        const held = this.#lockHeld(lease.key, lockPath, !warned && (() => (warned = true)));
+        if (!held && pid && !existsNoFollow(lockPath) && groupExists(pid.pgid)) {
+          // The lock file is gone (a cleanup job removed the runs directory), but the body holds
+          // the lock on its unlinked inode: its group, while a member lives, says it still runs.
+          // Never signalled without the lock to prove the group is still the body's.
+          if (!lockGoneWarned) {
+            lockGoneWarned = true;
+            this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `the run lock ${lockPath} of adopted fire ${meta.fireId} was removed while its body runs: waiting for its process group ${pid.pgid} to end` });
+          }
+          return;
+        }
+        if (held) {
           // Its timeout still applies: the same SIGTERM, then SIGKILL after the grace, as a body this controller started.
           const now = Date.now();
           if (pid && now >= pid.timeoutAt) {
@@ -1416,7 +1428,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         }
         clearInterval(poll);
         this.#outputs.delete(meta.fireId);
-        if (!files.slotted) rmSync(lockPath, { force: true });
+        if (!files.slotted) unlinkQuiet(lockPath);
         void this.#finishRecovered(lease, meta, termAt !== undefined).then((outcome) =>
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, ...(outcome ? { outcome } : {}) }),
         );
@@ -1721,6 +1733,16 @@ function parseMeta(lease: LeaseInfo): Meta | undefined {
     return typeof m.fireId === 'string' ? m : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A process (a zombie too) is in group `pgid`; EPERM: one is, of another user. */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

@@ -1,6 +1,6 @@
 // Bugs the kill harness found, each reduced to a test that fails against the
 // controller as it was. The harness itself is harness.ts / kills.test.ts.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
@@ -139,4 +139,40 @@ describe('a fire cut before its body started, in a reused run slot', () => {
     // Only the cut fire: every other fire of the order was a no-op.
     expect(after).toHaveLength(1);
   }, 30_000);
+});
+
+describe('an adopted body whose runs directory is removed under the controller', () => {
+  it('is waited for through its process group: its order does not fire again while it runs (G1)', async () => {
+    const root = join(tmp.path, 'runs-removed');
+    const ordersDir = join(root, 'orders');
+    const logDir = join(root, 'logs');
+    const state = join(root, 'state');
+    mkdirSync(logDir, { recursive: true });
+    mkdirSync(ordersDir, { recursive: true });
+    const body = join(ordersDir, 'slow.sh');
+    writeFileSync(
+      body,
+      '#!/bin/sh\nlog="$1/$ORDERLY_SCOPED_NAME.log"\n' +
+        'echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"\nsleep 4\n' +
+        'echo "end $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) 0" >> "$log"\n',
+    );
+    chmodSync(body, 0o755);
+    writeOrder(ordersDir, 'slow', { exec: `${body} ${logDir}`, intervalMs: 1_000, timeoutMs: 30_000 });
+    const first = startController(ordersDir, state);
+    expect(await waitUntil(() => readBodyLogs(logDir).size === 1, 10_000), first.stderr()).toBe(true);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const next = startController(ordersDir, state);
+    expect(await waitUntil(() => next.events.some((e) => e.type === 'recovered' && e.action === 'adopted'), 10_000), next.stderr()).toBe(true);
+    // A cleanup job: the body still holds its lock, on a file no longer at any path.
+    rmSync(join(state, 'runs'), { recursive: true, force: true });
+    await waitUntil(() => (readBodyLogs(logDir).get('slow')?.length ?? 0) >= 2, 12_000);
+    next.child.kill('SIGTERM');
+    await next.exited;
+    const runs = readBodyLogs(logDir).get('slow')!;
+    expect(runs.length, next.stderr()).toBeGreaterThanOrEqual(2);
+    expect(runs[0]!.end, 'the adopted body ran to its end').toBeDefined();
+    expect(runs[1]!.start, 'the next run started only after the adopted one ended').toBeGreaterThanOrEqual(runs[0]!.end!);
+    expect(next.events.filter((e) => e.type === 'warning').map((e) => e.code)).toContain('WARN_RUN_LOCK_UNREADABLE');
+  }, 40_000);
 });
