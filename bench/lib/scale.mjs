@@ -21,11 +21,15 @@
 //   wave CPU the process's CPU from start to the wave's last fire, and its
 //            body processes' (reaped by then, from /proc/self/stat): on C
 //            cores no wave ends before body CPU / C
+//   spawn wait  wall time the controller's thread spent inside posix_spawn
+//            in the wave (it returns once the child execs): the serial
+//            part of starting bodies, whatever the number of cores
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenCpuUs } from './children-cpu.mjs';
 import { percentile, Samples } from './stats.mjs';
 import { scratchDir } from './scratch.mjs';
+import { timeSpawns } from './spawn-wait.mjs';
 
 function countingSink() {
   return { url: 'memory:bench', async open() {}, async write(records) { return { inserted: records.length }; }, async ping() {}, async close() {} };
@@ -56,6 +60,9 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
   let waveDoneAt;
   let waveCpu;
   let waveBodyCpuUs;
+  let waveSpawnWait;
+  // Native spawns only: child_process.spawn does not go through the binding.
+  const spawns = kind === 'exec' && spawner !== 'node' ? timeSpawns() : null;
   let rssMax = 0;
   const errors = [];
   const t0 = performance.now();
@@ -69,6 +76,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
           waveDoneAt = performance.now();
           waveCpu = process.cpuUsage(startCpu);
           waveBodyCpuUs = startChildren === null ? null : childrenCpuUs() - startChildren;
+          waveSpawnWait = spawns?.calls ? { ...spawns } : null;
         }
       } else if (measuring && e.due !== undefined) {
         steady.push(e.at - e.due);
@@ -105,7 +113,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     controller.reload(specs(lib, kind, n, active, 1));
     const reloadMs = performance.now() - reloadAt;
     const sorted = steady.sorted();
-    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
+    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it inside posix_spawn)` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
     return {
       kind,
       orders: n,
@@ -118,6 +126,8 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       // CPU from start to the wave's last fire: the controller's, and its bodies' (those reaped by then).
       waveCpuMs: waveCpu ? (waveCpu.user + waveCpu.system) / 1000 : null,
       waveBodyCpuMs: typeof waveBodyCpuUs === 'number' ? waveBodyCpuUs / 1000 : null,
+      // Wall time the controller's thread spent inside posix_spawn during the wave, waiting for each child's exec.
+      waveSpawnWaitMs: waveSpawnWait ? waveSpawnWait.ms : null,
       steadySeconds: windowSeconds,
       steadyFires: fires,
       latenessP50ms: percentile(sorted, 50),
