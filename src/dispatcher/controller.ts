@@ -1391,7 +1391,6 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const pid = this.#readPid(meta);
     let termAt: number | undefined;
     let warned = false;
-    let lockGoneWarned = false;
     this.#watchOutput(meta.fireId, files.output);
     const watch = new Promise<FireResult>((resolvePromise) => {
       const poll = setInterval(() => {
@@ -1400,18 +1399,28 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
           return;
         }
-        const held = this.#lockHeld(lease.key, lockPath, !warned && (() => (warned = true)));
-        if (!held && pid && !existsNoFollow(lockPath) && groupExists(pid.pgid)) {
-          // The lock file is gone (a cleanup job removed the runs directory), but the body holds
-          // the lock on its unlinked inode: its group, while a member lives, says it still runs.
-          // Never signalled without the lock to prove the group is still the body's.
-          if (!lockGoneWarned) {
-            lockGoneWarned = true;
-            this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `the run lock ${lockPath} of adopted fire ${meta.fireId} was removed while its body runs: waiting for its process group ${pid.pgid} to end` });
+        let held: boolean | undefined;
+        try {
+          held = runLockHeld(lockPath);
+        } catch (err) {
+          held = undefined;
+          if (!warned) {
+            warned = true;
+            this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `cannot tell whether adopted fire ${meta.fireId} still runs from its run lock: ${OrderlyError.from(err).message}; waiting for its process group` });
           }
-          return;
         }
-        if (held) {
+        if (held === undefined || (!held && !existsNoFollow(lockPath))) {
+          // The lock cannot be read, or its file is gone (a cleanup job removed the runs directory)
+          // while the body may hold the lock on the unlinked inode: its group, while a member lives,
+          // says it still runs. Never signalled without the lock to prove the group is still the body's.
+          if (pid ? groupExists(pid.pgid) : held === undefined) {
+            if (held !== undefined && !warned) {
+              warned = true;
+              this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `the run lock ${lockPath} of adopted fire ${meta.fireId} was removed while its body runs: waiting for its process group ${pid!.pgid} to end` });
+            }
+            return;
+          }
+        } else if (held) {
           // Its timeout still applies: the same SIGTERM, then SIGKILL after the grace, as a body this controller started.
           const now = Date.now();
           if (pid && now >= pid.timeoutAt) {

@@ -142,20 +142,22 @@ describe('a fire cut before its body started, in a reused run slot', () => {
 });
 
 describe('an adopted body whose runs directory is removed under the controller', () => {
-  it('is waited for through its process group: its order does not fire again while it runs (G1)', async () => {
-    const root = join(tmp.path, 'runs-removed');
+  /** Logs as the harness's body does, and runs 4 s. */
+  const BODY =
+    '#!/bin/sh\nlog="$1/$ORDERLY_SCOPED_NAME.log"\n' +
+    'echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"\nsleep 4\n' +
+    'echo "end $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) 0" >> "$log"\n';
+
+  /** Fires a 4 s body, kills its controller -9, lets a new one adopt it, then runs `tamper` on the state. */
+  async function adoptThenTamper(name: string, tamper: (runs: string) => void, untamper?: (runs: string) => void) {
+    const root = join(tmp.path, name);
     const ordersDir = join(root, 'orders');
     const logDir = join(root, 'logs');
     const state = join(root, 'state');
     mkdirSync(logDir, { recursive: true });
     mkdirSync(ordersDir, { recursive: true });
     const body = join(ordersDir, 'slow.sh');
-    writeFileSync(
-      body,
-      '#!/bin/sh\nlog="$1/$ORDERLY_SCOPED_NAME.log"\n' +
-        'echo "start $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N)" >> "$log"\nsleep 4\n' +
-        'echo "end $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) 0" >> "$log"\n',
-    );
+    writeFileSync(body, BODY);
     chmodSync(body, 0o755);
     writeOrder(ordersDir, 'slow', { exec: `${body} ${logDir}`, intervalMs: 1_000, timeoutMs: 30_000 });
     const first = startController(ordersDir, state);
@@ -164,8 +166,11 @@ describe('an adopted body whose runs directory is removed under the controller',
     await first.exited;
     const next = startController(ordersDir, state);
     expect(await waitUntil(() => next.events.some((e) => e.type === 'recovered' && e.action === 'adopted'), 10_000), next.stderr()).toBe(true);
-    // A cleanup job: the body still holds its lock, on a file no longer at any path.
-    rmSync(join(state, 'runs'), { recursive: true, force: true });
+    tamper(join(state, 'runs'));
+    if (untamper) {
+      await waitUntil(() => readBodyLogs(logDir).get('slow')?.[0]?.end !== undefined, 10_000);
+      untamper(join(state, 'runs'));
+    }
     await waitUntil(() => (readBodyLogs(logDir).get('slow')?.length ?? 0) >= 2, 12_000);
     next.child.kill('SIGTERM');
     await next.exited;
@@ -174,5 +179,21 @@ describe('an adopted body whose runs directory is removed under the controller',
     expect(runs[0]!.end, 'the adopted body ran to its end').toBeDefined();
     expect(runs[1]!.start, 'the next run started only after the adopted one ended').toBeGreaterThanOrEqual(runs[0]!.end!);
     expect(next.events.filter((e) => e.type === 'warning').map((e) => e.code)).toContain('WARN_RUN_LOCK_UNREADABLE');
+  }
+
+  it('is waited for through its process group: its order does not fire again while it runs (G1)', async () => {
+    // A cleanup job: the body still holds its lock, on a file no longer at any path.
+    await adoptThenTamper('runs-removed', (runs) => rmSync(runs, { recursive: true, force: true }));
+  }, 40_000);
+
+  it('replaced by a file: the lock cannot be read, the controller does not crash, and waits for the group just the same', async () => {
+    await adoptThenTamper(
+      'runs-replaced',
+      (runs) => {
+        rmSync(runs, { recursive: true, force: true });
+        writeFileSync(runs, 'not a directory');
+      },
+      (runs) => rmSync(runs),
+    );
   }, 40_000);
 });
