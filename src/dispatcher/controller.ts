@@ -1366,20 +1366,17 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   /**
-   * Whether a process still holds the run lock at `lockPath`. When that
-   * cannot be told (its directory replaced by a file, an I/O error) it is
-   * taken as held, with a warning: the slot is not reused, and an adopted
-   * body is waited for, never taken as gone while it may still run.
-   * `warn`: false to stay quiet (a poll that already warned).
+   * Whether a process still holds the run lock at `lockPath`, after a body
+   * this controller started. When that cannot be told (its directory
+   * replaced by a file, an I/O error) it is taken as held, with a warning:
+   * the slot is not reused. (An adopted body's poll reads the lock itself:
+   * there "cannot tell" sends it to the body's process group instead.)
    */
-  #lockHeld(scopedName: string, lockPath: string, warn: false | (() => unknown) = () => undefined): boolean {
+  #lockHeld(scopedName: string, lockPath: string): boolean {
     try {
       return runLockHeld(lockPath);
     } catch (err) {
-      if (warn) {
-        warn();
-        this.#emit({ type: 'warning', scopedName, code: 'WARN_RUN_LOCK_UNREADABLE', message: `cannot tell whether a process still holds the run lock: ${OrderlyError.from(err).message}; taken as held` });
-      }
+      this.#emit({ type: 'warning', scopedName, code: 'WARN_RUN_LOCK_UNREADABLE', message: `cannot tell whether a process still holds the run lock: ${OrderlyError.from(err).message}; taken as held` });
       return true;
     }
   }
