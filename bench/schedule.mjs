@@ -470,9 +470,9 @@ async function main() {
         ? {
             context:
               `CPU in the wave: the body processes ${num(exec10k.waveBodyCpuMs)} ms (${num((exec10k.waveBodyCpuMs * 1000) / exec10k.orders)} µs each), the controller ${num(exec10k.waveCpuMs)} ms; ` +
-              `on ${cores} cores the bodies alone need ${num(exec10k.waveBodyCpuMs / cores)} ms` +
+              `on ${cores} cores the bodies alone need ${num(exec10k.waveBodyCpuMs / cores)} ms, bodies and controller ${num((exec10k.waveBodyCpuMs + exec10k.waveCpuMs) / cores)} ms` +
               (exec10k.waveSpawnWaitMs != null
-                ? `; the controller's thread waited ${num(exec10k.waveSpawnWaitMs)} ms inside posix_spawn (${num((exec10k.waveSpawnWaitMs * 1000) / exec10k.orders)} µs per body, until its exec), time no other core can take over`
+                ? `; the controller's thread spent ${num(exec10k.waveSpawnWaitMs)} ms queuing bodies for the spawning threads (${num((exec10k.waveSpawnWaitMs * 1000) / exec10k.orders)} µs per body)`
                 : ''),
           }
         : {}),

@@ -21,9 +21,10 @@
 //   wave CPU the process's CPU from start to the wave's last fire, and its
 //            body processes' (reaped by then, from /proc/self/stat): on C
 //            cores no wave ends before body CPU / C
-//   spawn wait  wall time the controller's thread spent inside posix_spawn
-//            in the wave (it returns once the child execs): the serial
-//            part of starting bodies, whatever the number of cores
+//   spawn wait  wall time the controller's thread spent in the native
+//            spawner's start in the wave: queuing each body for the
+//            spawning threads (posix_spawn, which waits for the child's
+//            exec, runs there), preemption by them included
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenCpuUs } from './children-cpu.mjs';
@@ -113,7 +114,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     controller.reload(specs(lib, kind, n, active, 1));
     const reloadMs = performance.now() - reloadAt;
     const sorted = steady.sorted();
-    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it inside posix_spawn)` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
+    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it queuing spawns)` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
     return {
       kind,
       orders: n,
@@ -126,7 +127,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       // CPU from start to the wave's last fire: the controller's, and its bodies' (those reaped by then).
       waveCpuMs: waveCpu ? (waveCpu.user + waveCpu.system) / 1000 : null,
       waveBodyCpuMs: typeof waveBodyCpuUs === 'number' ? waveBodyCpuUs / 1000 : null,
-      // Wall time the controller's thread spent inside posix_spawn during the wave, waiting for each child's exec.
+      // Wall time the controller's thread spent queuing bodies for the spawning threads during the wave.
       waveSpawnWaitMs: waveSpawnWait ? waveSpawnWait.ms : null,
       steadySeconds: windowSeconds,
       steadyFires: fires,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, fstatSync, constants as fsConstants, lstatSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, fstatSync, constants as fsConstants, lstatSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -7,7 +7,8 @@ import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
 import { envEntries, type LayeredEnv } from './layered-env.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
-import { type ChildExit, nativeSpawner, signalName } from './spawner.js';
+import { lockRecord } from './run-lock.js';
+import { type ChildExit, nativeSpawner, type RunLockHandoff, signalName } from './spawner.js';
 
 /**
  * Running an exec body (DESIGN.md "A fire, end to end", step 3): `sh -c`, its
@@ -42,6 +43,13 @@ export interface RunBodyOptions {
    * run-lock fd so a restarted controller can tell the body still runs.
    */
   extraFds?: number[];
+  /**
+   * The locked run-lock descriptor, inherited after `extraFds`. runBody owns
+   * it from the call: once the body runs, the lock's record gets the body's
+   * group and deadline (what a controller adopting it after a crash needs),
+   * and this copy is closed, so that the body alone holds the lock.
+   */
+  lock?: RunLockHandoff;
   /**
    * Run files, for bodies that must outlive the controller: output goes to
    * `output` instead of pipes (a pipe whose reader died kills a writing body
@@ -133,8 +141,12 @@ export interface BodyResult {
 }
 
 export interface RunningBody {
-  /** Also the process group id; undefined when the body could not be started. */
-  pid: number | undefined;
+  /**
+   * The body's pid, also its process group id, once it runs (the native
+   * spawner starts it on a thread of its own); undefined when it could not
+   * be started.
+   */
+  started: Promise<number | undefined>;
   done: Promise<BodyResult>;
 }
 
@@ -358,56 +370,86 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   const startedAt = Date.now();
   const t0 = performance.now();
   const files = opts.runFiles;
+  const lock = opts.lock;
+  const inheritFds = lock ? [...(opts.extraFds ?? []), lock.fd] : (opts.extraFds ?? []);
+  const state: SuperviseState = { graceMs, tail, startedAt, t0, staleStatus };
+  const keep = supervised(opts);
+  const { noOpExitCodes, cwd } = opts;
+  const failed = (reason: string): RunningBody => ({ started: Promise.resolve(undefined), done: Promise.resolve(notStarted(reason, noOpExitCodes, startedAt)) });
   const native = files && opts.spawner !== 'node' ? nativeSpawner() : null;
   if (files && native) {
-    let spawned: { pid: number; exited: Promise<ChildExit> };
+    let spawned: ReturnType<typeof native.spawn>;
     try {
-      spawned = native.spawn({
-        program: shell,
-        args: [shell, '-c', exitWrapper(opts.command)],
-        env: envEntries(opts.baseEnv, wrapperEnv(opts, files)),
-        cwd: opts.cwd,
-        output: files.output,
-        inheritFds: opts.extraFds ?? [],
-      });
+      spawned = native.spawn({ program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)), cwd, output: files.output, inheritFds }, lock);
     } catch (err) {
-      const reason = outputProblem(files.output) ?? describeSpawnError(err, shell, opts.cwd);
-      return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
+      if (lock) closeQuiet(lock.fd);
+      return failed(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd));
     }
-    const exited = spawned.exited;
-    return { pid: spawned.pid, done: supervise({ exited, streams: [], closed: exited.then(() => undefined) }, spawned.pid, supervised(opts), { graceMs, tail, startedAt, t0, staleStatus }) };
+    const { started, exited } = spawned;
+    return {
+      started: started.then(
+        (pid) => pid,
+        () => undefined,
+      ),
+      // The child holds nothing of `opts` while it waits for a spawning thread: the environment can be large.
+      done: started.then(
+        (pid) => supervise({ exited, streams: [], closed: exited.then(() => undefined) }, pid, keep, state),
+        (err: unknown) => notStarted(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd), noOpExitCodes, startedAt),
+      ),
+    };
   }
   // The native spawner's own error names a bad cwd (see describeSpawnError); Node's may blame the shell.
-  const badCwd = cwdProblem(opts.cwd);
-  if (badCwd !== undefined) return { pid: undefined, done: Promise.resolve(notStarted(badCwd, opts.noOpExitCodes)) };
+  const badCwd = cwdProblem(cwd);
+  if (badCwd !== undefined) {
+    if (lock) closeQuiet(lock.fd);
+    return failed(badCwd);
+  }
   let child: ChildProcess;
   let outputFd: number | undefined;
   try {
     if (files) outputFd = openSync(files.output, 'w', 0o600);
     child = spawn(shell, ['-c', files ? exitWrapper(opts.command) : opts.command], {
-      cwd: opts.cwd,
+      cwd,
       env: wholeEnv(opts, files ? wrapperEnv(opts, files) : opts.env),
       // Own process group (setsid): the timeout signals -pid and reaches every descendant that stayed.
       detached: true,
-      stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...(opts.extraFds ?? [])],
+      stdio: ['ignore', outputFd ?? 'pipe', outputFd ?? 'pipe', ...inheritFds],
     });
   } catch (err) {
     if (outputFd !== undefined) closeSync(outputFd);
+    if (lock) closeQuiet(lock.fd);
     // Synchronous failures: ENOTDIR, EBADF (a bad extraFd), NUL bytes in the command.
-    const reason = describeSpawnError(err, shell, opts.cwd);
-    return { pid: undefined, done: Promise.resolve(notStarted(reason, opts.noOpExitCodes, startedAt)) };
+    return failed(describeSpawnError(err, shell, cwd));
   }
   // The child has its own copy; ours would only keep the file open.
   if (outputFd !== undefined) closeSync(outputFd);
   const pid = child.pid;
+  if (lock) {
+    if (pid !== undefined) {
+      try {
+        writeSync(lock.fd, lockRecord({ fireId: lock.fireId, pgid: pid, timeoutAt: Date.now() + lock.timeoutMs }), 0);
+      } catch {
+        // A full disk must not fail the run: an adopter just cannot time this body out.
+      }
+    }
+    closeQuiet(lock.fd);
+  }
   if (pid === undefined) {
     // ENOENT / EACCES arrive as an 'error' event on the next tick.
     const done = new Promise<BodyResult>((resolve) => {
-      child.once('error', (err) => resolve(notStarted(describeSpawnError(err, shell, opts.cwd), opts.noOpExitCodes, startedAt)));
+      child.once('error', (err) => resolve(notStarted(describeSpawnError(err, shell, cwd), noOpExitCodes, startedAt)));
     });
-    return { pid: undefined, done };
+    return { started: Promise.resolve(undefined), done };
   }
-  return { pid, done: supervise(fromChildProcess(child), pid, supervised(opts), { graceMs, tail, startedAt, t0, staleStatus }) };
+  return { started: Promise.resolve(pid), done: supervise(fromChildProcess(child), pid, keep, state) };
+}
+
+function closeQuiet(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed: nothing of ours is left open.
+  }
 }
 
 /** What supervise needs of a started body, whichever spawner started it. */

@@ -20,6 +20,7 @@ import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, notStarted, runBody, type BodyResult } from './body.js';
 import { existsNoFollow, isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
+import { lockRecord } from './run-lock.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
 import { LayeredEnv } from './layered-env.js';
@@ -636,6 +637,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const run = this.#fire(o, trigger, due, owner, onStarted).finally(() => {
       onStarted();
       this.#busy.delete(o.scopedName);
+      this.#killOnStart.delete(o.scopedName);
       // The order as it is now: a reload during the run may have changed it.
       const current = this.#orders.get(o.scopedName);
       if (current) this.#schedule(current, this.#retryAfter.get(o.scopedName));
@@ -853,9 +855,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#lastFire.set(o.scopedName, { fireId });
     const fence = fenceOf(lease.token, meta);
     this.#emit({ type: 'fired', scopedName: o.scopedName, fireId, fence, trigger, ...(due !== undefined ? { due } : {}) });
-    // #runBody is synchronous up to the body's start (the spawn, or the call of a code body).
-    const running = this.#runBody(o, lease, fireId, events, meta);
-    onStarted();
+    // A code body is called before #runBody first yields; an exec body's start (on a spawning thread) calls onStarted itself.
+    const running = this.#runBody(o, lease, fireId, events, meta, onStarted);
+    if (spec.exec === undefined) onStarted();
     const result = await running;
     crashPoint('fire:body-exited');
     this.#count(result.outcome);
@@ -876,7 +878,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
-  async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events: { from: number; to: number } | undefined, meta: Meta): Promise<BodyResult> {
+  async #runBody(o: ScopedOrder, lease: Lease, fireId: string, events: { from: number; to: number } | undefined, meta: Meta, onStarted: () => void): Promise<BodyResult> {
     const { spec } = o;
     if (spec.exec !== undefined) {
       const files = this.#runFiles(meta);
@@ -933,22 +935,19 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           statusFile: join(this.#runsDir, `${fireId}.status`),
           noOpExitCodes: spec.noOpExitCodes,
           ...(spec.noOpWhenSilent ? { noOpWhenSilent: true } : {}),
-          extraFds: [fd],
+          // The body's from here on: written and closed once the body runs.
+          lock: { fd, fireId, timeoutMs: spec.timeoutMs },
           runFiles: { output: files.output, exit: files.exit, tag: fireId },
           ...(this.#opts.spawner ? { spawner: this.#opts.spawner } : {}),
         });
-        if (run.pid !== undefined) {
-          this.#groups.set(o.scopedName, { pgid: run.pid, lockPath });
-          // What a controller that adopts this body after a crash needs to time it out, in the
-          // lock file (positioned: the body shares the descriptor's offset): no file of its own.
-          try {
-            writeSync(fd, lockRecord({ fireId, pgid: run.pid, timeoutAt: Date.now() + spec.timeoutMs }), 0);
-          } catch {
-            // A full disk must not fail the run: an adopter just cannot time this body out.
-          }
-        }
-        closeSync(fd);
         fd = undefined;
+        const pid = await run.started;
+        onStarted();
+        if (pid !== undefined) {
+          this.#groups.set(o.scopedName, { pgid: pid, lockPath });
+          // Ownership was lost while the body waited for a spawning thread.
+          if (this.#killOnStart.delete(o.scopedName)) this.#killGroup(pid, lockPath);
+        }
         crashPoint('fire:spawned');
         this.#watchOutput(fireId, files.output);
         const result = await run.done;
@@ -972,8 +971,15 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   /** Process groups of running exec bodies, by order: what losing a shard kills. */
   readonly #groups = new Map<string, { pgid: number; lockPath: string }>();
+  /** Orders whose body is to be killed as soon as it runs: ownership went while it waited to start. */
+  readonly #killOnStart = new Set<string>();
   /** Code bodies' abort handles, by order. */
   readonly #aborts = new Map<string, AbortController>();
+
+  #killGroup(pgid: number, lockPath: string): void {
+    signalGroup(pgid, 'SIGKILL');
+    killLockHolders(lockPath);
+  }
 
   /**
    * Cluster mode: ownership changed. Orders this member gained are timed
@@ -989,10 +995,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (gate.ownership(scopedName)) continue;
       if (kill) {
         const group = this.#groups.get(scopedName);
-        if (group) {
-          signalGroup(group.pgid, 'SIGKILL');
-          killLockHolders(group.lockPath);
-        }
+        if (group) this.#killGroup(group.pgid, group.lockPath);
+        else if (this.#orders.get(scopedName)?.spec.exec !== undefined) this.#killOnStart.add(scopedName);
         this.#aborts.get(scopedName)?.abort(new OrderlyError('ERR_CLUSTER', 'this member lost the ownership of the order'));
       }
     }
@@ -1724,13 +1728,6 @@ function auditRecord(
     outputTail: r.outputTail,
     labels: { ...(r.reason ? { reason: r.reason } : {}), ...labels },
   };
-}
-
-/** Run lock files are rewritten in place, never truncated: every record is this long (JSON.parse ignores the padding). */
-const LOCK_RECORD_BYTES = 160;
-
-function lockRecord(r: { fireId: string; pgid?: number; timeoutAt?: number }): string {
-  return JSON.stringify(r).padEnd(LOCK_RECORD_BYTES);
 }
 
 function parseMeta(lease: LeaseInfo): Meta | undefined {

@@ -36,37 +36,84 @@ export function signalName(n: number): NodeJS.Signals | undefined {
   return SIGNAL_NAMES.get(n);
 }
 
+/** The lock a body inherits: its started-body record is written, and this copy closed, once the child exists. */
+export interface RunLockHandoff {
+  fd: number;
+  fireId: string;
+  /** Infinity: no deadline. */
+  timeoutMs: number;
+}
+
+interface Pending {
+  resolveStarted: (pid: number) => void;
+  rejectStarted: (err: Error) => void;
+  resolveExit: (exit: ChildExit) => void;
+  /** An exit can be reported before the start (two threads report them): it waits for it here. */
+  exit?: ChildExit;
+  pid?: number;
+}
+
 class Spawner {
   readonly #native: NativeSpawner;
-  /**
-   * By pid, oldest first: the reaper frees a pid before its exit reaches this
-   * thread, so a new child may already carry it when the old one's exit lands.
-   */
-  readonly #waiting = new Map<number, Array<(exit: ChildExit) => void>>();
+  /** By request tag: pids can be reused before an exit reaches this thread, tags cannot. */
+  readonly #pending = new Map<number, Pending>();
+  #nextTag = 1;
 
   constructor() {
     this.#native = new NativeSpawner((e) => {
-      const queue = this.#waiting.get(e.pid);
-      const resolve = queue?.shift();
-      if (!resolve) return;
-      if (queue!.length === 0) this.#waiting.delete(e.pid);
-      if (this.#waiting.size === 0) this.#native.unref();
-      resolve({ code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null), groupEmpty: e.groupEmpty });
+      const p = this.#pending.get(e.tag);
+      if (!p) return;
+      if (e.started) {
+        if (e.pid == null) {
+          this.#settle(e.tag);
+          p.rejectStarted(Object.assign(new Error(e.message ?? 'spawn failed'), { code: e.error ?? 'ERR_SPAWN' }));
+          return;
+        }
+        p.pid = e.pid;
+        p.resolveStarted(e.pid);
+        if (p.exit) this.#exited(e.tag, p, p.exit);
+        return;
+      }
+      const exit: ChildExit = { code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null), groupEmpty: e.groupEmpty };
+      // Only once started: until then the spawning thread may still hold the run lock's descriptor.
+      if (p.pid === undefined) p.exit = exit;
+      else this.#exited(e.tag, p, exit);
     });
     this.#native.unref();
   }
 
-  /** Throws an error whose `code` is the errno's name when the child cannot start. */
-  spawn(req: SpawnRequest): { pid: number; exited: Promise<ChildExit> } {
-    const pid = this.#native.spawn({ program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds });
-    // The exit is delivered on this thread, never before this synchronous code is done.
-    if (this.#waiting.size === 0) this.#native.ref();
-    const exited = new Promise<ChildExit>((resolve) => {
-      const queue = this.#waiting.get(pid);
-      if (queue) queue.push(resolve);
-      else this.#waiting.set(pid, [resolve]);
+  /**
+   * Queues the child: `started` gives its pid once it runs, or rejects with
+   * an error whose `code` is the errno's name. `lock` is the spawner's once
+   * this returns; when it throws (a request that cannot be made), the
+   * caller's.
+   */
+  spawn(req: SpawnRequest, lock?: RunLockHandoff): { started: Promise<number>; exited: Promise<ChildExit> } {
+    const tag = this.#nextTag;
+    this.#nextTag = tag >= 0xffff_fffe ? 1 : tag + 1;
+    this.#native.start(tag, { program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds }, lock);
+    // Events are delivered on this thread, never before this synchronous code is done.
+    if (this.#pending.size === 0) this.#native.ref();
+    const p = {} as Pending;
+    const started = new Promise<number>((resolve, reject) => {
+      p.resolveStarted = resolve;
+      p.rejectStarted = reject;
     });
-    return { pid, exited };
+    const exited = new Promise<ChildExit>((resolve) => {
+      p.resolveExit = resolve;
+    });
+    this.#pending.set(tag, p);
+    return { started, exited };
+  }
+
+  #exited(tag: number, p: Pending, exit: ChildExit): void {
+    this.#settle(tag);
+    p.resolveExit(exit);
+  }
+
+  #settle(tag: number): void {
+    this.#pending.delete(tag);
+    if (this.#pending.size === 0) this.#native.unref();
   }
 }
 

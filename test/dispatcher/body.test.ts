@@ -317,11 +317,12 @@ describe.each(MODES)('%s', (m) => {
     it('the body is its own process group leader and pid is the shell', async () => {
       const running = runBody(options("read -r _ _ _ _ pgid _ < /proc/$$/stat; echo $$ $pgid"));
       const r = await running.done;
-      expect(running.pid).toBeGreaterThan(0);
+      const pid = await running.started;
+      expect(pid).toBeGreaterThan(0);
       const [shell, group] = pidsIn(r.outputTail);
-      expect(group).toBe(running.pid);
+      expect(group).toBe(pid);
       // With run files $$ names the wrapper that leads the group, whether the body runs in its shell or a subshell.
-      expect(shell).toBe(running.pid);
+      expect(shell).toBe(pid);
     });
 
     it('extraFds are inherited as fd 3, 4, …', async () => {
@@ -344,7 +345,7 @@ describe.each(MODES)('%s', (m) => {
     it('a missing cwd names the cwd (not the shell, as node would)', async () => {
       const cwd = join(dir(), 'gone');
       const running = runBody(options('exit 0', { cwd }));
-      expect(running.pid).toBeUndefined();
+      expect(await running.started).toBeUndefined();
       expect(await running.done).toMatchObject({ outcome: 'failed', exitCode: null, reason: `cwd does not exist: ${cwd}` });
     });
 
@@ -356,7 +357,7 @@ describe.each(MODES)('%s', (m) => {
 
     it('a missing shell is failed with a reason', async () => {
       const running = runBody(options('exit 0', { shell: '/nonexistent/sh' }));
-      expect(running.pid).toBeUndefined();
+      expect(await running.started).toBeUndefined();
       expect(await running.done).toMatchObject({ outcome: 'failed', reason: 'shell not found: /nonexistent/sh' });
     });
 
@@ -365,13 +366,13 @@ describe.each(MODES)('%s', (m) => {
       writeFileSync(shell, '#!/bin/sh\n');
       chmodSync(shell, 0o644);
       const running = runBody(options('exit 0', { shell }));
-      expect(running.pid).toBeUndefined();
+      expect(await running.started).toBeUndefined();
       expect(await running.done).toMatchObject({ outcome: 'failed', reason: `shell not executable: ${shell} (EACCES)` });
     });
 
     it('a bad extra fd is failed, not thrown', async () => {
       const running = runBody(options('exit 0', { extraFds: [9999] }));
-      expect(running.pid).toBeUndefined();
+      expect(await running.started).toBeUndefined();
       const r = await running.done;
       expect(r.outcome).toBe('failed');
       expect(r.reason).toMatch(/EBADF/);

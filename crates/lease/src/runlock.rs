@@ -10,8 +10,50 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, IntoRawFd};
+use std::os::unix::io::{AsRawFd, IntoRawFd, RawFd};
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Records in a run lock are rewritten in place, never truncated (freeing
+/// and allocating a block costs more than the write): each is JSON padded
+/// with spaces to at least this length, as the controller's own are.
+pub const RUN_RECORD_BYTES: usize = 160;
+
+/// Writes over the lock's record what a controller that adopts the body
+/// after a crash needs to time it out: its fire, its process group and its
+/// deadline (ms since the epoch, from now; null for a body with no timeout).
+pub fn record_started_body(fd: RawFd, fire_id: &str, pgid: i32, timeout_ms: f64) -> io::Result<()> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
+    let deadline = now_ms + timeout_ms;
+    let timeout_at = if deadline.is_finite() { format!("{deadline}") } else { "null".to_string() };
+    let mut record = format!("{{\"fireId\":{},\"pgid\":{pgid},\"timeoutAt\":{timeout_at}}}", json_string(fire_id));
+    while record.len() < RUN_RECORD_BYTES {
+        record.push(' ');
+    }
+    let n = unsafe { libc::pwrite(fd, record.as_ptr().cast(), record.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != record.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write of the run lock record"));
+    }
+    Ok(())
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
 
 pub(crate) fn try_flock(f: &File) -> io::Result<bool> {
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -75,5 +117,25 @@ mod tests {
         unsafe { libc::close(dup) };
         assert!(!run_lock_held(&p).unwrap());
         assert!(create_run_lock(&p).is_ok());
+    }
+
+    #[test]
+    fn a_started_body_record_is_padded_json_written_over_the_last_one() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fire.lock");
+        let fd = create_run_lock(&p).unwrap();
+        let before = format!("{:RUN_RECORD_BYTES$}", r#"{"fireId":"before the spawn"}"#);
+        assert_eq!(unsafe { libc::pwrite(fd, before.as_ptr().cast(), before.len(), 0) }, before.len() as isize);
+        record_started_body(fd, "f\"1\\\n", 4242, 1000.0).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.len(), RUN_RECORD_BYTES);
+        let first = text.split('}').next().unwrap();
+        assert!(first.starts_with(r#"{"fireId":"f\"1\\\u000a","pgid":4242,"timeoutAt":"#), "{first}");
+        let at: f64 = first.rsplit(':').next().unwrap().parse().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as f64;
+        assert!(at > now && at <= now + 1000.0, "{at} vs {now}");
+        record_started_body(fd, "f", 1, f64::INFINITY).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().starts_with(r#"{"fireId":"f","pgid":1,"timeoutAt":null}   "#));
+        unsafe { libc::close(fd) };
     }
 }

@@ -6,7 +6,9 @@ use napi::bindgen_prelude::Env;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::Status;
 use napi_derive::napi;
-use orderly_spawn::{Command, Exit, Reaper};
+use std::sync::Arc;
+
+use orderly_spawn::{Command, Exit, Job, Reaper, SpawnPool, Then};
 
 use crate::error::{from_napi, invalid_arg, Code, Error, Result};
 
@@ -25,47 +27,79 @@ pub struct JsSpawnOptions {
     pub inherit_fds: Option<Vec<i32>>,
 }
 
-#[napi(object, object_from_js = false)]
-pub struct JsExit {
-    pub pid: i32,
-    /// The exit status, or null when a signal ended the child.
-    pub code: Option<i32>,
-    /// The signal number that ended it, or null.
-    pub signal: Option<i32>,
-    /// Its process group was empty once it was reaped: nothing it started is left.
-    pub group_empty: bool,
+/// The lock the body inherits, handed over with the request: once the child
+/// exists its record is written (`pgid`, deadline) and this copy closed, on
+/// the spawning thread.
+#[napi(object)]
+pub struct JsRunLock {
+    pub fd: i32,
+    pub fire_id: String,
+    /// The body's timeout; the deadline is counted from its start. Infinity: none.
+    pub timeout_ms: f64,
 }
 
-/// `onExit(exit)`: weak (the caller refs it while children are pending),
-/// unbounded so the reaper thread never waits on JS.
-type ExitFn = ThreadsafeFunction<JsExit, UnknownReturnValue, JsExit, Status, false, true, 0>;
+/// One of the two reports of a request, in either order: `started` (with
+/// `pid`, or `error`), then, for a started child, its exit.
+#[napi(object, object_from_js = false)]
+pub struct JsSpawnEvent {
+    pub tag: u32,
+    pub started: bool,
+    pub pid: Option<i32>,
+    /// Exit: the exit status, or null when a signal ended the child.
+    pub code: Option<i32>,
+    /// Exit: the signal number that ended it, or null.
+    pub signal: Option<i32>,
+    /// Exit: its process group was empty once it was reaped: nothing it started is left.
+    pub group_empty: bool,
+    /// Not started: the errno's name (ENOENT, EACCES, …), as Node's spawn errors have it.
+    pub error: Option<String>,
+    pub message: Option<String>,
+}
 
-/// Starts bodies with posix_spawn and reports every exit from one reaping thread.
+/// `onEvent(event)`: weak (the caller refs it while requests are pending),
+/// unbounded so no spawning or reaping thread ever waits on JS.
+type EventFn = ThreadsafeFunction<JsSpawnEvent, UnknownReturnValue, JsSpawnEvent, Status, false, true, 0>;
+
+/// Spawning threads: posix_spawn waits for the child's exec, which on a
+/// loaded machine is a wait for the scheduler; a few threads keep both
+/// cores busy while the event loop goes on.
+const SPAWN_THREADS: usize = 4;
+
+/// Starts bodies with posix_spawn on a few threads of its own and reports
+/// every exit from one reaping thread.
 #[napi]
 pub struct NativeSpawner {
-    reaper: Option<Reaper>,
-    exits: std::sync::Arc<ExitFn>,
+    pool: Option<SpawnPool>,
+    reaper: Option<Arc<Reaper>>,
+    events: Arc<EventFn>,
 }
 
 #[napi]
 impl NativeSpawner {
-    #[napi(constructor, catch_unwind, ts_args_type = "onExit: (exit: JsExit) => void")]
-    pub fn new(on_exit: ExitFn) -> Result<Self> {
-        let exits = std::sync::Arc::new(on_exit);
-        let forward = std::sync::Arc::clone(&exits);
+    #[napi(constructor, catch_unwind, ts_args_type = "onEvent: (event: JsSpawnEvent) => void")]
+    pub fn new(on_event: EventFn) -> Result<Self> {
+        let events = Arc::new(on_event);
+        let forward = Arc::clone(&events);
         let reaper = Reaper::start(move |e: Exit| {
             // Fails only once the environment is going away; nobody is left to tell.
-            let _ = forward.call(JsExit { pid: e.pid, code: e.code, signal: e.signal, group_empty: e.group_empty }, ThreadsafeFunctionCallMode::NonBlocking);
+            let _ = forward.call(
+                JsSpawnEvent { tag: e.tag as u32, started: false, pid: Some(e.pid), code: e.code, signal: e.signal, group_empty: e.group_empty, error: None, message: None },
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
         })
         .map_err(|e| spawn_error(&e, "start the reaper thread"))?;
-        Ok(Self { reaper: Some(reaper), exits })
+        let reaper = Arc::new(reaper);
+        let pool = SpawnPool::start(Arc::clone(&reaper), SPAWN_THREADS).map_err(|e| spawn_error(&e, "start the spawning threads"))?;
+        Ok(Self { pool: Some(pool), reaper: Some(reaper), events })
     }
 
-    /// Starts a child; its exit arrives through `onExit`. Throws with `code`
-    /// = the errno name (ENOENT, EACCES, …) when it cannot start.
+    /// Queues a child; `onEvent` reports its start (or why it could not
+    /// start) and then its exit, each with `tag`. Throws only for a request
+    /// that cannot be made (a NUL byte, a closed spawner), and then `lock`
+    /// stays the caller's to close; once this returns, it is the spawner's.
     #[napi(catch_unwind)]
-    pub fn spawn(&self, options: JsSpawnOptions) -> Result<i32> {
-        let reaper = self.reaper.as_ref().ok_or_else(|| invalid_arg("the spawner is closed"))?;
+    pub fn start(&self, tag: u32, options: JsSpawnOptions, lock: Option<JsRunLock>) -> Result<()> {
+        let pool = self.pool.as_ref().ok_or_else(|| invalid_arg("the spawner is closed"))?;
         let cmd = Command {
             program: c_string(options.program, "program")?,
             args: options.args.into_iter().map(|a| c_string(a, "args")).collect::<Result<_>>()?,
@@ -75,31 +109,55 @@ impl NativeSpawner {
             inherit: options.inherit_fds.unwrap_or_default(),
             new_group: true,
         };
-        reaper.spawn(&cmd).map_err(|e| spawn_error(&e, "spawn"))
+        let events = Arc::clone(&self.events);
+        let then: Then = Box::new(move |result: std::io::Result<i32>| {
+            if let Some(lock) = lock {
+                if let Ok(pid) = result {
+                    // A full disk must not fail the run: an adopter just cannot time this body out.
+                    let _ = orderly_lease::record_started_body(lock.fd, &lock.fire_id, pid, lock.timeout_ms);
+                }
+                unsafe { libc::close(lock.fd) };
+            }
+            let event = match result {
+                Ok(pid) => JsSpawnEvent { tag, started: true, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
+                Err(e) => {
+                    let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
+                    JsSpawnEvent { tag, started: true, pid: None, code: None, signal: None, group_empty: false, error: Some(name.to_string()), message: Some(format!("spawn: {name}: {e}")) }
+                }
+            };
+            let _ = events.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        if let Err(job) = pool.submit(Job { cmd, tag: u64::from(tag), then }) {
+            (job.then)(Err(std::io::Error::from_raw_os_error(libc::ECANCELED)));
+        }
+        Ok(())
     }
 
-    /// Children started and not yet reported.
+    /// Requests not yet reported as exited (queued, starting or running).
     #[napi(getter, catch_unwind)]
     pub fn pending(&self) -> u32 {
-        self.reaper.as_ref().map_or(0, |r| r.pending() as u32)
+        let queued = self.pool.as_ref().map_or(0, |p| p.queued());
+        (queued + self.reaper.as_ref().map_or(0, |r| r.pending())) as u32
     }
 
-    /// Keeps the process alive while children are pending.
+    /// Keeps the process alive while requests are pending.
     #[napi(catch_unwind, js_name = "ref")]
-    pub fn ref_exits(&self, env: Env) -> Result<()> {
-        let status = unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.exits.raw()) };
+    pub fn ref_events(&self, env: Env) -> Result<()> {
+        let status = unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.events.raw()) };
         napi::check_status!(status).map_err(from_napi)
     }
 
     #[napi(catch_unwind)]
     pub fn unref(&self, env: Env) -> Result<()> {
-        let status = unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.exits.raw()) };
+        let status = unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.events.raw()) };
         napi::check_status!(status).map_err(from_napi)
     }
 
-    /// Stops the reaping thread; running children are left alone.
+    /// Stops the threads; queued requests are reported as not started
+    /// (ECANCELED), running children are left alone.
     #[napi(catch_unwind)]
     pub fn close(&mut self) {
+        self.pool = None;
         self.reaper = None;
     }
 }

@@ -12,7 +12,9 @@
 //! at run time so that an older glibc can still load the addon).
 
 mod command;
+mod pool;
 mod reaper;
 
 pub use command::{spawn, supported, Command};
+pub use pool::{Job, SpawnPool, Then};
 pub use reaper::{Exit, Reaper};

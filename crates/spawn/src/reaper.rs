@@ -25,6 +25,9 @@ pub struct Exit {
     /// The child led its own process group and, once it was reaped, nothing
     /// (not even a zombie) was left in that group. False when unknown.
     pub group_empty: bool,
+    /// What the caller gave `spawn_tagged` (0 otherwise): a pid can be reused
+    /// before its exit has reached the caller, a tag need not be.
+    pub tag: u64,
 }
 
 /// epoll data of the wake-up eventfd; children use their pid (always > 0).
@@ -42,6 +45,7 @@ struct Shared {
 struct Watched {
     pidfd: OwnedFd,
     leads_group: bool,
+    tag: u64,
 }
 
 pub struct Reaper {
@@ -72,8 +76,13 @@ impl Reaper {
     /// (its whole group) and reaped here, and the error returned: a child
     /// nobody would ever hear of must not run.
     pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
+        self.spawn_tagged(cmd, 0)
+    }
+
+    /// `spawn`, with `tag` carried to the child's `Exit`.
+    pub fn spawn_tagged(&self, cmd: &Command, tag: u64) -> io::Result<i32> {
         let pid = spawn(cmd)?;
-        if let Err(err) = self.watch_child(pid, cmd.new_group) {
+        if let Err(err) = self.watch_child(pid, cmd.new_group, tag) {
             unsafe {
                 libc::kill(if cmd.new_group { -pid } else { pid }, libc::SIGKILL);
                 let mut status = 0;
@@ -86,14 +95,14 @@ impl Reaper {
 
     /// Reports `pid` (a child of this process not yet reaped) when it ends.
     pub fn watch(&self, pid: i32) -> io::Result<()> {
-        self.watch_child(pid, false)
+        self.watch_child(pid, false, 0)
     }
 
-    fn watch_child(&self, pid: i32, leads_group: bool) -> io::Result<()> {
+    fn watch_child(&self, pid: i32, leads_group: bool, tag: u64) -> io::Result<()> {
         let fd = pidfd_open(pid)?;
         let raw = fd.as_raw_fd();
         // In the map before epoll can report it: the thread looks it up there.
-        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { pidfd: fd, leads_group });
+        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { pidfd: fd, leads_group, tag });
         if let Err(err) = epoll_add(self.shared.epoll.as_raw_fd(), raw, pid as u64) {
             self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
             return Err(err);
@@ -153,6 +162,7 @@ fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
             unsafe { libc::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, watched.pidfd.as_raw_fd(), std::ptr::null_mut()) };
             // Asked here, where it costs one syscall, so the caller need not
             // scan /proc (or raise an exception in JS) for every body that left nothing behind.
+            exit.tag = watched.tag;
             if watched.leads_group {
                 exit.group_empty = unsafe { libc::kill(-pid, 0) } < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
             }
@@ -175,12 +185,12 @@ fn reap(pid: i32) -> Option<Exit> {
         }
         // 0: not ended after all (a stopped child does not make a pidfd readable,
         // so this is not expected); ECHILD: reaped by someone else, its status is lost.
-        return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None, group_empty: false }) };
+        return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None, group_empty: false, tag: 0 }) };
     }
     Some(if libc::WIFSIGNALED(status) {
-        Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)), group_empty: false }
+        Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)), group_empty: false, tag: 0 }
     } else {
-        Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None, group_empty: false }
+        Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None, group_empty: false, tag: 0 }
     })
 }
 

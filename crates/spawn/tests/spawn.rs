@@ -38,9 +38,9 @@ fn wait(rx: &mpsc::Receiver<Exit>) -> Exit {
 fn reports_exit_codes_and_signals() {
     let (r, rx) = reaper();
     let a = r.spawn(&sh("exit 100")).unwrap();
-    assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None, group_empty: true });
-    let b = r.spawn(&sh("kill -TERM $$")).unwrap();
-    assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM), group_empty: true });
+    assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None, group_empty: true, tag: 0 });
+    let b = r.spawn_tagged(&sh("kill -TERM $$"), 7).unwrap();
+    assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM), group_empty: true, tag: 7 });
     assert_eq!(r.pending(), 0);
 }
 
