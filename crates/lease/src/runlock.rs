@@ -67,25 +67,17 @@ pub(crate) fn try_flock(f: &File) -> io::Result<bool> {
     Err(err)
 }
 
-/// Creates `path`, locks it and returns the raw descriptor, without
-/// close-on-exec so a spawned body inherits it. The caller closes its copy
-/// once the body is spawned.
+/// Creates `path`, locks it and returns the raw descriptor, close-on-exec:
+/// the spawner puts it in place in the body (dup2 clears the flag there),
+/// and nothing else the controller starts meanwhile (a check, another body
+/// still waiting for a spawning thread) inherits it and keeps the lock held.
+/// The caller closes its copy once the body is spawned.
 pub fn create_run_lock(path: &Path) -> io::Result<i32> {
     let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
     if !try_flock(&f)? {
         return Err(io::Error::new(io::ErrorKind::WouldBlock, format!("run lock {} is already held", path.display())));
     }
-    let fd = f.into_raw_fd();
-    // std opens with O_CLOEXEC; the body must inherit this one.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-            let err = io::Error::last_os_error();
-            libc::close(fd);
-            return Err(err);
-        }
-    }
-    Ok(fd)
+    Ok(f.into_raw_fd())
 }
 
 /// True while some process holds the run lock at `path`; false if it is free
@@ -111,6 +103,7 @@ mod tests {
         assert!(!run_lock_held(&p).unwrap());
         let fd = create_run_lock(&p).unwrap();
         assert!(run_lock_held(&p).unwrap());
+        assert_ne!(unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC, 0, "only the body it is handed to inherits it");
         let dup = unsafe { libc::dup(fd) };
         unsafe { libc::close(fd) };
         assert!(run_lock_held(&p).unwrap(), "a duplicate (as a forked body holds) keeps it");
