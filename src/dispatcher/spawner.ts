@@ -48,9 +48,6 @@ interface Pending {
   resolveStarted: (pid: number) => void;
   rejectStarted: (err: Error) => void;
   resolveExit: (exit: ChildExit) => void;
-  /** An exit can be reported before the start (two threads report them): it waits for it here. */
-  exit?: ChildExit;
-  pid?: number;
 }
 
 class Spawner {
@@ -69,15 +66,13 @@ class Spawner {
           p.rejectStarted(Object.assign(new Error(e.message ?? 'spawn failed'), { code: e.error ?? 'ERR_SPAWN' }));
           return;
         }
-        p.pid = e.pid;
         p.resolveStarted(e.pid);
-        if (p.exit) this.#exited(e.tag, p, p.exit);
         return;
       }
-      const exit: ChildExit = { code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null), groupEmpty: e.groupEmpty };
-      // Only once started: until then the spawning thread may still hold the run lock's descriptor.
-      if (p.pid === undefined) p.exit = exit;
-      else this.#exited(e.tag, p, exit);
+      // Always after the start (crates/spawn, Reaper::spawn_then): by then the run lock's
+      // descriptor is closed, so a body that ended holds nothing of the controller's.
+      this.#settle(e.tag);
+      p.resolveExit({ code: e.code ?? null, signal: e.signal == null ? null : (signalName(e.signal) ?? null), groupEmpty: e.groupEmpty });
     });
     this.#native.unref();
   }
@@ -104,11 +99,6 @@ class Spawner {
     });
     this.#pending.set(tag, p);
     return { started, exited };
-  }
-
-  #exited(tag: number, p: Pending, exit: ChildExit): void {
-    this.#settle(tag);
-    p.resolveExit(exit);
   }
 
   #settle(tag: number): void {

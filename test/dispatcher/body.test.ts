@@ -1,8 +1,9 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type BodyResult, collectFinished, DRAIN_MS, exitWrapper, OutputTail, type RunBodyOptions, runBody } from '../../src/dispatcher/body.js';
+import { createRunLock, runLockHeld } from '../../src/native.js';
 import { tempDir } from '../helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -117,6 +118,18 @@ describe.each(MODES)('%s', (m) => {
     it('a signal with two names is named as Node names it (6 is SIGABRT, not SIGIOT)', async () => {
       const r = await run('kill -ABRT $$');
       expect(r).toMatchObject({ outcome: 'failed', exitCode: null, signal: 'SIGABRT' });
+    });
+
+    it('200 bodies started at once each settle with their own exit code and pid', async () => {
+      // The native spawner reports a start and an exit from two threads, in either order.
+      const running = Array.from({ length: 200 }, (_, i) => runBody(options(`echo $$; exit ${(i % 60) + 1}`)));
+      const results = await Promise.all(running.map((r) => r.done));
+      const pids = await Promise.all(running.map((r) => r.started));
+      results.forEach((r, i) => {
+        expect(r.exitCode, `body ${i}`).toBe((i % 60) + 1);
+        expect(Number(r.outputTail.trim()), `body ${i}`).toBe(pids[i]);
+      });
+      expect(new Set(pids).size).toBe(200);
     });
 
     it('records start, end and duration', async () => {
@@ -338,6 +351,48 @@ describe.each(MODES)('%s', (m) => {
       }
       expect(readFileSync(join(d, 'three'), 'utf8')).toBe('via-3\n');
       expect(readFileSync(join(d, 'four'), 'utf8')).toBe('via-4\n');
+    });
+  });
+
+  describe('runBody: the run lock it is handed', () => {
+    function lockFor(fireId: string): { path: string; fd: number } {
+      const path = join(dir(), 'run.lock');
+      const fd = createRunLock(path);
+      writeSync(fd, `{"fireId":"${fireId}"}`.padEnd(160), 0);
+      return { path, fd };
+    }
+
+    it('gets the body\'s group and deadline once it runs, and only the body holds it', async () => {
+      const { path, fd } = lockFor('f-1');
+      const before = Date.now();
+      const running = runBody(options('sleep 0.5', { lock: { fd, fireId: 'f-1', timeoutMs: 20_000 } }));
+      const pid = await running.started;
+      const record = JSON.parse(readFileSync(path, 'utf8')) as { fireId: string; pgid: number; timeoutAt: number };
+      expect(record).toMatchObject({ fireId: 'f-1', pgid: pid });
+      expect(record.timeoutAt).toBeGreaterThanOrEqual(before + 20_000);
+      expect(record.timeoutAt).toBeLessThanOrEqual(Date.now() + 20_000);
+      expect(readFileSync(path, 'utf8')).toHaveLength(160);
+      expect(runLockHeld(path)).toBe(true);
+      await running.done;
+      // Our copy was closed when the body started: with the body gone, nobody holds it.
+      expect(runLockHeld(path)).toBe(false);
+    });
+
+    it('a body with no timeout gets a null deadline', async () => {
+      const { path, fd } = lockFor('f-2');
+      const running = runBody(options('exit 0', { timeoutMs: Number.POSITIVE_INFINITY, lock: { fd, fireId: 'f-2', timeoutMs: Number.POSITIVE_INFINITY } }));
+      const pid = await running.started;
+      await running.done;
+      expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ fireId: 'f-2', pgid: pid, timeoutAt: null });
+    });
+
+    it('is let go when the body cannot start', async () => {
+      const { path, fd } = lockFor('f-3');
+      const running = runBody(options('exit 0', { cwd: join(dir(), 'gone'), lock: { fd, fireId: 'f-3', timeoutMs: 1000 } }));
+      expect(await running.started).toBeUndefined();
+      expect((await running.done).outcome).toBe('failed');
+      expect(runLockHeld(path)).toBe(false);
+      expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ fireId: 'f-3' });
     });
   });
 

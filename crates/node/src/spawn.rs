@@ -38,7 +38,7 @@ pub struct JsRunLock {
     pub timeout_ms: f64,
 }
 
-/// One of the two reports of a request, in either order: `started` (with
+/// One of the two reports of a request, in this order: `started` (with
 /// `pid`, or `error`), then, for a started child, its exit.
 #[napi(object, object_from_js = false)]
 pub struct JsSpawnEvent {

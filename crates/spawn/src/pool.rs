@@ -16,8 +16,9 @@ use crate::command::Command;
 use crate::reaper::Reaper;
 
 /// What a pool thread runs on the spawn's result, before it takes another
-/// request: whatever must happen after the child exists and before anyone
-/// is told (the caller closes its copy of an inherited descriptor here).
+/// request and before the child's exit can be reported: whatever must
+/// happen after the child exists and before anyone is told (the caller
+/// closes its copy of an inherited descriptor here).
 pub type Then = Box<dyn FnOnce(io::Result<i32>) + Send>;
 
 pub struct Job {
@@ -107,8 +108,7 @@ fn work(shared: &Shared) {
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = shared.reaper.spawn_tagged(&job.cmd, job.tag);
-        (job.then)(result);
+        shared.reaper.spawn_then(&job.cmd, job.tag, job.then);
     }
 }
 

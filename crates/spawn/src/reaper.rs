@@ -40,6 +40,7 @@ struct Shared {
     stop: AtomicBool,
     /// pid → its pidfd and whether it leads its own group, until reaped.
     watched: Mutex<HashMap<i32, Watched>>,
+    on_exit: Box<dyn Fn(Exit) + Send + Sync>,
 }
 
 struct Watched {
@@ -58,7 +59,7 @@ impl Reaper {
     /// the order the children end.
     pub fn start<F>(on_exit: F) -> io::Result<Reaper>
     where
-        F: Fn(Exit) + Send + 'static,
+        F: Fn(Exit) + Send + Sync + 'static,
     {
         // Fails here, not at the first body, on a kernel without pidfds or an old C library.
         crate::command::supported()?;
@@ -66,9 +67,9 @@ impl Reaper {
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         epoll_add(epoll.as_raw_fd(), wake.as_raw_fd(), WAKE)?;
-        let shared = Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()) });
+        let shared = Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()), on_exit: Box::new(on_exit) });
         let looping = Arc::clone(&shared);
-        let thread = std::thread::Builder::new().name("orderly-reaper".into()).stack_size(64 * 1024).spawn(move || reap_loop(&looping, on_exit))?;
+        let thread = std::thread::Builder::new().name("orderly-reaper".into()).stack_size(64 * 1024).spawn(move || reap_loop(&looping))?;
         Ok(Reaper { shared, thread: Some(thread) })
     }
 
@@ -83,14 +84,34 @@ impl Reaper {
     pub fn spawn_tagged(&self, cmd: &Command, tag: u64) -> io::Result<i32> {
         let pid = spawn(cmd)?;
         if let Err(err) = self.watch_child(pid, cmd.new_group, tag) {
-            unsafe {
-                libc::kill(if cmd.new_group { -pid } else { pid }, libc::SIGKILL);
-                let mut status = 0;
-                libc::waitpid(pid, &mut status, 0);
-            }
+            kill_and_reap(pid, cmd.new_group);
             return Err(err);
         }
         Ok(pid)
+    }
+
+    /// `spawn_tagged`, with `started` run on this thread once the child
+    /// exists and before it is watched: whatever `started` reports is out
+    /// before the child's exit can be, so a caller that hears both through
+    /// one queue always hears the start first. A child that cannot be
+    /// watched after that is killed and reported as ended here.
+    pub fn spawn_then(&self, cmd: &Command, tag: u64, started: impl FnOnce(io::Result<i32>)) {
+        let pid = match spawn(cmd) {
+            Ok(pid) => pid,
+            Err(err) => return started(Err(err)),
+        };
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(err) => {
+                kill_and_reap(pid, cmd.new_group);
+                return started(Err(err));
+            }
+        };
+        started(Ok(pid));
+        if self.watch_fd(pid, pidfd, cmd.new_group, tag).is_err() {
+            let status = kill_and_reap(pid, cmd.new_group);
+            (self.shared.on_exit)(Exit { tag, ..exit_of(pid, status) });
+        }
     }
 
     /// Reports `pid` (a child of this process not yet reaped) when it ends.
@@ -99,7 +120,10 @@ impl Reaper {
     }
 
     fn watch_child(&self, pid: i32, leads_group: bool, tag: u64) -> io::Result<()> {
-        let fd = pidfd_open(pid)?;
+        self.watch_fd(pid, pidfd_open(pid)?, leads_group, tag)
+    }
+
+    fn watch_fd(&self, pid: i32, fd: OwnedFd, leads_group: bool, tag: u64) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         // In the map before epoll can report it: the thread looks it up there.
         self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { pidfd: fd, leads_group, tag });
@@ -129,7 +153,7 @@ impl Drop for Reaper {
     }
 }
 
-fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
+fn reap_loop(shared: &Shared) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
     loop {
         let n = unsafe { libc::epoll_wait(shared.epoll.as_raw_fd(), events.as_mut_ptr(), BATCH as i32, -1) };
@@ -167,7 +191,7 @@ fn reap_loop<F: Fn(Exit)>(shared: &Shared, on_exit: F) {
                 exit.group_empty = unsafe { libc::kill(-pid, 0) } < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
             }
             drop(watched);
-            on_exit(exit);
+            (shared.on_exit)(exit);
         }
     }
 }
@@ -187,11 +211,25 @@ fn reap(pid: i32) -> Option<Exit> {
         // so this is not expected); ECHILD: reaped by someone else, its status is lost.
         return if r == 0 { None } else { Some(Exit { pid, code: None, signal: None, group_empty: false, tag: 0 }) };
     }
-    Some(if libc::WIFSIGNALED(status) {
+    Some(exit_of(pid, status))
+}
+
+fn exit_of(pid: i32, status: libc::c_int) -> Exit {
+    if libc::WIFSIGNALED(status) {
         Exit { pid, code: None, signal: Some(libc::WTERMSIG(status)), group_empty: false, tag: 0 }
     } else {
         Exit { pid, code: Some(libc::WEXITSTATUS(status)), signal: None, group_empty: false, tag: 0 }
-    })
+    }
+}
+
+/// Kills a child nobody would hear of (its whole group) and reaps it; its wait status.
+fn kill_and_reap(pid: i32, leads_group: bool) -> libc::c_int {
+    let mut status = 0;
+    unsafe {
+        libc::kill(if leads_group { -pid } else { pid }, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    status
 }
 
 fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
