@@ -24,7 +24,7 @@
 //   spawn wait  wall time the controller's thread spent in the native
 //            spawner's start in the wave: queuing each body for the
 //            spawning threads (posix_spawn, which waits for the child's
-//            exec, runs there), preemption by them included
+//            exec, runs there), or spawning it itself after a 5 ms lull
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenCpuUs } from './children-cpu.mjs';

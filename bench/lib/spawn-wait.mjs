@@ -1,7 +1,8 @@
 // Wall time the calling thread spends inside NativeSpawner.start. posix_spawn
-// returns only once the child has started its exec (a vfork); it runs on the
-// spawner's own threads, so the controller's JS thread only queues the body
-// (its environment converted to C strings) and is told of its pid later.
+// returns only once the child has started its exec (a vfork); in a burst it
+// runs on the spawner's own threads, so the controller's JS thread only
+// queues the body (its environment converted to C strings) and is told of
+// its pid later. A body after a 5 ms lull is spawned on the calling thread.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';

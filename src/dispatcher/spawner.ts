@@ -45,8 +45,9 @@ export interface RunLockHandoff {
 }
 
 interface Pending {
-  resolveStarted: (pid: number) => void;
-  rejectStarted: (err: Error) => void;
+  /** Absent for a child started on the caller's thread: its pid came back at once. */
+  resolveStarted?: (pid: number) => void;
+  rejectStarted?: (err: Error) => void;
   resolveExit: (exit: ChildExit) => void;
 }
 
@@ -63,10 +64,10 @@ class Spawner {
       if (e.started) {
         if (e.pid == null) {
           this.#settle(e.tag);
-          p.rejectStarted(Object.assign(new Error(e.message ?? 'spawn failed'), { code: e.error ?? 'ERR_SPAWN' }));
+          p.rejectStarted?.(Object.assign(new Error(e.message ?? 'spawn failed'), { code: e.error ?? 'ERR_SPAWN' }));
           return;
         }
-        p.resolveStarted(e.pid);
+        p.resolveStarted?.(e.pid);
         return;
       }
       // Always after the start (crates/spawn, Reaper::spawn_then): by then the run lock's
@@ -78,22 +79,25 @@ class Spawner {
   }
 
   /**
-   * Queues the child: `started` gives its pid once it runs, or rejects with
-   * an error whose `code` is the errno's name. `lock` is the spawner's once
-   * this returns; when it throws (a request that cannot be made), the
-   * caller's.
+   * Starts the child, on this thread or a spawning thread (see the binding's
+   * `start`): `started` gives its pid once it runs, or rejects with an error
+   * whose `code` is the errno's name. `lock` is the spawner's once this
+   * returns; when it throws (a request that cannot be made), the caller's.
    */
   spawn(req: SpawnRequest, lock?: RunLockHandoff): { started: Promise<number>; exited: Promise<ChildExit> } {
     const tag = this.#nextTag;
     this.#nextTag = tag >= 0xffff_fffe ? 1 : tag + 1;
-    this.#native.start(tag, { program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds }, lock);
+    const pid = this.#native.start(tag, { program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds }, lock);
     // Events are delivered on this thread, never before this synchronous code is done.
     if (this.#pending.size === 0) this.#native.ref();
     const p = {} as Pending;
-    const started = new Promise<number>((resolve, reject) => {
-      p.resolveStarted = resolve;
-      p.rejectStarted = reject;
-    });
+    const started =
+      pid > 0
+        ? Promise.resolve(pid)
+        : new Promise<number>((resolve, reject) => {
+            p.resolveStarted = resolve;
+            p.rejectStarted = reject;
+          });
     const exited = new Promise<ChildExit>((resolve) => {
       p.resolveExit = resolve;
     });

@@ -93,12 +93,15 @@ impl NativeSpawner {
         Ok(Self { pool: Some(pool), reaper: Some(reaper), events })
     }
 
-    /// Queues a child; `onEvent` reports its start (or why it could not
-    /// start) and then its exit, each with `tag`. Throws only for a request
-    /// that cannot be made (a NUL byte, a closed spawner), and then `lock`
-    /// stays the caller's to close; once this returns, it is the spawner's.
+    /// Starts a child: here when the last request came `INLINE_AFTER` (5 ms)
+    /// ago or more, returning its pid; otherwise on a spawning thread,
+    /// returning 0, and `onEvent` reports its start (or why it could not
+    /// start, inline failures too). Its exit follows, with `tag`. Throws only
+    /// for a request that cannot be made (a NUL byte, a closed spawner), and
+    /// then `lock` stays the caller's to close; once this returns, it is the
+    /// spawner's.
     #[napi(catch_unwind)]
-    pub fn start(&self, tag: u32, options: JsSpawnOptions, lock: Option<JsRunLock>) -> Result<()> {
+    pub fn start(&self, tag: u32, options: JsSpawnOptions, lock: Option<JsRunLock>) -> Result<i32> {
         let pool = self.pool.as_ref().ok_or_else(|| invalid_arg("the spawner is closed"))?;
         let cmd = Command {
             program: c_string(options.program, "program")?,
@@ -109,28 +112,26 @@ impl NativeSpawner {
             inherit: options.inherit_fds.unwrap_or_default(),
             new_group: true,
         };
+        if pool.inline_turn() {
+            let mut started = 0;
+            pool.reaper().spawn_then(&cmd, u64::from(tag), |result| {
+                hand_back(lock, &result);
+                match result {
+                    Ok(pid) => started = pid,
+                    Err(e) => report_start(&self.events, tag, Err(e)),
+                }
+            });
+            return Ok(started);
+        }
         let events = Arc::clone(&self.events);
         let then: Then = Box::new(move |result: std::io::Result<i32>| {
-            if let Some(lock) = lock {
-                if let Ok(pid) = result {
-                    // A full disk must not fail the run: an adopter just cannot time this body out.
-                    let _ = orderly_lease::record_started_body(lock.fd, &lock.fire_id, pid, lock.timeout_ms);
-                }
-                unsafe { libc::close(lock.fd) };
-            }
-            let event = match result {
-                Ok(pid) => JsSpawnEvent { tag, started: true, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
-                Err(e) => {
-                    let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
-                    JsSpawnEvent { tag, started: true, pid: None, code: None, signal: None, group_empty: false, error: Some(name.to_string()), message: Some(format!("spawn: {name}: {e}")) }
-                }
-            };
-            let _ = events.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+            hand_back(lock, &result);
+            report_start(&events, tag, result);
         });
         if let Err(job) = pool.submit(Job { cmd, tag: u64::from(tag), then }) {
             (job.then)(Err(std::io::Error::from_raw_os_error(libc::ECANCELED)));
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Requests not yet reported as exited (queued, starting or running).
@@ -160,6 +161,28 @@ impl NativeSpawner {
         self.pool = None;
         self.reaper = None;
     }
+}
+
+/// The lock's started-body record once the child exists, and the spawner's copy closed either way.
+fn hand_back(lock: Option<JsRunLock>, result: &std::io::Result<i32>) {
+    let Some(lock) = lock else { return };
+    if let Ok(pid) = result {
+        // A full disk must not fail the run: an adopter just cannot time this body out.
+        let _ = orderly_lease::record_started_body(lock.fd, &lock.fire_id, *pid, lock.timeout_ms);
+    }
+    unsafe { libc::close(lock.fd) };
+}
+
+fn report_start(events: &EventFn, tag: u32, result: std::io::Result<i32>) {
+    let event = match result {
+        Ok(pid) => JsSpawnEvent { tag, started: true, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
+        Err(e) => {
+            let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
+            JsSpawnEvent { tag, started: true, pid: None, code: None, signal: None, group_empty: false, error: Some(name.to_string()), message: Some(format!("spawn: {name}: {e}")) }
+        }
+    };
+    // Fails only once the environment is going away; nobody is left to tell.
+    let _ = events.call(event, ThreadsafeFunctionCallMode::NonBlocking);
 }
 
 fn c_string(s: String, field: &str) -> Result<CString> {

@@ -16,5 +16,5 @@ mod pool;
 mod reaper;
 
 pub use command::{spawn, supported, Command};
-pub use pool::{Job, SpawnPool, Then};
+pub use pool::{Job, SpawnPool, Then, INLINE_AFTER};
 pub use reaper::{Exit, Reaper};

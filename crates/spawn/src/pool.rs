@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::command::Command;
 use crate::reaper::Reaper;
@@ -28,9 +29,16 @@ pub struct Job {
     pub then: Then,
 }
 
+/// A request that comes this long after the one before is better spawned
+/// on the caller's thread (`inline_turn`): handing it over costs a thread
+/// wake-up here and a report back, which at a few fires a second cost the
+/// process more CPU than the caller's wait for one exec.
+pub const INLINE_AFTER: Duration = Duration::from_millis(5);
+
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    last_request: Option<Instant>,
 }
 
 struct Shared {
@@ -47,7 +55,7 @@ pub struct SpawnPool {
 impl SpawnPool {
     /// `threads` spawning threads (at least one), each watching its children with `reaper`.
     pub fn start(reaper: Arc<Reaper>, threads: usize) -> io::Result<SpawnPool> {
-        let shared = Arc::new(Shared { queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false }), ready: Condvar::new(), reaper });
+        let shared = Arc::new(Shared { queue: Mutex::new(Queue { jobs: VecDeque::new(), closed: false, last_request: None }), ready: Condvar::new(), reaper });
         let mut pool = SpawnPool { shared, threads: Vec::new() };
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
@@ -65,9 +73,26 @@ impl SpawnPool {
             return Err(Box::new(job));
         }
         q.jobs.push_back(job);
+        q.last_request = Some(Instant::now());
         drop(q);
         self.shared.ready.notify_one();
         Ok(())
+    }
+
+    /// Whether the caller should spawn this request itself (with the
+    /// reaper, `Reaper::spawn_then`): nothing is queued and the last request
+    /// came `INLINE_AFTER` ago or more. Counts as a request either way.
+    pub fn inline_turn(&self) -> bool {
+        let now = Instant::now();
+        let mut q = lock(&self.shared.queue);
+        let quiet = !q.closed && q.jobs.is_empty() && q.last_request.is_none_or(|t| now.duration_since(t) >= INLINE_AFTER);
+        q.last_request = Some(now);
+        quiet
+    }
+
+    /// The reaper the pool's children are watched by.
+    pub fn reaper(&self) -> &Reaper {
+        &self.shared.reaper
     }
 
     /// Requests not yet taken by a thread.

@@ -123,3 +123,21 @@ fn closing_cancels_what_is_still_queued() {
     closing.join().unwrap();
     assert!(started.try_recv().is_err(), "a cancelled request was started after all");
 }
+
+#[test]
+fn a_request_after_a_quiet_spell_is_the_callers_to_spawn() {
+    let (pool, exits) = pool(1);
+    assert!(pool.inline_turn(), "the first request");
+    assert!(!pool.inline_turn(), "one right behind it goes to the threads");
+    std::thread::sleep(orderly_spawn::INLINE_AFTER + Duration::from_millis(2));
+    assert!(pool.inline_turn(), "after a quiet spell");
+    let (tx, started) = mpsc::channel();
+    let mut seen = None;
+    pool.reaper().spawn_then(&sh("exit 4"), 11, |r| seen = Some(r.unwrap()));
+    let pid = seen.expect("`started` ran on this thread before spawn_then returned");
+    let e = exits.recv_timeout(WAIT).unwrap();
+    assert_eq!((e.pid, e.tag, e.code), (pid, 11, Some(4)));
+    pool.submit(job(sh("exit 0"), 12, &tx)).ok().unwrap();
+    assert!(!pool.inline_turn(), "a submitted request counts too");
+    assert_eq!(started.recv_timeout(WAIT).unwrap().0, 12);
+}
