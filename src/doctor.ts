@@ -91,11 +91,8 @@ export async function doctor(opts: DoctorOptions): Promise<Check[]> {
 
   const lockFile = join(leases, 'LOCK');
   if (existsSync(lockFile)) {
-    const pid = Number(readFileSync(lockFile, 'utf8').trim());
-    const isHeld = runLockHeld(lockFile);
-    if (isHeld && pid && !alive(pid)) add('lock', 'FAIL', `held, but its recorded holder pid ${pid} is not running: a process that inherited the lock keeps the state locked`);
-    else if (isHeld) add('lock', 'OK', `held by pid ${pid || '?'}`);
-    else add('lock', 'OK', `free${pid && !alive(pid) ? ` (last holder pid ${pid} has exited)` : ''}`);
+    const [status, detail] = storeLockCheck(lockFile);
+    add('lock', status, detail);
   } else {
     add('lock', 'OK', 'free');
   }
@@ -191,4 +188,22 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** The store's LOCK: its flock (the same test as a run lock's) and the pid it records. */
+function storeLockCheck(lockFile: string): [CheckStatus, string] {
+  let pid: number;
+  let isHeld: boolean;
+  try {
+    pid = Number(readFileSync(lockFile, 'utf8').trim());
+    isHeld = runLockHeld(lockFile);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // The binding's message speaks of a run lock; this is the store's.
+    const why = e.message.replace(/^cannot check the run lock \S+: /, '');
+    return ['FAIL', `cannot read the store's lock file ${lockFile}: ${why}`];
+  }
+  if (isHeld && pid && !alive(pid)) return ['FAIL', `held, but its recorded holder pid ${pid} is not running: a process that inherited the lock keeps the state locked`];
+  if (isHeld) return ['OK', `held by pid ${pid || '?'}`];
+  return ['OK', `free${pid && !alive(pid) ? ` (last holder pid ${pid} has exited)` : ''}`];
 }

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serveControl } from '../src/cli/control.js';
@@ -68,6 +68,18 @@ describe('orderly-dispatch doctor', () => {
     expect(c.lock!.status).toBe('FAIL');
     expect(c.lock!.detail).toContain(`pid ${dead}`);
     holder.kill('SIGKILL');
+  });
+
+  it('fails, naming the file, when the store\'s lock file cannot be read, instead of throwing', async () => {
+    const state = await healthyState();
+    const lock = join(state, 'leases', 'LOCK');
+    rmSync(lock);
+    mkdirSync(lock);
+    const c = byName(await doctor({ state, minFreeBytes: 1 }));
+    expect(c.lock!.status).toBe('FAIL');
+    expect(c.lock!.detail).toContain(lock);
+    expect(c.lock!.detail).toMatch(/EISDIR/);
+    expect(c.lock!.detail).not.toMatch(/run lock/);
   });
 
   const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
