@@ -375,14 +375,17 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   const state: SuperviseState = { graceMs, tail, startedAt, t0, staleStatus };
   const keep = supervised(opts);
   const { noOpExitCodes, cwd } = opts;
-  const failed = (reason: string): RunningBody => ({ started: Promise.resolve(undefined), done: Promise.resolve(notStarted(reason, noOpExitCodes, startedAt)) });
+  /** Before the body is handed to a spawner: the lock is still ours to let go. */
+  const failed = (reason: string): RunningBody => {
+    if (lock) closeQuiet(lock.fd);
+    return { started: Promise.resolve(undefined), done: Promise.resolve(notStarted(reason, noOpExitCodes, startedAt)) };
+  };
   const native = files && opts.spawner !== 'node' ? nativeSpawner() : null;
   if (files && native) {
     let spawned: ReturnType<typeof native.spawn>;
     try {
       spawned = native.spawn({ program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)), cwd, output: files.output, inheritFds }, lock);
     } catch (err) {
-      if (lock) closeQuiet(lock.fd);
       return failed(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd));
     }
     const { started, exited } = spawned;
@@ -400,10 +403,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   }
   // The native spawner's own error names a bad cwd (see describeSpawnError); Node's may blame the shell.
   const badCwd = cwdProblem(cwd);
-  if (badCwd !== undefined) {
-    if (lock) closeQuiet(lock.fd);
-    return failed(badCwd);
-  }
+  if (badCwd !== undefined) return failed(badCwd);
   let child: ChildProcess;
   let outputFd: number | undefined;
   try {
@@ -417,7 +417,6 @@ export function runBody(opts: RunBodyOptions): RunningBody {
     });
   } catch (err) {
     if (outputFd !== undefined) closeSync(outputFd);
-    if (lock) closeQuiet(lock.fd);
     // Synchronous failures: ENOTDIR, EBADF (a bad extraFd), NUL bytes in the command.
     return failed(describeSpawnError(err, shell, cwd));
   }

@@ -24,7 +24,7 @@ pub type Then = Box<dyn FnOnce(io::Result<i32>) + Send>;
 
 pub struct Job {
     pub cmd: Command,
-    /// Carried to the child's exit report (`Reaper::spawn_tagged`).
+    /// Carried to the child's exit report (`Reaper::spawn_then`).
     pub tag: u64,
     pub then: Then,
 }

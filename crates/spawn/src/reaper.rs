@@ -25,7 +25,7 @@ pub struct Exit {
     /// The child led its own process group and, once it was reaped, nothing
     /// (not even a zombie) was left in that group. False when unknown.
     pub group_empty: bool,
-    /// What the caller gave `spawn_tagged` (0 otherwise): a pid can be reused
+    /// What the caller gave `spawn_then` (0 otherwise): a pid can be reused
     /// before its exit has reached the caller, a tag need not be.
     pub tag: u64,
 }
@@ -77,24 +77,20 @@ impl Reaper {
     /// (its whole group) and reaped here, and the error returned: a child
     /// nobody would ever hear of must not run.
     pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
-        self.spawn_tagged(cmd, 0)
-    }
-
-    /// `spawn`, with `tag` carried to the child's `Exit`.
-    pub fn spawn_tagged(&self, cmd: &Command, tag: u64) -> io::Result<i32> {
         let pid = spawn(cmd)?;
-        if let Err(err) = self.watch_child(pid, cmd.new_group, tag) {
+        if let Err(err) = self.watch_child(pid, cmd.new_group) {
             kill_and_reap(pid, cmd.new_group);
             return Err(err);
         }
         Ok(pid)
     }
 
-    /// `spawn_tagged`, with `started` run on this thread once the child
-    /// exists and before it is watched: whatever `started` reports is out
-    /// before the child's exit can be, so a caller that hears both through
-    /// one queue always hears the start first. A child that cannot be
-    /// watched after that is killed and reported as ended here.
+    /// `spawn`, with `tag` carried to the child's `Exit` and `started` run
+    /// on this thread once the child exists and before it is watched:
+    /// whatever `started` reports is out before the child's exit can be, so
+    /// a caller that hears both through one queue always hears the start
+    /// first. A child that cannot be watched after that is killed and
+    /// reported as ended here.
     pub fn spawn_then(&self, cmd: &Command, tag: u64, started: impl FnOnce(io::Result<i32>)) {
         let pid = match spawn(cmd) {
             Ok(pid) => pid,
@@ -116,11 +112,11 @@ impl Reaper {
 
     /// Reports `pid` (a child of this process not yet reaped) when it ends.
     pub fn watch(&self, pid: i32) -> io::Result<()> {
-        self.watch_child(pid, false, 0)
+        self.watch_child(pid, false)
     }
 
-    fn watch_child(&self, pid: i32, leads_group: bool, tag: u64) -> io::Result<()> {
-        self.watch_fd(pid, pidfd_open(pid)?, leads_group, tag)
+    fn watch_child(&self, pid: i32, leads_group: bool) -> io::Result<()> {
+        self.watch_fd(pid, pidfd_open(pid)?, leads_group, 0)
     }
 
     fn watch_fd(&self, pid: i32, fd: OwnedFd, leads_group: bool, tag: u64) -> io::Result<()> {

@@ -39,7 +39,8 @@ fn reports_exit_codes_and_signals() {
     let (r, rx) = reaper();
     let a = r.spawn(&sh("exit 100")).unwrap();
     assert_eq!(wait(&rx), Exit { pid: a, code: Some(100), signal: None, group_empty: true, tag: 0 });
-    let b = r.spawn_tagged(&sh("kill -TERM $$"), 7).unwrap();
+    let mut b = 0;
+    r.spawn_then(&sh("kill -TERM $$"), 7, |started| b = started.unwrap());
     assert_eq!(wait(&rx), Exit { pid: b, code: None, signal: Some(libc::SIGTERM), group_empty: true, tag: 7 });
     assert_eq!(r.pending(), 0);
 }
