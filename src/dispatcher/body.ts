@@ -384,11 +384,11 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   if (files && native) {
     let spawned: ReturnType<typeof native.spawn>;
     try {
-      spawned = native.spawn({ program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)), cwd, output: files.output, inheritFds }, lock);
+      spawned = native.spawn({ program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)), cwd, output: files.output, inheritFds, timeoutMs: opts.timeoutMs }, lock);
     } catch (err) {
       return failed(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd));
     }
-    const { started, exited } = spawned;
+    const { started, exited, overdue } = spawned;
     return {
       started: started.then(
         (pid) => pid,
@@ -396,7 +396,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
       ),
       // The child holds nothing of `opts` while it waits for a spawning thread: the environment can be large.
       done: started.then(
-        (pid) => supervise({ exited, streams: [], closed: exited.then(() => undefined) }, pid, keep, state),
+        (pid) => supervise({ exited, streams: [], closed: exited.then(() => undefined), overdue }, pid, keep, state),
         (err: unknown) => notStarted(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd), noOpExitCodes, startedAt),
       ),
     };
@@ -458,6 +458,8 @@ interface Started {
   streams: Readable[];
   /** Every stream ended (or none). */
   closed: Promise<void>;
+  /** Where the native spawner tells of a child past its timeout; absent: a Node timer per body. */
+  overdue?: (fn: () => void) => void;
 }
 
 function fromChildProcess(child: ChildProcess): Started {
@@ -521,26 +523,23 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
   let termSentAt: number | undefined;
   let killSent = false;
   let graceTimer: NodeJS.Timeout | undefined;
-  const timeoutTimer =
-    Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0
-      ? setTimeout(
-          // A controller that was paused (SIGSTOP, a stalled VM) wakes with the timer and the
-          // body's exit both pending, timers first: the exit gets one turn of the loop to land,
-          // and a wrapper that already wrote the exit status means the shell ended in time.
-          () =>
-            setImmediate(() => {
-              if (exitSeen || (opts.runFiles !== undefined && readExitStatus(opts.runFiles) !== undefined)) return;
-              timedOut = true;
-              termSentAt = performance.now();
-              signalGroup(pgid, 'SIGTERM');
-              graceTimer = setTimeout(() => {
-                killSent = true;
-                signalGroup(pgid, 'SIGKILL');
-              }, s.graceMs);
-            }),
-          Math.min(opts.timeoutMs, MAX_TIMER_MS),
-        )
-      : undefined;
+  // A controller that was paused (SIGSTOP, a stalled VM) wakes with the timer and the
+  // body's exit both pending, timers first: the exit gets one turn of the loop to land,
+  // and a wrapper that already wrote the exit status means the shell ended in time.
+  const onTimeout = () =>
+    setImmediate(() => {
+      if (exitSeen || (opts.runFiles !== undefined && readExitStatus(opts.runFiles) !== undefined)) return;
+      timedOut = true;
+      termSentAt = performance.now();
+      signalGroup(pgid, 'SIGTERM');
+      graceTimer = setTimeout(() => {
+        killSent = true;
+        signalGroup(pgid, 'SIGKILL');
+      }, s.graceMs);
+    });
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  if (started.overdue) started.overdue(onTimeout);
+  else if (Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0) timeoutTimer = setTimeout(onTimeout, Math.min(opts.timeoutMs, MAX_TIMER_MS));
 
   const { code, signal, groupEmpty } = await exited;
   const endedAt = Date.now();

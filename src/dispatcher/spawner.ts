@@ -18,6 +18,8 @@ export interface SpawnRequest {
   output: string;
   /** Become fd 3, 4, … in the child. */
   inheritFds: number[];
+  /** `onOverdue` runs once the child has run this long (counted from its start); absent or not finite: never. */
+  timeoutMs?: number;
 }
 
 export interface ChildExit {
@@ -49,6 +51,9 @@ interface Pending {
   resolveStarted?: (pid: number) => void;
   rejectStarted?: (err: Error) => void;
   resolveExit: (exit: ChildExit) => void;
+  onOverdue?: () => void;
+  /** Heard before anyone asked (the start and the overdue report can come in one batch). */
+  overdueSeen?: boolean;
 }
 
 class Spawner {
@@ -70,6 +75,11 @@ class Spawner {
         p.resolveStarted?.(e.pid);
         return;
       }
+      if (e.overdue) {
+        if (p.onOverdue) p.onOverdue();
+        else p.overdueSeen = true;
+        return;
+      }
       // Always after the start (crates/spawn, Reaper::spawn_then): by then the run lock's
       // descriptor is closed, so a body that ended holds nothing of the controller's.
       this.#settle(e.tag);
@@ -83,11 +93,18 @@ class Spawner {
    * `start`): `started` gives its pid once it runs, or rejects with an error
    * whose `code` is the errno's name. `lock` is the spawner's once this
    * returns; when it throws (a request that cannot be made), the caller's.
+   * `overdue(fn)`: `fn` runs once the child outlives `req.timeoutMs` (at
+   * once if that was already heard), told by the reaping thread: one timer
+   * for every body, not a Node timer per body.
    */
-  spawn(req: SpawnRequest, lock?: RunLockHandoff): { started: Promise<number>; exited: Promise<ChildExit> } {
+  spawn(req: SpawnRequest, lock?: RunLockHandoff): { started: Promise<number>; exited: Promise<ChildExit>; overdue: (fn: () => void) => void } {
     const tag = this.#nextTag;
     this.#nextTag = tag >= 0xffff_fffe ? 1 : tag + 1;
-    const pid = this.#native.start(tag, { program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds }, lock);
+    const pid = this.#native.start(
+      tag,
+      { program: req.program, args: req.args, env: req.env, cwd: req.cwd, output: req.output, inheritFds: req.inheritFds, ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}) },
+      lock,
+    );
     // Events are delivered on this thread, never before this synchronous code is done.
     if (this.#pending.size === 0) this.#native.ref();
     const p = {} as Pending;
@@ -102,7 +119,11 @@ class Spawner {
       p.resolveExit = resolve;
     });
     this.#pending.set(tag, p);
-    return { started, exited };
+    const overdue = (fn: () => void) => {
+      if (p.overdueSeen) fn();
+      else p.onOverdue = fn;
+    };
+    return { started, exited, overdue };
   }
 
   #settle(tag: number): void {

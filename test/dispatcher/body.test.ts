@@ -217,6 +217,17 @@ describe.each(MODES)('%s', (m) => {
       expect(r).toMatchObject({ outcome: 'timeout', exitCode: mode === 'pipes' ? 0 : null });
     });
 
+    it.runIf(m === 'native')('the native spawner times a body out from its reaping thread, with no Node timer per body', async () => {
+      const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+      const before = timers();
+      const running = runBody(options('sleep 10', { timeoutMs: 400 }));
+      await running.started;
+      expect(timers()).toBe(before);
+      const r = await running.done;
+      expect(r).toMatchObject({ outcome: 'timeout', reason: 'timed out after 400 ms' });
+      expect(r.durationMs).toBeGreaterThanOrEqual(400);
+    });
+
     it('no timer is left behind once the body ends', async () => {
       const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
       const before = timers();

@@ -7,6 +7,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, 
 use napi::Status;
 use napi_derive::napi;
 use std::sync::Arc;
+use std::time::Duration;
 
 use orderly_spawn::{Command, Exit, Job, Reaper, SpawnPool, Then};
 
@@ -25,6 +26,9 @@ pub struct JsSpawnOptions {
     pub output: Option<String>,
     /// Become fd 3, 4, … in the child.
     pub inherit_fds: Option<Vec<i32>>,
+    /// Reported as overdue (an event with `overdue`) once it has run this
+    /// long; absent, zero or not finite: never.
+    pub timeout_ms: Option<f64>,
 }
 
 /// The lock the body inherits, handed over with the request: once the child
@@ -38,12 +42,15 @@ pub struct JsRunLock {
     pub timeout_ms: f64,
 }
 
-/// One of the two reports of a request, in this order: `started` (with
-/// `pid`, or `error`), then, for a started child, its exit.
+/// The reports of a request, in this order: `started` (with `pid`, or
+/// `error`), then for a started child at most one `overdue` (it ran past its
+/// `timeoutMs`), then its exit.
 #[napi(object, object_from_js = false)]
 pub struct JsSpawnEvent {
     pub tag: u32,
     pub started: bool,
+    /// Still running at its `timeoutMs`; its exit follows later.
+    pub overdue: bool,
     pub pid: Option<i32>,
     /// Exit: the exit status, or null when a signal ended the child.
     pub code: Option<i32>,
@@ -80,13 +87,23 @@ impl NativeSpawner {
     pub fn new(on_event: EventFn) -> Result<Self> {
         let events = Arc::new(on_event);
         let forward = Arc::clone(&events);
-        let reaper = Reaper::start(move |e: Exit| {
-            // Fails only once the environment is going away; nobody is left to tell.
-            let _ = forward.call(
-                JsSpawnEvent { tag: e.tag as u32, started: false, pid: Some(e.pid), code: e.code, signal: e.signal, group_empty: e.group_empty, error: None, message: None },
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-        })
+        let late = Arc::clone(&events);
+        // Both on the reaping thread, into one queue: an overdue report is never heard after the exit.
+        let reaper = Reaper::start_with_overdue(
+            move |e: Exit| {
+                // Fails only once the environment is going away; nobody is left to tell.
+                let _ = forward.call(
+                    JsSpawnEvent { tag: e.tag as u32, started: false, overdue: false, pid: Some(e.pid), code: e.code, signal: e.signal, group_empty: e.group_empty, error: None, message: None },
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            },
+            move |pid, tag| {
+                let _ = late.call(
+                    JsSpawnEvent { tag: tag as u32, started: false, overdue: true, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            },
+        )
         .map_err(|e| spawn_error(&e, "start the reaper thread"))?;
         let reaper = Arc::new(reaper);
         let pool = SpawnPool::start(Arc::clone(&reaper), SPAWN_THREADS).map_err(|e| spawn_error(&e, "start the spawning threads"))?;
@@ -111,6 +128,7 @@ impl NativeSpawner {
             output: options.output.map(|c| c_string(c, "output")).transpose()?,
             inherit: options.inherit_fds.unwrap_or_default(),
             new_group: true,
+            overdue_after: options.timeout_ms.filter(|ms| *ms > 0.0).and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()),
         };
         if pool.inline_turn() {
             let mut started = 0;
@@ -175,10 +193,10 @@ fn hand_back(lock: Option<JsRunLock>, result: &std::io::Result<i32>) {
 
 fn report_start(events: &EventFn, tag: u32, result: std::io::Result<i32>) {
     let event = match result {
-        Ok(pid) => JsSpawnEvent { tag, started: true, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
+        Ok(pid) => JsSpawnEvent { tag, started: true, overdue: false, pid: Some(pid), code: None, signal: None, group_empty: false, error: None, message: None },
         Err(e) => {
             let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
-            JsSpawnEvent { tag, started: true, pid: None, code: None, signal: None, group_empty: false, error: Some(name.to_string()), message: Some(format!("spawn: {name}: {e}")) }
+            JsSpawnEvent { tag, started: true, overdue: false, pid: None, code: None, signal: None, group_empty: false, error: Some(name.to_string()), message: Some(format!("spawn: {name}: {e}")) }
         }
     };
     // Fails only once the environment is going away; nobody is left to tell.

@@ -5,6 +5,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::ptr;
+use std::time::Duration;
 
 /// What to start. Strings are C strings already: the caller reports a NUL
 /// byte against the field it came from.
@@ -27,6 +28,10 @@ pub struct Command {
     /// A new process group led by the child (pgid = pid), so that a signal
     /// to `-pid` reaches everything the body started.
     pub new_group: bool,
+    /// The reaper reports the child as overdue once it has run this long
+    /// (`Reaper::start_with_overdue`): the caller's timeout without a timer
+    /// of its own per child.
+    pub overdue_after: Option<Duration>,
 }
 
 const DEV_NULL: &CStr = c"/dev/null";

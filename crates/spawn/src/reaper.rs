@@ -7,12 +7,13 @@
 //! `waitpid(pid)` never takes a child of anyone else in this process
 //! (libuv waits for its own children by pid too).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::command::{spawn, Command};
 
@@ -30,23 +31,39 @@ pub struct Exit {
     pub tag: u64,
 }
 
-/// epoll data of the wake-up eventfd; children use their pid (always > 0).
+/// epoll data of the wake-up eventfd and of the deadline timer; children use their pid (always > 0).
 const WAKE: u64 = 0;
+const TIMER: u64 = u64::MAX;
 const BATCH: usize = 64;
 
 struct Shared {
     epoll: OwnedFd,
     wake: OwnedFd,
+    /// A timerfd armed for the earliest deadline (`Children::armed`): set by
+    /// whichever thread adds or removes a deadline, without waking this one.
+    timer: OwnedFd,
     stop: AtomicBool,
     /// pid → its pidfd and whether it leads its own group, until reaped.
-    watched: Mutex<HashMap<i32, Watched>>,
+    watched: Mutex<Children>,
     on_exit: Box<dyn Fn(Exit) + Send + Sync>,
+    on_overdue: Box<dyn Fn(i32, u64) + Send + Sync>,
+}
+
+#[derive(Default)]
+struct Children {
+    by_pid: HashMap<i32, Watched>,
+    /// Children with an `overdue_after`, by when; a child leaves it when it
+    /// is reaped, so the thread wakes only for a child still running then.
+    due: BTreeSet<(Instant, i32)>,
+    /// What the timer is set to.
+    armed: Option<Instant>,
 }
 
 struct Watched {
     pidfd: OwnedFd,
     leads_group: bool,
     tag: u64,
+    overdue_at: Option<Instant>,
 }
 
 pub struct Reaper {
@@ -61,13 +78,35 @@ impl Reaper {
     where
         F: Fn(Exit) + Send + Sync + 'static,
     {
+        Self::start_with_overdue(on_exit, |_, _| {})
+    }
+
+    /// `start`, and `on_overdue(pid, tag)` runs on the same thread for a
+    /// child still running `overdue_after` after it was started (once; never
+    /// after its exit was reported). A child whose end and deadline are seen
+    /// in the same wake-up is reported as ended only.
+    pub fn start_with_overdue<F, G>(on_exit: F, on_overdue: G) -> io::Result<Reaper>
+    where
+        F: Fn(Exit) + Send + Sync + 'static,
+        G: Fn(i32, u64) + Send + Sync + 'static,
+    {
         // Fails here, not at the first body, on a kernel without pidfds or an old C library.
         crate::command::supported()?;
         drop(pidfd_open(std::process::id() as i32)?);
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         epoll_add(epoll.as_raw_fd(), wake.as_raw_fd(), WAKE)?;
-        let shared = Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()), on_exit: Box::new(on_exit) });
+        let timer = owned(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) })?;
+        epoll_add(epoll.as_raw_fd(), timer.as_raw_fd(), TIMER)?;
+        let shared = Arc::new(Shared {
+            epoll,
+            wake,
+            timer,
+            stop: AtomicBool::new(false),
+            watched: Mutex::new(Children::default()),
+            on_exit: Box::new(on_exit),
+            on_overdue: Box::new(on_overdue),
+        });
         let looping = Arc::clone(&shared);
         let thread = std::thread::Builder::new().name("orderly-reaper".into()).stack_size(64 * 1024).spawn(move || reap_loop(&looping))?;
         Ok(Reaper { shared, thread: Some(thread) })
@@ -78,7 +117,8 @@ impl Reaper {
     /// nobody would ever hear of must not run.
     pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
         let pid = spawn(cmd)?;
-        if let Err(err) = self.watch_child(pid, cmd.new_group) {
+        let overdue_at = cmd.overdue_after.and_then(|d| Instant::now().checked_add(d));
+        if let Err(err) = pidfd_open(pid).and_then(|fd| self.watch_fd(pid, fd, cmd.new_group, 0, overdue_at)) {
             kill_and_reap(pid, cmd.new_group);
             return Err(err);
         }
@@ -103,8 +143,10 @@ impl Reaper {
                 return started(Err(err));
             }
         };
+        // Counted from the child's start, as the run lock's deadline is.
+        let overdue_at = cmd.overdue_after.and_then(|d| Instant::now().checked_add(d));
         started(Ok(pid));
-        if self.watch_fd(pid, pidfd, cmd.new_group, tag).is_err() {
+        if self.watch_fd(pid, pidfd, cmd.new_group, tag, overdue_at).is_err() {
             let status = kill_and_reap(pid, cmd.new_group);
             (self.shared.on_exit)(Exit { tag, ..exit_of(pid, status) });
         }
@@ -112,27 +154,39 @@ impl Reaper {
 
     /// Reports `pid` (a child of this process not yet reaped) when it ends.
     pub fn watch(&self, pid: i32) -> io::Result<()> {
-        self.watch_child(pid, false)
+        self.watch_fd(pid, pidfd_open(pid)?, false, 0, None)
     }
 
-    fn watch_child(&self, pid: i32, leads_group: bool) -> io::Result<()> {
-        self.watch_fd(pid, pidfd_open(pid)?, leads_group, 0)
-    }
-
-    fn watch_fd(&self, pid: i32, fd: OwnedFd, leads_group: bool, tag: u64) -> io::Result<()> {
+    fn watch_fd(&self, pid: i32, fd: OwnedFd, leads_group: bool, tag: u64, overdue_at: Option<Instant>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         // In the map before epoll can report it: the thread looks it up there.
-        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, Watched { pidfd: fd, leads_group, tag });
+        let mut children = lock(&self.shared.watched);
+        children.by_pid.insert(pid, Watched { pidfd: fd, leads_group, tag, overdue_at });
+        if let Some(at) = overdue_at {
+            children.due.insert((at, pid));
+            rearm(&self.shared, &mut children);
+        }
+        drop(children);
         if let Err(err) = epoll_add(self.shared.epoll.as_raw_fd(), raw, pid as u64) {
-            self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            let mut children = lock(&self.shared.watched);
+            children.by_pid.remove(&pid);
+            if let Some(at) = overdue_at {
+                children.due.remove(&(at, pid));
+                rearm(&self.shared, &mut children);
+            }
             return Err(err);
         }
         Ok(())
     }
 
+    fn wake(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.shared.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+
     /// Children started and not yet reported.
     pub fn pending(&self) -> usize {
-        self.shared.watched.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.shared.watched).by_pid.len()
     }
 }
 
@@ -141,8 +195,7 @@ impl Drop for Reaper {
     /// outlives its controller by design); nobody reaps them here any more.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let one: u64 = 1;
-        unsafe { libc::write(self.shared.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        self.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -167,12 +220,28 @@ fn reap_loop(shared: &Shared) {
                 }
                 continue;
             }
+            if data == TIMER {
+                // Read, so that level-triggered epoll does not report it again; `overdue` below re-arms it.
+                drain(shared.timer.as_raw_fd());
+                lock(&shared.watched).armed = None;
+                continue;
+            }
             let pid = data as i32;
-            if !shared.watched.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&pid) {
+            if !lock(&shared.watched).by_pid.contains_key(&pid) {
                 continue;
             }
             let Some(mut exit) = reap(pid) else { continue };
-            let Some(watched) = shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid) else { continue };
+            let Some(watched) = ({
+                let mut children = lock(&shared.watched);
+                let watched = children.by_pid.remove(&pid);
+                if let Some(at) = watched.as_ref().and_then(|w| w.overdue_at) {
+                    children.due.remove(&(at, pid));
+                    rearm(shared, &mut children);
+                }
+                watched
+            }) else {
+                continue;
+            };
             // Out of the epoll set before the pidfd closes. Closing alone is
             // not enough: a child being spawned holds a copy of every open
             // descriptor until it execs, which keeps the registration (and its
@@ -189,7 +258,58 @@ fn reap_loop(shared: &Shared) {
             drop(watched);
             (shared.on_exit)(exit);
         }
+        // After this wake-up's exits: a child that ended by now is not overdue.
+        for (pid, tag) in overdue(shared) {
+            (shared.on_overdue)(pid, tag);
+        }
     }
+}
+
+/// Children whose deadline has passed, each out of the deadline set (reported once).
+fn overdue(shared: &Shared) -> Vec<(i32, u64)> {
+    let now = Instant::now();
+    let mut children = lock(&shared.watched);
+    let mut out = Vec::new();
+    while let Some(&(at, pid)) = children.due.first() {
+        if at > now {
+            break;
+        }
+        children.due.pop_first();
+        if let Some(w) = children.by_pid.get(&pid) {
+            out.push((pid, w.tag));
+        }
+    }
+    // Also after a timer that went off for a child since reaped (`armed` was cleared).
+    rearm(shared, &mut children);
+    out
+}
+
+/// Sets the timer for the earliest deadline, or disarms it; a syscall only when that changed.
+fn rearm(shared: &Shared, children: &mut Children) {
+    let want = children.due.first().map(|&(at, _)| at);
+    if want == children.armed {
+        return;
+    }
+    let left = want.map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
+    // A zero it_value disarms: a deadline already past is set a nanosecond ahead.
+    let left = if want.is_some() && left.is_zero() { Duration::from_nanos(1) } else { left };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+        it_value: libc::timespec { tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long },
+    };
+    // Fails only for a bad descriptor or value, neither possible here.
+    unsafe { libc::timerfd_settime(shared.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    children.armed = want;
+}
+
+/// Reads a counter descriptor (timerfd) empty.
+fn drain(fd: RawFd) {
+    let mut n: u64 = 0;
+    unsafe { libc::read(fd, &mut n as *mut u64 as *mut libc::c_void, 8) };
+}
+
+fn lock(m: &Mutex<Children>) -> MutexGuard<'_, Children> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reaps `pid`, which its pidfd says has ended.

@@ -16,6 +16,7 @@ fn sh(script: &str) -> Command {
         output: None,
         inherit: vec![],
         new_group: true,
+        overdue_after: None,
     }
 }
 

@@ -8,17 +8,8 @@ use std::time::Duration;
 
 use orderly_spawn::{Command, Exit, Job, Reaper, SpawnPool};
 
-fn sh(script: &str) -> Command {
-    Command {
-        program: CString::new("/bin/sh").unwrap(),
-        args: vec![CString::new("sh").unwrap(), CString::new("-c").unwrap(), CString::new(script).unwrap()],
-        env: vec![CString::new("PATH=/usr/bin:/bin").unwrap()],
-        cwd: None,
-        output: None,
-        inherit: vec![],
-        new_group: true,
-    }
-}
+mod common;
+use common::sh;
 
 /// What a job's `then` saw: its tag, the spawn's result, the thread it ran on.
 type Started = (u64, io::Result<i32>, Option<String>);

@@ -17,6 +17,7 @@ fn sh(script: &str) -> Command {
         output: None,
         inherit: vec![],
         new_group: true,
+        overdue_after: None,
     }
 }
 
