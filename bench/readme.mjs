@@ -254,6 +254,14 @@ function headlineRows(results) {
       `${fixed(fireFloor.fireUs, 0)} µs (the floor)`,
       `${times(exec.cpuUsPerFire / fireFloor.fireUs, 2)} the floor`,
     ]);
+    if (exec.jsWakesPerFire != null && fireFloor.nodeWakeUs != null) {
+      rows.push([
+        `Waking the controller's JS thread at that pace: its wakes per exec fire × what an empty wake of a Node event loop costs (bench/lib/node-wake.mjs, ${runsOf(schedule)})`,
+        `${fixed(exec.jsWakesPerFire, 1)} × ${fixed(fireFloor.nodeWakeUs, 0)} µs = ${fixed(exec.jsWakesPerFire * fireFloor.nodeWakeUs, 0)} µs`,
+        `${fixed(fireFloor.wakeUs, 0)} µs (a Rust thread's wake, in the floor)`,
+        `${times(fireFloor.nodeWakeUs / fireFloor.wakeUs, 1)} a Rust thread's wake`,
+      ]);
+    }
   }
   const big = schedule?.scale?.find((x) => x.kind === 'code' && x.orders === 100_000);
   const small = schedule?.scale?.find((x) => x.kind === 'code' && x.orders === 1_000);

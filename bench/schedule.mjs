@@ -28,6 +28,10 @@
 //   EL        event-loop delay p99, sampled every 1 ms in a 5 s window after
 //             the measured one (the sampler's own wake-ups are not the
 //             controller's CPU)
+//   JS wakes  times the controller's JS thread went to sleep and was woken
+//             again (its voluntary context switches), per fire; set against
+//             an empty wake of a Node event loop at the same pace
+//             (bench/lib/node-wake.mjs, its own process, beside the fire floor)
 //   body CPU  the body processes' own CPU (reaped children, /proc/self/stat):
 //             not the controller's, reported beside it
 //   WAL syncs per fire, audit writes (sink write() calls and records): a no-op
@@ -40,6 +44,7 @@
 // BENCH_REPEATS (default 1; medians quoted), BENCH_SUBJECTS (code, exec),
 // BENCH_CODE_ORDERS (1000), BENCH_EXEC_ORDERS (50), BENCH_TMPDIR, ORDERLY_ENTRY.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -47,7 +52,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenCpuUs } from './lib/children-cpu.mjs';
 import { benchConfig } from './lib/config.mjs';
 import { commandLine, machineInfo } from './lib/machine.mjs';
-import { runFireFloor } from './lib/floor.mjs';
+import { runFireFloor, runNodeWakeFloor } from './lib/floor.mjs';
 import { loadOrderlyDist } from './lib/orderly.mjs';
 import { writeResults } from './lib/results.mjs';
 import { scratchDir, scratchRoot } from './lib/scratch.mjs';
@@ -181,11 +186,11 @@ async function runScenario(lib, scenario) {
   const controller = await lib.Controller.start({ state: dir.path, orders, audit: sink, onEvent, cwd: dir.path, ...(scenario.spawner ? { spawner: scenario.spawner } : {}) });
   try {
     await sleep(config.warmupSeconds * 1000);
-    const before = { stats: controller.stats(), cpu: process.cpuUsage(), children: childrenCpuUs(), t: performance.now(), sink: { ...sink.counts }, audited: auditedCompletions };
+    const before = { stats: controller.stats(), cpu: process.cpuUsage(), children: childrenCpuUs(), sleeps: jsThreadSleeps(), t: performance.now(), sink: { ...sink.counts }, audited: auditedCompletions };
     measuring = true;
     await sleep(config.seconds * 1000);
     measuring = false;
-    const after = { stats: controller.stats(), cpu: process.cpuUsage(before.cpu), children: childrenCpuUs(), t: performance.now(), sink: { ...sink.counts }, audited: auditedCompletions };
+    const after = { stats: controller.stats(), cpu: process.cpuUsage(before.cpu), children: childrenCpuUs(), sleeps: jsThreadSleeps(), t: performance.now(), sink: { ...sink.counts }, audited: auditedCompletions };
     // The event-loop delay is sampled in a window of its own: a 1 ms sampler
     // wakes this process 1,000 times a second, which cost ~1.2 ms of CPU per
     // exec fire at 20 fires/s when it ran inside the CPU window.
@@ -219,6 +224,7 @@ async function runScenario(lib, scenario) {
       cpuSystemUsPerFire: fires > 0 ? after.cpu.system / fires : null,
       cpuPercent: (cpuUs / 1e6 / seconds) * 100,
       bodyCpuUsPerFire: fires > 0 && before.children !== null ? (after.children - before.children) / fires : null,
+      jsWakesPerFire: fires > 0 && before.sleeps !== null ? (after.sleeps - before.sleeps) / fires : null,
       walSyncs: after.stats.walSyncs - before.stats.walSyncs,
       walSyncsPerFire: fires > 0 ? (after.stats.walSyncs - before.stats.walSyncs) / fires : null,
       auditSinkWrites: after.sink.writes - before.sink.writes,
@@ -236,6 +242,20 @@ async function runScenario(lib, scenario) {
   } finally {
     await controller.stop(10_000);
     dir.remove();
+  }
+}
+
+/**
+ * Times the JS thread (this process's main thread, the controller's event
+ * loop) has gone to sleep, each followed by a wake-up: its voluntary context
+ * switches. null where /proc cannot tell.
+ */
+function jsThreadSleeps() {
+  try {
+    const status = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
+    return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)[1]);
+  } catch {
+    return null;
   }
 }
 
@@ -259,7 +279,19 @@ async function fireFloorRun() {
   const dir = scratchDir('fire-floor');
   try {
     const f = await runFireFloor({ dir: dir.path, rate: execRate(), seconds: config.seconds });
-    return { wakeUs: f.wake.cpuUsPerFire, durableUs: f.durable.cpuUsPerFire, spawnUs: f.spawn.cpuUsPerFire, fireUs: f.fire.cpuUsPerFire, bodyUs: f.fire.childrenCpuUsPerFire, fires: f.fire.fires };
+    const node = await runNodeWakeFloor({ rate: execRate(), seconds: config.seconds / 2 });
+    // The same empty wake 1,000 times a second: what it costs depends on how long the thread slept.
+    const busy = await runNodeWakeFloor({ rate: 1000, seconds: 3 });
+    return {
+      wakeUs: f.wake.cpuUsPerFire,
+      durableUs: f.durable.cpuUsPerFire,
+      spawnUs: f.spawn.cpuUsPerFire,
+      fireUs: f.fire.cpuUsPerFire,
+      bodyUs: f.fire.childrenCpuUsPerFire,
+      fires: f.fire.fires,
+      nodeWakeUs: node.cpuUsPerWake,
+      nodeWake1msUs: busy.cpuUsPerWake,
+    };
   } finally {
     dir.remove();
   }
@@ -283,7 +315,7 @@ async function main() {
       try {
         floorRuns.push(await fireFloorRun());
         const f = floorRuns.at(-1);
-        log(`[${rep}/${config.repeats}] fire floor: ${num(f.fireUs)} µs CPU/fire (wake ${num(f.wakeUs)}, durable write ${num(f.durableUs)}, spawn + reap ${num(f.spawnUs)}), body ${num(f.bodyUs)} µs`);
+        log(`[${rep}/${config.repeats}] fire floor: ${num(f.fireUs)} µs CPU/fire (wake ${num(f.wakeUs)}, durable write ${num(f.durableUs)}, spawn + reap ${num(f.spawnUs)}), body ${num(f.bodyUs)} µs; an empty Node event-loop wake ${num(f.nodeWakeUs)} µs`);
       } catch (err) {
         log(`[${rep}/${config.repeats}] fire floor: FAILED ${err.message}`);
       }
@@ -322,6 +354,7 @@ async function main() {
       cpu: r.cpuUsPerFire,
       cpuPct: r.cpuPercent,
       body: r.bodyCpuUsPerFire,
+      wakes: r.jsWakesPerFire,
       syncs: r.walSyncsPerFire,
       audit: r.auditSinkWritesTotal,
       el: r.eventLoopDelayP99ms,
@@ -340,6 +373,7 @@ async function main() {
         { key: 'cpu', title: 'CPU µs/fire', format: (v) => num(v) },
         { key: 'cpuPct', title: 'CPU %', format: (v) => num(v, 1) },
         { key: 'body', title: 'body CPU µs/fire', format: (v) => num(v) },
+        { key: 'wakes', title: 'JS wakes/fire', format: (v) => num(v, 2) },
         { key: 'syncs', title: 'WAL syncs/fire', format: (v) => num(v, 3) },
         { key: 'audit', title: 'audit writes', format: (v) => num(v) },
         { key: 'el', title: 'EL p99 ms', format: (v) => num(v, 1) },
@@ -376,6 +410,14 @@ async function main() {
         `its parts, each alone: waking ${num(fireFloor.wakeUs)}, waking + a durable write ${num(fireFloor.durableUs)}, waking + spawn and reap ${num(fireFloor.spawnUs)} µs` +
         (exec ? `; the controller spends ${num(exec.cpuUsPerFire - fireFloor.fireUs)} µs more` : ''),
     );
+    if (exec?.jsWakesPerFire != null && fireFloor.nodeWakeUs != null) {
+      console.log(
+        `waking the JS thread: ${num(exec.jsWakesPerFire, 2)} times per exec fire` +
+          (paced?.jsWakesPerFire != null ? ` (${num(paced.jsWakesPerFire, 2)} per code fire)` : '') +
+          `; an empty wake of Node's event loop costs ${num(fireFloor.nodeWakeUs)} µs of CPU here at the same pace (bench/lib/node-wake.mjs; ${num(fireFloor.nodeWake1msUs)} µs when it sleeps only 1 ms: ` +
+          `the longer the thread slept, the more its wake costs), a Rust thread's ${num(fireFloor.wakeUs)} µs: ~${num(exec.jsWakesPerFire * fireFloor.nodeWakeUs)} µs of an exec fire before any of its JS runs`,
+      );
+    }
   }
 
   const scale = [];
@@ -441,6 +483,9 @@ async function main() {
             context: [
               paced ? `a fire of a code order at the same pace, no body process at all: ${num(paced.cpuUsPerFire)} µs` : '',
               fireFloor ? `the same fire with no JS (crates/fire-floor): ${num(fireFloor.fireUs)} µs` : '',
+              fireFloor?.nodeWakeUs != null && exec.jsWakesPerFire != null
+                ? `the JS thread woke ${num(exec.jsWakesPerFire, 2)} times per fire, and an empty Node event-loop wake at this pace costs ${num(fireFloor.nodeWakeUs)} µs`
+                : '',
             ].filter(Boolean).join('; '),
           }
         : {}),

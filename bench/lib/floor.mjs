@@ -67,6 +67,18 @@ export async function runFireFloor({ dir, rate, seconds }) {
   return Object.fromEntries(JSON.parse(stdout).phases.map(({ phase, ...figures }) => [phase, figures]));
 }
 
+/**
+ * What one wake-up of an idle Node event loop costs, at `rate` wakes/s for
+ * `seconds` (after 2 s of warm-up), in a process of its own:
+ * { wakes, cpuUsPerWake }. Set beside the fire floor's own wake (a Rust
+ * thread's sleep), it prices each time the controller's JS thread is woken.
+ */
+export async function runNodeWakeFloor({ rate, seconds }) {
+  const script = fileURLToPath(new URL('./node-wake.mjs', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [script, String(rate), String(seconds), '2']);
+  return JSON.parse(stdout);
+}
+
 /** bench:wal's baseline row (the floor, one writer) in its parsed result, or null if it has none with a figure. */
 export function walBaselineRow(wal) {
   const row = wal?.results?.find((r) => r.subject === wal.baseline?.subject && r.inFlight === wal.baseline?.inFlight);
