@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Controller, defineOrder, JsonlSink, loadCity, OrderlyError, parseOrderFile, type AuditRecord, type ControllerEvent, type OrderSpec } from '../../src/index.js';
@@ -391,6 +391,41 @@ describe('Controller cold start', () => {
       // Bodies that outlive their start are not held back: more run at once than start at once.
       expect(peak).toBeGreaterThan(128);
       expect(c.stats().fires).toBe(600);
+    } finally {
+      await c.stop(2_000);
+    }
+  }, 30_000);
+});
+
+describe('Controller in a cluster that loses a shard', () => {
+  it('kills a body whose shard went while it waited for a spawning thread, as soon as it starts', async () => {
+    const state = dir('kill-on-start');
+    const marks = dir('kill-on-start-marks');
+    let owned = true;
+    const gate = { memberId: 'm1', ownership: () => (owned ? { shard: 0, epoch: 1 } : undefined), takenOverAt: () => undefined };
+    // A burst: one group commit grants them all, and their bodies queue for the four spawning threads.
+    const orders = Array.from({ length: 120 }, (_, i) => order(`o${i}`, `sleep 1; touch ${JSON.stringify(join(marks, `o${i}`))}`));
+    let fired = 0;
+    const { c } = await start(state, orders, {
+      cluster: gate,
+      onEvent: (e) => {
+        // Lost in the same turn as these fires' spawn requests: none of their starts has been heard yet.
+        if (e.type === 'fired' && ++fired === 60) {
+          owned = false;
+          c.ownershipChanged(true);
+        }
+      },
+    });
+    try {
+      const results = await Promise.all(orders.map((o) => c.fire(o.name)));
+      const ran = results.filter((r) => r.outcome !== undefined);
+      // The fires up to the loss ran (and were killed); the rest saw the loss and never started a body.
+      expect(ran.length).toBe(60);
+      expect(results.filter((r) => r.skipped === 'not-owner').length).toBe(orders.length - ran.length);
+      for (const r of ran) expect(r.outcome, r.scopedName).toBe('failed');
+      // A body that escaped the kill would make its mark after its 1 s sleep.
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(readdirSync(marks)).toEqual([]);
     } finally {
       await c.stop(2_000);
     }
