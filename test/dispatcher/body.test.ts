@@ -229,7 +229,7 @@ describe.each(MODES)('%s', (m) => {
     });
 
     it.runIf(m === 'native')('a burst of bodies with a 1 ms timeout all time out, none runs on', async () => {
-      // 40 deadlines at once on the reaping thread, most of them for bodies still queued for a spawning thread.
+      // 40 deadlines at once on the reaping thread, set as the spawning threads start each body.
       const started = Date.now();
       const results = await Promise.all(Array.from({ length: 40 }, () => run('sleep 5', { cwd: dir(), runFiles: { output: join(dir(), 'output'), exit: join(dir(), 'exit'), tag: 'burst' }, timeoutMs: 1, graceMs: 300 })));
       expect(results.map((r) => r.outcome)).toEqual(results.map(() => 'timeout'));
