@@ -18,7 +18,7 @@ export interface SpawnRequest {
   output: string;
   /** Become fd 3, 4, … in the child. */
   inheritFds: number[];
-  /** `onOverdue` runs once the child has run this long (counted from its start); absent or not finite: never. */
+  /** The child is reported overdue (`spawn`'s `overdue`) once it has run this long, counted from its start; absent or not finite: never. */
   timeoutMs?: number;
 }
 

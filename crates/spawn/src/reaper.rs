@@ -43,7 +43,7 @@ struct Shared {
     /// whichever thread adds or removes a deadline, without waking this one.
     timer: OwnedFd,
     stop: AtomicBool,
-    /// pid → its pidfd and whether it leads its own group, until reaped.
+    /// The children being watched, until reaped.
     watched: Mutex<Children>,
     on_exit: Box<dyn Fn(Exit) + Send + Sync>,
     on_overdue: Box<dyn Fn(i32, u64) + Send + Sync>,
@@ -117,7 +117,7 @@ impl Reaper {
     /// nobody would ever hear of must not run.
     pub fn spawn(&self, cmd: &Command) -> io::Result<i32> {
         let pid = spawn(cmd)?;
-        let overdue_at = cmd.overdue_after.and_then(|d| Instant::now().checked_add(d));
+        let overdue_at = overdue_at(cmd);
         if let Err(err) = pidfd_open(pid).and_then(|fd| self.watch_fd(pid, fd, cmd.new_group, 0, overdue_at)) {
             kill_and_reap(pid, cmd.new_group);
             return Err(err);
@@ -143,8 +143,8 @@ impl Reaper {
                 return started(Err(err));
             }
         };
-        // Counted from the child's start, as the run lock's deadline is.
-        let overdue_at = cmd.overdue_after.and_then(|d| Instant::now().checked_add(d));
+        // Taken before `started`, which writes the run lock's deadline from the same start.
+        let overdue_at = overdue_at(cmd);
         started(Ok(pid));
         if self.watch_fd(pid, pidfd, cmd.new_group, tag, overdue_at).is_err() {
             let status = kill_and_reap(pid, cmd.new_group);
@@ -179,11 +179,6 @@ impl Reaper {
         Ok(())
     }
 
-    fn wake(&self) {
-        let one: u64 = 1;
-        unsafe { libc::write(self.shared.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
-    }
-
     /// Children started and not yet reported.
     pub fn pending(&self) -> usize {
         lock(&self.shared.watched).by_pid.len()
@@ -195,7 +190,8 @@ impl Drop for Reaper {
     /// outlives its controller by design); nobody reaps them here any more.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.wake();
+        let one: u64 = 1;
+        unsafe { libc::write(self.shared.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -263,6 +259,11 @@ fn reap_loop(shared: &Shared) {
             (shared.on_overdue)(pid, tag);
         }
     }
+}
+
+/// When a child of `cmd` started just now is overdue (None: never, or past what an Instant holds).
+fn overdue_at(cmd: &Command) -> Option<Instant> {
+    cmd.overdue_after.and_then(|d| Instant::now().checked_add(d))
 }
 
 /// Children whose deadline has passed, each out of the deadline set (reported once).
