@@ -26,7 +26,16 @@ pub fn record_started_body(fd: RawFd, fire_id: &str, pgid: i32, timeout_ms: f64)
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
     let deadline = now_ms + timeout_ms;
     let timeout_at = if deadline.is_finite() { format!("{deadline}") } else { "null".to_string() };
-    let mut record = format!("{{\"fireId\":{},\"pgid\":{pgid},\"timeoutAt\":{timeout_at}}}", json_string(fire_id));
+    write_record(fd, format!("{{\"fireId\":{},\"pgid\":{pgid},\"timeoutAt\":{timeout_at}}}", json_string(fire_id)))
+}
+
+/// Writes over the lock's record the fire that holds it, before its body is
+/// spawned: from then on the lock names its fire.
+pub fn record_fire(fd: RawFd, fire_id: &str) -> io::Result<()> {
+    write_record(fd, format!("{{\"fireId\":{}}}", json_string(fire_id)))
+}
+
+fn write_record(fd: RawFd, mut record: String) -> io::Result<()> {
     while record.len() < RUN_RECORD_BYTES {
         record.push(' ');
     }

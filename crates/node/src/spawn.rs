@@ -9,7 +9,7 @@ use napi_derive::napi;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_spawn::{Command, Exit, Job, Reaper, SpawnPool, Then};
+use orderly_spawn::{errno_name, Command, Exit, Job, Reaper, SpawnPool, Then};
 
 use crate::error::{from_napi, invalid_arg, Code, Error, Result};
 
@@ -211,25 +211,4 @@ fn c_string(s: String, field: &str) -> Result<CString> {
 fn spawn_error(e: &std::io::Error, what: &str) -> Error {
     let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
     napi::Error::new(Code::from_static(name), format!("{what}: {name}: {e}"))
-}
-
-fn errno_name(n: i32) -> &'static str {
-    match n {
-        libc::ENOENT => "ENOENT",
-        libc::EACCES => "EACCES",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::EPERM => "EPERM",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::EBADF => "EBADF",
-        libc::ENOSYS => "ENOSYS",
-        libc::ELOOP => "ELOOP",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::E2BIG => "E2BIG",
-        libc::ETXTBSY => "ETXTBSY",
-        _ => "ERR_SPAWN",
-    }
 }

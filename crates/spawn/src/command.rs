@@ -229,3 +229,25 @@ impl Drop for Attrs {
         unsafe { libc::posix_spawnattr_destroy(self.ptr()) };
     }
 }
+
+/// The errno's name (ENOENT, EACCES, …), as Node's spawn errors have it.
+pub fn errno_name(n: i32) -> &'static str {
+    match n {
+        libc::ENOENT => "ENOENT",
+        libc::EACCES => "EACCES",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EPERM => "EPERM",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EBADF => "EBADF",
+        libc::ENOSYS => "ENOSYS",
+        libc::ELOOP => "ELOOP",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::E2BIG => "E2BIG",
+        libc::ETXTBSY => "ETXTBSY",
+        _ => "ERR_SPAWN",
+    }
+}

@@ -15,6 +15,6 @@ mod command;
 mod pool;
 mod reaper;
 
-pub use command::{spawn, supported, Command};
+pub use command::{errno_name, spawn, supported, Command};
 pub use pool::{Job, SpawnPool, Then, INLINE_AFTER};
 pub use reaper::{Exit, Reaper};

@@ -1,0 +1,474 @@
+//! The lane's thread, its running runs, and the reaper's callbacks.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use orderly_lease::{create_run_lock, record_fire, record_started_body, trim_head, Acquired, LeaseInfo, LeaseStore};
+use orderly_spawn::{errno_name, Exit, Job, Reaper, SpawnPool};
+use orderly_wal::crash_point;
+
+use crate::armed::{Armed, Ran, Report, RunFiles, StartError};
+use crate::settle::{fill_env, plain_no_op, Ended};
+
+#[derive(Clone, Debug)]
+pub struct LaneOptions {
+    /// Spawning threads for fires that come due together (a cold start).
+    pub spawn_threads: usize,
+    /// Bytes of a running body's output kept on disk (the head is freed).
+    pub keep_output: u64,
+    pub trim_every: Duration,
+    /// How long settled runs may wait for JS to take them before it is woken for them.
+    pub flush_after: Duration,
+}
+
+impl Default for LaneOptions {
+    fn default() -> Self {
+        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400) }
+    }
+}
+
+/// Fires taken in one turn: acquired together, made durable by one sync.
+const BATCH: usize = 256;
+/// Spawn requests queued before the lane stops taking due fires: a cold
+/// start must not hold thousands of granted leases waiting for a thread.
+const QUEUE_MAX: usize = 512;
+const QUEUE_WAIT: Duration = Duration::from_millis(2);
+
+struct State {
+    due: BinaryHeap<Reverse<(Instant, u32)>>,
+    armed: HashMap<u32, Armed>,
+    /// SIGKILL deadlines of timed-out bodies, by tag.
+    kills: Vec<(Instant, u32)>,
+    reports: Vec<Report>,
+    /// When JS is to be woken for reports it has not taken.
+    flush_at: Option<Instant>,
+    /// JS was woken and has not taken the reports since.
+    notified: bool,
+    /// While the thread waits: until when. An earlier deadline wakes it.
+    sleeping_until: Option<Instant>,
+    closed: bool,
+}
+
+/// A run whose lease is held and whose shell is not yet reaped.
+struct Running {
+    key: String,
+    token: u64,
+    acquired_at: u64,
+    expires_at: u64,
+    fire_id: String,
+    pid: i32,
+    files: RunFiles,
+    started_at: f64,
+    started: Instant,
+    grace: Duration,
+    no_op_codes: Vec<i32>,
+    no_op_when_silent: bool,
+    report_now: bool,
+    timed_out: bool,
+    term_sent_at: f64,
+    kill_sent: bool,
+}
+
+struct Shared {
+    store: Arc<LeaseStore>,
+    state: Mutex<State>,
+    wake: Condvar,
+    running: Mutex<HashMap<u32, Running>>,
+    notify: Box<dyn Fn() + Send + Sync>,
+    opts: LaneOptions,
+}
+
+/// Fires exec orders at the due times JS armed them for, on threads of its
+/// own: JS is not woken per fire, only for batches of reports.
+pub struct Lane {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    pool: Option<Arc<SpawnPool>>,
+}
+
+impl Lane {
+    /// `notify` runs (on a lane thread) when reports wait for `take`: at once
+    /// for one JS must act on, after `flush_after` for settled ones.
+    pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
+        let shared = Arc::new(Shared {
+            store,
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, closed: false }),
+            wake: Condvar::new(),
+            running: Mutex::new(HashMap::new()),
+            notify: Box::new(notify),
+            opts,
+        });
+        let (on_exit, on_overdue) = (Arc::clone(&shared), Arc::clone(&shared));
+        let reaper = Reaper::start_with_overdue(move |e| exited(&on_exit, e), move |pid, tag| overdue(&on_overdue, pid, tag as u32))?;
+        let pool = Arc::new(SpawnPool::start(Arc::new(reaper), shared.opts.spawn_threads)?);
+        let (looping, spawning) = (Arc::clone(&shared), Arc::clone(&pool));
+        let thread = std::thread::Builder::new().name("orderly-lane".into()).stack_size(256 * 1024).spawn(move || run(&looping, &spawning))?;
+        Ok(Lane { shared, thread: Some(thread), pool: Some(pool) })
+    }
+
+    /// Fires `a` at its due time (at once if that is past). False once closed.
+    pub fn arm(&self, a: Armed) -> bool {
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            return false;
+        }
+        let (due, tag) = (a.due, a.tag);
+        st.due.push(Reverse((due, tag)));
+        st.armed.insert(tag, a);
+        if st.sleeping_until.is_some_and(|until| due < until) {
+            self.shared.wake.notify_one();
+        }
+        true
+    }
+
+    /// Takes `tag` back before it fires: true if it had not been taken for its fire yet.
+    pub fn disarm(&self, tag: u32) -> bool {
+        lock(&self.shared.state).armed.remove(&tag).is_some()
+    }
+
+    /// Reports since the last call, in the order they were made.
+    pub fn take(&self) -> Vec<Report> {
+        let mut st = lock(&self.shared.state);
+        st.notified = false;
+        st.flush_at = None;
+        std::mem::take(&mut st.reports)
+    }
+
+    /// Fires armed and not yet taken, and runs not yet reaped.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.state).armed.len() + lock(&self.shared.running).len()
+    }
+
+    /// Stops the threads. Armed fires are dropped; running bodies are left
+    /// alone, as a controller that dies leaves them, for the next start to adopt.
+    pub fn close(&mut self) {
+        lock(&self.shared.state).closed = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.pool = None;
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn run(shared: &Arc<Shared>, pool: &SpawnPool) {
+    let mut next_trim: Option<Instant> = None;
+    loop {
+        let mut batch = Vec::new();
+        let mut kills = Vec::new();
+        let mut flush = false;
+        let mut trim = false;
+        {
+            let mut st = lock(&shared.state);
+            loop {
+                if st.closed {
+                    return;
+                }
+                let now = Instant::now();
+                let crowded = pool.queued() >= QUEUE_MAX;
+                while !crowded && batch.len() < BATCH {
+                    match st.due.peek() {
+                        Some(&Reverse((due, tag))) if due <= now => {
+                            st.due.pop();
+                            // Absent: disarmed (the heap entry is dropped here, lazily).
+                            if let Some(a) = st.armed.remove(&tag) {
+                                batch.push(a);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                st.kills.retain(|&(at, tag)| {
+                    let due = at <= now;
+                    if due {
+                        kills.push(tag);
+                    }
+                    !due
+                });
+                if st.flush_at.is_some_and(|at| at <= now) {
+                    st.flush_at = None;
+                    if !st.reports.is_empty() && !st.notified {
+                        st.notified = true;
+                        flush = true;
+                    }
+                }
+                if next_trim.is_some_and(|at| at <= now) {
+                    next_trim = None;
+                    trim = true;
+                }
+                if !batch.is_empty() || !kills.is_empty() || flush || trim {
+                    break;
+                }
+                let next_due = if crowded { Some(now + QUEUE_WAIT) } else { st.due.peek().map(|r| r.0 .0) };
+                let until = [next_due, st.kills.iter().map(|k| k.0).min(), st.flush_at, next_trim].into_iter().flatten().min();
+                st.sleeping_until = Some(until.unwrap_or(now + Duration::from_secs(3600)));
+                st = match until {
+                    Some(at) => shared.wake.wait_timeout(st, at.saturating_duration_since(now)).unwrap_or_else(|e| e.into_inner()).0,
+                    None => shared.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                };
+                st.sleeping_until = None;
+            }
+        }
+        if flush {
+            (shared.notify)();
+        }
+        for tag in kills {
+            if let Some(r) = lock(&shared.running).get_mut(&tag) {
+                if r.pid > 0 && !r.kill_sent {
+                    r.kill_sent = true;
+                    unsafe { libc::kill(-r.pid, libc::SIGKILL) };
+                }
+            }
+        }
+        if trim {
+            trim_outputs(shared);
+        }
+        if !batch.is_empty() {
+            fire(shared, pool, batch);
+        }
+        if next_trim.is_none() && !lock(&shared.running).is_empty() {
+            next_trim = Some(Instant::now() + shared.opts.trim_every);
+        }
+    }
+}
+
+/// A chatty body must not fill the state's filesystem: bodies running
+/// longer than one period keep only the tail of their output on disk.
+fn trim_outputs(shared: &Shared) {
+    let old: Vec<_> = lock(&shared.running).values().filter(|r| r.started.elapsed() >= shared.opts.trim_every).map(|r| r.files.output.clone()).collect();
+    for path in old {
+        // Gone with its run, or a filesystem without holes: nothing to bound here.
+        let _ = trim_head(&path, shared.opts.keep_output);
+    }
+}
+
+fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
+    let store = &shared.store;
+    let mut granted: Vec<(Armed, Arc<LeaseInfo>)> = Vec::with_capacity(batch.len());
+    let mut last = None;
+    for mut a in batch {
+        let meta = std::mem::take(&mut a.meta);
+        match store.acquire(&a.key, Some(a.ttl_ms), a.group.clone(), Some(meta)) {
+            Ok((Acquired::Granted(info), lsn)) => {
+                last = last.max(lsn);
+                granted.push((a, info));
+            }
+            Ok((Acquired::Held, _)) => report(shared, Report::Refused { tag: a.tag, held: true }, true),
+            Ok((Acquired::GateFull, _)) => report(shared, Report::Refused { tag: a.tag, held: false }, true),
+            Err(e) => report(shared, Report::StoreFailed { tag: a.tag, message: e.to_string() }, true),
+        }
+    }
+    if let (Some(lsn), Some(wal)) = (last, store.wal()) {
+        if let Err(e) = wal.wait_durable(lsn) {
+            // Not durable, so not held: nobody may act on them.
+            for (a, info) in granted {
+                store.rollback(&a.key, info.token);
+                report(shared, Report::StoreFailed { tag: a.tag, message: e.to_string() }, true);
+            }
+            return;
+        }
+    }
+    // One fire on its own is spawned here: handing it to a thread costs a wake-up more than the wait for its exec.
+    let inline = granted.len() == 1 && pool.inline_turn();
+    for (a, info) in granted {
+        crash_point("fire:acquired");
+        start(shared, pool, a, &info, inline);
+    }
+}
+
+fn ran(tag: u32, info: &LeaseInfo, started_at: f64, start: Result<i32, StartError>) -> Ran {
+    Ran {
+        tag,
+        token: info.token,
+        acquired_at: info.acquired_at,
+        expires_at: info.expires_at,
+        start,
+        started_at,
+        ended_at: started_at,
+        duration_ms: 0.0,
+        code: None,
+        signal: None,
+        group_empty: true,
+        timed_out: false,
+        term_sent_at: 0.0,
+        kill_sent: false,
+        settled: false,
+    }
+}
+
+/// The run lock, made again once if the runs directory was removed under us (a cleanup job).
+fn open_lock(path: &Path) -> std::io::Result<i32> {
+    create_run_lock(path).or_else(|first| {
+        let dir = path.parent().ok_or_else(|| std::io::Error::from(first.kind()))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|_| std::io::Error::new(first.kind(), first.to_string()))?;
+        create_run_lock(path).map_err(|_| first)
+    })
+}
+
+fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inline: bool) {
+    let started_at = now_ms();
+    let tag = a.tag;
+    let cannot_lock = |e: std::io::Error| {
+        let code = e.raw_os_error().map_or("ERR_RUN_LOCK", errno_name);
+        Report::Ran(ran(tag, info, started_at, Err(StartError { lock: true, code, message: format!("could not start the body: {e}") })))
+    };
+    let fd = match open_lock(&a.files.lock) {
+        Ok(fd) => fd,
+        Err(e) => return report(shared, cannot_lock(e), true),
+    };
+    // Before the spawn: once a body holds the lock, the lock names its fire.
+    if record_fire(fd, &a.fire_id).is_err() {
+        // A full disk (a new slot's first block): an empty lock names no other fire, which is enough to adopt its body.
+        if unsafe { libc::ftruncate(fd, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            unsafe { libc::close(fd) };
+            return report(shared, cannot_lock(e), true);
+        }
+    }
+    let mut cmd = a.cmd;
+    fill_env(&mut cmd.env, info.token, info.acquired_at);
+    cmd.inherit.push(fd);
+    lock(&shared.running).insert(
+        tag,
+        Running {
+            key: a.key,
+            token: info.token,
+            acquired_at: info.acquired_at,
+            expires_at: info.expires_at,
+            fire_id: a.fire_id.clone(),
+            pid: 0,
+            files: a.files,
+            started_at,
+            started: Instant::now(),
+            grace: a.grace,
+            no_op_codes: a.no_op_codes,
+            no_op_when_silent: a.no_op_when_silent,
+            report_now: a.report_now,
+            timed_out: false,
+            term_sent_at: 0.0,
+            kill_sent: false,
+        },
+    );
+    let (fire_id, timeout_ms, info, sh) = (a.fire_id, a.timeout_ms, info.clone(), Arc::clone(shared));
+    let then = move |result: std::io::Result<i32>| match result {
+        Ok(pid) => {
+            // A full disk must not fail the run: an adopter just cannot time this body out.
+            let _ = record_started_body(fd, &fire_id, pid, timeout_ms);
+            unsafe { libc::close(fd) };
+            if let Some(r) = lock(&sh.running).get_mut(&tag) {
+                r.pid = pid;
+            }
+            crash_point("fire:spawned");
+        }
+        Err(e) => {
+            unsafe { libc::close(fd) };
+            lock(&sh.running).remove(&tag);
+            let code = e.raw_os_error().map_or("ERR_SPAWN", errno_name);
+            report(&sh, Report::Ran(ran(tag, &info, started_at, Err(StartError { lock: false, code, message: format!("spawn: {code}: {e}") }))), true);
+        }
+    };
+    if inline {
+        pool.reaper().spawn_then(&cmd, u64::from(tag), then);
+    } else if let Err(job) = pool.submit(Job { cmd, tag: u64::from(tag), then: Box::new(then) }) {
+        (job.then)(Err(std::io::Error::from_raw_os_error(libc::ECANCELED)));
+    }
+}
+
+/// On the reaping thread: the run's shell has ended.
+fn exited(shared: &Shared, e: Exit) {
+    let tag = e.tag as u32;
+    let Some(r) = lock(&shared.running).remove(&tag) else { return };
+    let ended = Ended { code: e.code, signal: e.signal, group_empty: e.group_empty, timed_out: r.timed_out, files: &r.files, no_op_codes: &r.no_op_codes, no_op_when_silent: r.no_op_when_silent };
+    let mut settled = false;
+    if plain_no_op(&ended) {
+        crash_point("fire:body-exited");
+        // G4: nothing to audit, and the release is a relaxed local record. If it fails, JS finds out the same way.
+        settled = shared.store.release(&r.key, r.token, false).is_ok();
+    }
+    let done = Ran {
+        tag,
+        token: r.token,
+        acquired_at: r.acquired_at,
+        expires_at: r.expires_at,
+        start: Ok(e.pid),
+        started_at: r.started_at,
+        ended_at: now_ms(),
+        duration_ms: r.started.elapsed().as_secs_f64() * 1000.0,
+        code: e.code,
+        signal: e.signal,
+        group_empty: e.group_empty,
+        timed_out: r.timed_out,
+        term_sent_at: r.term_sent_at,
+        kill_sent: r.kill_sent,
+        settled,
+    };
+    report(shared, Report::Ran(done), !settled || r.report_now);
+}
+
+/// On the reaping thread: the run's shell is still running at its timeout.
+fn overdue(shared: &Shared, pid: i32, tag: u32) {
+    let grace = {
+        let mut running = lock(&shared.running);
+        let Some(r) = running.get_mut(&tag) else { return };
+        // The wrapper wrote this run's exit status: the shell ended in time, its exit is on the way.
+        if r.timed_out || exit_recorded(&r.files.exit, &r.fire_id) {
+            return;
+        }
+        r.timed_out = true;
+        r.term_sent_at = now_ms();
+        unsafe { libc::kill(-pid, libc::SIGTERM) };
+        r.grace
+    };
+    let mut st = lock(&shared.state);
+    let at = Instant::now() + grace;
+    st.kills.push((at, tag));
+    if st.sleeping_until.is_some_and(|until| at < until) {
+        shared.wake.notify_one();
+    }
+}
+
+/// Whether the exit file holds an exit status tagged with this fire.
+fn exit_recorded(path: &Path, fire_id: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.split_whitespace().nth(1) == Some(fire_id))
+}
+
+fn report(shared: &Shared, r: Report, urgent: bool) {
+    let mut st = lock(&shared.state);
+    st.reports.push(r);
+    if st.notified {
+        return;
+    }
+    if urgent {
+        st.notified = true;
+        st.flush_at = None;
+        drop(st);
+        (shared.notify)();
+        return;
+    }
+    if st.flush_at.is_none() {
+        let at = Instant::now() + shared.opts.flush_after;
+        st.flush_at = Some(at);
+        if st.sleeping_until.is_some_and(|until| at < until) {
+            shared.wake.notify_one();
+        }
+    }
+}

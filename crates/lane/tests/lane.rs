@@ -1,0 +1,173 @@
+//! The lane against a real durable store and real children.
+
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderly_lane::{Armed, Lane, LaneOptions, Ran, Report, RunFiles};
+use orderly_lease::{LeaseStore, StoreOptions};
+use orderly_spawn::Command;
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Arc<LeaseStore>,
+    lane: Lane,
+    notified: Arc<AtomicUsize>,
+}
+
+fn fixture(flush_after: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("runs")).unwrap();
+    let store = Arc::new(LeaseStore::open(Some(&dir.path().join("leases")), StoreOptions::default()).unwrap());
+    let notified = Arc::new(AtomicUsize::new(0));
+    let n = Arc::clone(&notified);
+    let lane = Lane::start(Arc::clone(&store), LaneOptions { flush_after, ..LaneOptions::default() }, move || {
+        n.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    Fixture { dir, store, lane, notified }
+}
+
+fn armed(runs: &Path, tag: u32, key: &str, body: &str, in_ms: u64) -> Armed {
+    let fire_id = format!("fire-{tag}");
+    let slot = format!("s{tag}");
+    let files = RunFiles { lock: runs.join(format!("{slot}.lock")), output: runs.join(format!("{slot}.out")), exit: runs.join(format!("{slot}.exit")), status: runs.join(format!("{fire_id}.status")) };
+    let env = vec![c("PATH=/usr/bin:/bin"), c("ORDERLY_FENCE="), c("ORDERLY_FIRED_AT="), c(&format!("ORDERLY_STATUS_FILE={}", files.status.display()))];
+    Armed {
+        tag,
+        key: key.into(),
+        due: Instant::now() + Duration::from_millis(in_ms),
+        ttl_ms: 60_000,
+        group: None,
+        meta: format!("{{\"fireId\":\"{fire_id}\",\"slot\":\"{slot}\"}}").into_bytes(),
+        fire_id,
+        cmd: Command { program: c("/bin/sh"), args: vec![c("/bin/sh"), c("-c"), c(body)], env, cwd: None, output: Some(c(files.output.to_str().unwrap())), inherit: vec![], new_group: true, overdue_after: None },
+        files,
+        timeout_ms: f64::INFINITY,
+        grace: Duration::from_millis(200),
+        no_op_codes: vec![100],
+        no_op_when_silent: false,
+        report_now: false,
+    }
+}
+
+/// Reports until `n` have come, or panics after 10 s.
+fn wait_reports(lane: &Lane, n: usize) -> Vec<Report> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} reports: {got:?}", got.len());
+        got.extend(lane.take());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    got
+}
+
+fn ran(r: &Report) -> &Ran {
+    match r {
+        Report::Ran(r) => r,
+        other => panic!("not a run: {other:?}"),
+    }
+}
+
+#[test]
+fn a_no_op_is_settled_and_released_without_waking_js_at_once() {
+    let f = fixture(Duration::from_millis(300));
+    let runs = f.dir.path().join("runs");
+    let t0 = Instant::now();
+    assert!(f.lane.arm(armed(&runs, 1, "city/a", "test \"$ORDERLY_FENCE\" -gt 0 && test \"$ORDERLY_FIRED_AT\" -gt 0 && exit 100", 30)));
+    let got = wait_reports(&f.lane, 1);
+    let r = ran(&got[0]);
+    assert!(t0.elapsed() >= Duration::from_millis(30), "fired before its due time");
+    assert_eq!(r.code, Some(100), "the fence and fire time were filled in: {r:?}");
+    assert!(r.settled, "{r:?}");
+    assert!(f.store.holder("city/a").is_none(), "released");
+    assert_eq!(f.store.last_run("city/a"), Some(r.acquired_at));
+    // The lock names the fire and its body, as an adopter reads it.
+    let lock = std::fs::read_to_string(runs.join("s1.lock")).unwrap();
+    assert!(lock.starts_with(&format!("{{\"fireId\":\"fire-1\",\"pgid\":{},\"timeoutAt\":null}}", r.start.as_ref().unwrap())), "{lock}");
+    // A settled run is told with the batch, not at once.
+    assert_eq!(f.notified.load(Ordering::SeqCst), 0);
+    let t1 = Instant::now();
+    assert!(f.lane.arm(armed(&runs, 2, "city/a", "exit 100", 0)));
+    while f.notified.load(Ordering::SeqCst) == 0 {
+        assert!(t1.elapsed() < Duration::from_secs(5), "never told");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(t1.elapsed() >= Duration::from_millis(300), "told before flush_after: {:?}", t1.elapsed());
+}
+
+#[test]
+fn anything_but_a_plain_no_op_is_handed_back_at_once_with_the_lease_held() {
+    let f = fixture(Duration::from_secs(30));
+    let runs = f.dir.path().join("runs");
+    f.lane.arm(armed(&runs, 1, "city/work", "exit 0", 0));
+    f.lane.arm(armed(&runs, 2, "city/fail", "exit 3", 0));
+    f.lane.arm(armed(&runs, 3, "city/status", "echo did-work > \"$ORDERLY_STATUS_FILE\"; exit 100", 0));
+    f.lane.arm(armed(&runs, 4, "city/leftover", "sleep 5 & exit 100", 0));
+    let mut got = wait_reports(&f.lane, 4);
+    got.sort_by_key(|r| r.tag());
+    for (r, key) in got.iter().zip(["city/work", "city/fail", "city/status", "city/leftover"]) {
+        assert!(!ran(r).settled, "{key}: {r:?}");
+        assert_eq!(f.store.holder(key).map(|l| l.token), Some(ran(r).token), "{key} is still held for JS to finish");
+    }
+    assert!(!ran(&got[3]).group_empty);
+    assert!(f.notified.load(Ordering::SeqCst) >= 1, "JS is woken for them without waiting for flush_after");
+    unsafe { libc::kill(-*ran(&got[3]).start.as_ref().unwrap(), libc::SIGKILL) };
+}
+
+#[test]
+fn a_held_key_is_refused_and_a_disarmed_fire_never_runs() {
+    let f = fixture(Duration::from_millis(50));
+    let runs = f.dir.path().join("runs");
+    let (taken, _) = f.store.acquire("city/busy", None, None, None).unwrap();
+    assert!(matches!(taken, orderly_lease::Acquired::Granted(_)));
+    f.lane.arm(armed(&runs, 1, "city/busy", "exit 100", 0));
+    f.lane.arm(armed(&runs, 2, "city/later", "touch ran; exit 100", 100));
+    assert!(f.lane.disarm(2));
+    assert!(!f.lane.disarm(2), "taken back once");
+    let got = wait_reports(&f.lane, 1);
+    assert!(matches!(got[0], Report::Refused { tag: 1, held: true }), "{got:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(f.lane.take().is_empty());
+    assert!(f.store.last_run("city/later").is_none());
+    assert_eq!(f.lane.pending(), 0);
+}
+
+#[test]
+fn a_body_past_its_timeout_gets_sigterm_then_sigkill_after_the_grace() {
+    let f = fixture(Duration::from_millis(50));
+    let runs = f.dir.path().join("runs");
+    let mut a = armed(&runs, 1, "city/slow", "trap '' TERM; sleep 5", 0);
+    a.cmd.overdue_after = Some(Duration::from_millis(100));
+    a.timeout_ms = 100.0;
+    let t0 = Instant::now();
+    f.lane.arm(a);
+    let got = wait_reports(&f.lane, 1);
+    let r = ran(&got[0]);
+    assert!(r.timed_out && r.kill_sent, "{r:?}");
+    assert_eq!(r.signal, Some(libc::SIGKILL));
+    assert!(t0.elapsed() >= Duration::from_millis(300) && t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(!r.settled);
+}
+
+#[test]
+fn fires_due_together_share_one_sync() {
+    let f = fixture(Duration::from_millis(20));
+    let runs = f.dir.path().join("runs");
+    let before = f.store.stats().wal.unwrap().syncs;
+    for tag in 0..40 {
+        f.lane.arm(armed(&runs, tag, &format!("city/o{tag}"), "exit 100", 50));
+    }
+    let got = wait_reports(&f.lane, 40);
+    // Not all settled: a body spawned meanwhile holds another run's lock between its clone and its exec, and a lock seen held goes to JS.
+    assert!(got.iter().all(|r| ran(r).code == Some(100)), "{got:?}");
+    let syncs = f.store.stats().wal.unwrap().syncs - before;
+    assert!(syncs <= 3, "{syncs} syncs for 40 acquires due together");
+}
