@@ -76,7 +76,17 @@ export class DurabilityWaiters {
       this.#waiters.push({ lsn, resolve, reject });
       // The event callback is weak so an idle log never keeps the process
       // alive; it must while a promise waits on it.
-      if (this.pending() === 1) this.#source.ref();
+      if (this.pending() === 1) {
+        this.#source.ref();
+        // A source may send watermarks only while something waits: one that came just before ref() was not sent.
+        const now = this.#source.durableLsn();
+        if (now > this.#durable) {
+          this.#durable = now;
+          queueMicrotask(() => {
+            if (!this.#poison) this.#settle();
+          });
+        }
+      }
     });
   }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DurabilityWaiters } from '../src/durability.js';
 import { LeaseStore, OrderlyError } from '../src/index.js';
 import { repoRoot, tempDir } from './helpers.js';
 
@@ -311,4 +312,23 @@ describe('LeaseStore at scale', () => {
     timings.sort((a, b) => a - b);
     console.log(`lease scale: reopen with ${KEYS} live leases, median ${timings[1]!.toFixed(1)} ms (${timings.map((t) => t.toFixed(1)).join(', ')}), directory ${(reopenBytes / 1048576).toFixed(2)} MiB`);
   }, 600_000);
+});
+
+describe('DurabilityWaiters', () => {
+  // The store sends watermarks only while a waiter exists: a sync that ends
+  // between the waiter's first look and its ref() is never told.
+  it('settles a wait whose sync ended just before it asked to be told', async () => {
+    let durable = 5n;
+    const source = {
+      durableLsn: () => durable,
+      ref: () => {
+        durable = 10n; // the writer finished meanwhile, and sent nothing: nobody was waiting
+      },
+      unref: () => undefined,
+    };
+    const waiters = new DurabilityWaiters(source);
+    const settled = await Promise.race([waiters.whenDurable(8n).then(() => 'settled'), new Promise((r) => setTimeout(() => r('hung'), 500))]);
+    expect(settled).toBe('settled');
+    expect(waiters.pending()).toBe(0);
+  });
 });

@@ -1,5 +1,6 @@
 //! Durability events from a writer thread to JS.
 
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Env;
@@ -25,6 +26,35 @@ pub fn forward_events(events: Arc<EventFn>) -> impl Fn(DurableEvent) + Send + Sy
         // Only fails once the environment is shutting down; nobody is left to tell.
         let _ = events.call(value, ThreadsafeFunctionCallMode::NonBlocking);
     }
+}
+
+/// `forward_events`, but a watermark only while `wanted` (JS waits on one):
+/// every sync's event would otherwise wake the JS thread, up to once per
+/// fire, for nothing. A poisoned log is always told. JS sets `wanted`
+/// before it reads the watermark again (`want`), and the writer stored the
+/// watermark before it reads `wanted`: with a fence on each side, one of
+/// them sees the other, so no wait is left without its event.
+pub fn forward_events_when(events: Arc<EventFn>, wanted: Arc<AtomicBool>) -> impl Fn(DurableEvent) + Send + Sync + 'static {
+    move |event| {
+        let value = match event {
+            DurableEvent::Durable(lsn) => {
+                fence(Ordering::SeqCst);
+                if !wanted.load(Ordering::SeqCst) {
+                    return;
+                }
+                Ok(lsn)
+            }
+            DurableEvent::Poisoned(err) => Err(wal_error(err)),
+        };
+        // Only fails once the environment is shutting down; nobody is left to tell.
+        let _ = events.call(value, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// JS waits on a watermark from now on (or no longer): see `forward_events_when`.
+pub fn want(wanted: &AtomicBool, yes: bool) {
+    wanted.store(yes, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
 }
 
 /// Keeps the process alive for event delivery while JS waits on one.

@@ -6,6 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{AsyncTask, BigInt, Buffer, Either, Env, Float64Array, Float64ArraySlice, Object, Task, Uint8Array, Uint8ArraySlice};
@@ -15,7 +16,7 @@ use orderly_wal::sim::SimStorage;
 use orderly_wal::ListenerId;
 
 use crate::error::{from_panic, into_task_error, invalid_arg, lease_error, Code, Error, Result};
-use crate::events::{forward_events, ref_events, unref_events, EventFn};
+use crate::events::{forward_events_when, ref_events, unref_events, want, EventFn};
 use crate::options::{gates_option, integer_option, whole_number};
 use crate::sim::storage_option;
 use crate::wal::{bytes, wal_options_from};
@@ -147,6 +148,7 @@ pub struct OpenStoreTask {
     options: StoreOptions,
     storage: Option<SimStorage>,
     events: Arc<EventFn>,
+    wanted: Arc<AtomicBool>,
 }
 
 impl Task for OpenStoreTask {
@@ -162,7 +164,7 @@ impl Task for OpenStoreTask {
                 (Some(dir), None) => orderly_lease::open_shared(Path::new(dir), opts).map_err(lease_error)?,
                 (None, _) => Arc::new(LeaseStore::open(None, opts).map_err(lease_error)?),
             };
-            let listener = store.wal().map(|w| w.add_listener(forward_events(self.events.clone())));
+            let listener = store.wal().map(|w| w.add_listener(forward_events_when(self.events.clone(), self.wanted.clone())));
             Ok((store, listener))
         });
         Ok(catch_unwind(open).unwrap_or_else(|panic| Err(from_panic(panic))))
@@ -170,7 +172,7 @@ impl Task for OpenStoreTask {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeLeaseStore> {
         match output {
-            Ok((store, listener)) => Ok(NativeLeaseStore { store: Some(store), listener, events: Some(self.events.clone()) }),
+            Ok((store, listener)) => Ok(NativeLeaseStore { store: Some(store), listener, events: Some(self.events.clone()), wanted: self.wanted.clone() }),
             Err(err) => Err(into_task_error(&env, err)),
         }
     }
@@ -213,10 +215,12 @@ pub struct NativeLeaseStore {
     store: Option<Arc<LeaseStore>>,
     listener: Option<ListenerId>,
     events: Option<Arc<EventFn>>,
+    /// JS waits on a watermark: only then are they sent (a poisoned log always is).
+    wanted: Arc<AtomicBool>,
 }
 
 impl NativeLeaseStore {
-    fn store(&self) -> Result<&Arc<LeaseStore>> {
+    pub(crate) fn store(&self) -> Result<&Arc<LeaseStore>> {
         self.store.as_ref().ok_or_else(|| lease_error(orderly_lease::LeaseError::Closed))
     }
 }
@@ -234,16 +238,21 @@ impl NativeLeaseStore {
             return Err(invalid_arg("options.storage needs a directory (on that disk) to open the store in"));
         }
         let options = store_options(options.as_ref())?;
-        Ok(AsyncTask::new(OpenStoreTask { dir, options, storage, events: Arc::new(on_event) }))
+        Ok(AsyncTask::new(OpenStoreTask { dir, options, storage, events: Arc::new(on_event), wanted: Arc::new(AtomicBool::new(false)) }))
     }
 
+    /// JS waits on a watermark: the process is kept alive and watermarks are
+    /// sent until `unref`. Read `durableLsn` again after this call: a sync
+    /// that ended just before it was not told.
     #[napi(catch_unwind, js_name = "ref")]
     pub fn ref_events(&self, env: Env) -> Result<()> {
+        want(&self.wanted, true);
         ref_events(&env, self.events.as_deref())
     }
 
     #[napi(catch_unwind)]
     pub fn unref(&self, env: Env) -> Result<()> {
+        want(&self.wanted, false);
         unref_events(&env, self.events.as_deref())
     }
 
