@@ -218,6 +218,11 @@ export class LeaseStore {
     }
   }
 
+  /** The native store, for the fire lane (which acquires and releases on threads of its own); undefined in memory. */
+  get native(): NativeLeaseStore | undefined {
+    return this.#native instanceof NativeLeaseStore ? this.#native : undefined;
+  }
+
   /** Extends the lease; ERR_LEASE_STALE if it was released or taken over. */
   renew(lease: Lease, ttlMs?: number): void {
     this.#ensureOpen();

@@ -1,12 +1,22 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AuditRecord } from '../src/index.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** A fresh directory, removed after the test file unless ORDERLY_KEEP_TMP is set. */
+/** The records a JsonlSink wrote to `path`, none when it wrote nothing yet. */
+export function jsonlRecords(path: string): AuditRecord[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditRecord);
+}
+
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `orderly-${prefix}-`));
   return { path, remove: () => process.env.ORDERLY_KEEP_TMP || rmSync(path, { recursive: true, force: true }) };

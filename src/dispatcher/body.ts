@@ -384,7 +384,7 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   if (files && native) {
     let spawned: ReturnType<typeof native.spawn>;
     try {
-      spawned = native.spawn({ program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)), cwd, output: files.output, inheritFds, timeoutMs: opts.timeoutMs }, lock);
+      spawned = native.spawn({ ...wrappedCommand(opts, files), cwd, output: files.output, inheritFds, timeoutMs: opts.timeoutMs }, lock);
     } catch (err) {
       return failed(outputProblem(files.output) ?? describeSpawnError(err, shell, cwd));
     }
@@ -472,8 +472,19 @@ function fromChildProcess(child: ChildProcess): Started {
   };
 }
 
+/** The wrapper shell a body with run files runs as, and its whole environment, for a native spawner. */
+export function wrappedCommand(opts: Pick<RunBodyOptions, 'command' | 'env' | 'baseEnv' | 'shell'>, files: RunFiles): { program: string; args: string[]; env: string[] } {
+  const shell = opts.shell ?? '/bin/sh';
+  return { program: shell, args: [shell, '-c', exitWrapper(opts.command)], env: envEntries(opts.baseEnv, wrapperEnv(opts, files)) };
+}
+
+/** Why a body with run files did not start, from the errno name a native spawner gave. */
+export function nativeStartFailure(code: string, message: string, cwd: string, output: string, shell = '/bin/sh'): string {
+  return outputProblem(output) ?? describeSpawnError(Object.assign(new Error(message), { code }), shell, cwd);
+}
+
 /** The body's own variables (over its base) plus what the exit wrapper reads. */
-function wrapperEnv(opts: RunBodyOptions, files: RunFiles): Record<string, string> {
+function wrapperEnv(opts: Pick<RunBodyOptions, 'command' | 'env'>, files: RunFiles): Record<string, string> {
   // Absolute: a body that changes directory must not move where the trap writes.
   return { ...opts.env, ORDERLY_BODY: opts.command, ORDERLY_EXIT_FILE: resolve(files.exit), ORDERLY_EXIT_TAG: files.tag };
 }
@@ -501,7 +512,7 @@ interface SuperviseState {
 }
 
 /** What supervise keeps of the options while the body runs: not the environment (a controller may run thousands of bodies at once). */
-type Supervised = Pick<RunBodyOptions, 'runFiles' | 'statusFile' | 'timeoutMs' | 'noOpExitCodes' | 'noOpWhenSilent'>;
+export type Supervised = Pick<RunBodyOptions, 'runFiles' | 'statusFile' | 'timeoutMs' | 'noOpExitCodes' | 'noOpWhenSilent'>;
 
 function supervised(opts: RunBodyOptions): Supervised {
   return { runFiles: opts.runFiles, statusFile: opts.statusFile, timeoutMs: opts.timeoutMs, noOpExitCodes: opts.noOpExitCodes, noOpWhenSilent: opts.noOpWhenSilent };
@@ -546,7 +557,41 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
   const durationMs = Math.round(performance.now() - s.t0);
   clearTimeout(timeoutTimer);
   clearTimeout(graceTimer);
+  return afterExit({ code, signal, groupEmpty, endedAt, durationMs }, pgid, opts, s, { timedOut, termSentAt, killSent }, streams, closed);
+}
 
+/** How the shell ended, and when. */
+export interface ShellExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Nothing of its process group was left once it was reaped (unknown: false). */
+  groupEmpty?: boolean;
+  /** Epoch ms. */
+  endedAt: number;
+  durationMs: number;
+}
+
+/** What was done about a timeout: SIGTERM sent (at `termSentAt`, performance.now() ms), SIGKILL sent. */
+export interface TimeoutSteps {
+  timedOut: boolean;
+  termSentAt: number | undefined;
+  killSent: boolean;
+}
+
+/**
+ * A body that another thread started, supervised and reaped (the fire
+ * lane), finished here as runBody finishes its own: leftovers of its group
+ * killed, its output tail and status file read, its outcome classified.
+ */
+export function finishReaped(exit: ShellExit, pgid: number, opts: Supervised & { graceMs: number; tailBytes?: number; startedAt: number }, steps: TimeoutSteps): Promise<BodyResult> {
+  const s: SuperviseState = { graceMs: opts.graceMs, tail: new OutputTail(opts.tailBytes ?? DEFAULT_TAIL_BYTES), startedAt: opts.startedAt, t0: 0, staleStatus: undefined };
+  return afterExit(exit, pgid, opts, s, steps, [], Promise.resolve());
+}
+
+async function afterExit(exit: ShellExit, pgid: number, opts: Supervised, s: SuperviseState, steps: TimeoutSteps, streams: Readable[], closed: Promise<void>): Promise<BodyResult> {
+  const { code, signal, groupEmpty, endedAt, durationMs } = exit;
+  const { timedOut } = steps;
+  let { termSentAt, killSent } = steps;
   // The shell is gone; whatever it left behind in its group is still this
   // body, holding the run-lock fd and possibly writing what the next run
   // reads. It goes now (SIGTERM, SIGKILL after the grace), so that when

@@ -43,5 +43,6 @@ export type ControllerEvent =
   /** Something an operator should know that does not stop anything (a clock stepped back). */
   | { type: 'warning'; at: number; scopedName?: string; code: string; message: string };
 
-type Distribute<T> = T extends { type: string } ? Omit<T, 'at'> : never;
+/** `at` is now unless given (a fire the lane made earlier is told when it happened). */
+type Distribute<T> = T extends { type: string } ? Omit<T, 'at'> & { at?: number } : never;
 export type ControllerEventInput = Distribute<ControllerEvent>;

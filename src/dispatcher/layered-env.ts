@@ -15,15 +15,21 @@ export class LayeredEnv {
     this.vars = vars;
   }
 
-  /** `NAME=value` for every variable, `over` replacing the base's value of any name it has. */
-  entries(over: Readonly<Record<string, string>>): string[] {
+  /** `NAME=value` for every variable (built once; do not change it). */
+  list(): readonly string[] {
     if (this.#names === undefined || this.#entries === undefined) {
       this.#names = Object.keys(this.vars);
       this.#entries = this.#names.map((name) => `${name}=${this.vars[name]}`);
     }
-    const names = this.#names;
+    return this.#entries;
+  }
+
+  /** `NAME=value` for every variable, `over` replacing the base's value of any name it has. */
+  entries(over: Readonly<Record<string, string>>): string[] {
+    this.list();
+    const names = this.#names!;
     const out: string[] = [];
-    for (let i = 0; i < names.length; i++) if (!Object.hasOwn(over, names[i]!)) out.push(this.#entries[i]!);
+    for (let i = 0; i < names.length; i++) if (!Object.hasOwn(over, names[i]!)) out.push(this.#entries![i]!);
     for (const name of Object.keys(over)) out.push(`${name}=${over[name]}`);
     return out;
   }

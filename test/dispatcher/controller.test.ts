@@ -2,9 +2,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Controller, defineOrder, JsonlSink, loadCity, OrderlyError, parseOrderFile, type AuditRecord, type ControllerEvent, type OrderSpec } from '../../src/index.js';
+import { Controller, defineOrder, JsonlSink, loadCity, OrderlyError, parseOrderFile, type ControllerEvent, type OrderSpec } from '../../src/index.js';
 import { SimDisk } from '../../src/testing.js';
-import { repoRoot, runChild, tempDir } from '../helpers.js';
+import { jsonlRecords as auditRecords, repoRoot, runChild, tempDir } from '../helpers.js';
 
 const cleanups: Array<() => void> = [];
 afterAll(() => cleanups.forEach((f) => f()));
@@ -17,14 +17,6 @@ function dir(prefix: string): string {
 
 function order(name: string, body: string, extra = ''): OrderSpec {
   return parseOrderFile(`[order]\ntrigger = "cooldown"\ninterval = "1h"\nexec = ${JSON.stringify(body)}\n${extra}`, `/virtual/${name}.toml`);
-}
-
-function auditRecords(path: string): AuditRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditRecord);
 }
 
 async function start(state: string, orders: OrderSpec[], more: Partial<Parameters<typeof Controller.start>[0]> = {}) {

@@ -39,8 +39,9 @@ pub struct Armed {
     pub no_op_codes: Vec<i32>,
     /// Exit 0 with nothing printed is a no-op too.
     pub no_op_when_silent: bool,
-    /// Tell JS as soon as this fire is settled, not with the next batch.
-    pub report_now: bool,
+    /// A settled run that ended this long after its start or later is told
+    /// to JS at once, not with the next batch (the order's next fire is near).
+    pub urgent_after: Duration,
 }
 
 /// How a fire the lane took ended, as far as the lane saw it through.
@@ -50,6 +51,8 @@ pub enum Report {
     Refused { tag: u32, held: bool },
     /// The acquire or its sync failed: nothing ran, no lease is held.
     StoreFailed { tag: u32, message: String },
+    /// Its body runs (told with the next batch; a short run's end comes in the same one).
+    Started { tag: u32, token: u64, acquired_at: u64, expires_at: u64, pid: i32 },
     /// Acquired; the run is described in `Ran`.
     Ran(Ran),
 }
@@ -57,7 +60,7 @@ pub enum Report {
 impl Report {
     pub fn tag(&self) -> u32 {
         match self {
-            Report::Refused { tag, .. } | Report::StoreFailed { tag, .. } => *tag,
+            Report::Refused { tag, .. } | Report::StoreFailed { tag, .. } | Report::Started { tag, .. } => *tag,
             Report::Ran(r) => r.tag,
         }
     }

@@ -1,6 +1,7 @@
 //! The lane's thread, its running runs, and the reaper's callbacks.
 
 use std::cmp::Reverse;
+use std::ffi::CString;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -13,7 +14,7 @@ use orderly_spawn::{errno_name, Exit, Job, Reaper, SpawnPool};
 use orderly_wal::crash_point;
 
 use crate::armed::{Armed, Ran, Report, RunFiles, StartError};
-use crate::settle::{fill_env, plain_no_op, Ended};
+use crate::settle::{fill_env, plain_no_op, with_base, Ended};
 
 #[derive(Clone, Debug)]
 pub struct LaneOptions {
@@ -68,7 +69,7 @@ struct Running {
     grace: Duration,
     no_op_codes: Vec<i32>,
     no_op_when_silent: bool,
-    report_now: bool,
+    urgent_after: Duration,
     timed_out: bool,
     term_sent_at: f64,
     kill_sent: bool,
@@ -81,6 +82,8 @@ struct Shared {
     running: Mutex<HashMap<u32, Running>>,
     notify: Box<dyn Fn() + Send + Sync>,
     opts: LaneOptions,
+    /// What every body inherits (`set_base_env`); a fire's own variables are laid over it.
+    base_env: Mutex<Arc<Vec<CString>>>,
 }
 
 /// Fires exec orders at the due times JS armed them for, on threads of its
@@ -102,6 +105,7 @@ impl Lane {
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
             opts,
+            base_env: Mutex::new(Arc::new(Vec::new())),
         });
         let (on_exit, on_overdue) = (Arc::clone(&shared), Arc::clone(&shared));
         let reaper = Reaper::start_with_overdue(move |e| exited(&on_exit, e), move |pid, tag| overdue(&on_overdue, pid, tag as u32))?;
@@ -126,17 +130,31 @@ impl Lane {
         true
     }
 
+    /// The environment every body inherits, for fires armed from now on
+    /// whose `cmd.env` holds only their own variables: sent once, not per fire.
+    pub fn set_base_env(&self, env: Vec<CString>) {
+        *lock(&self.shared.base_env) = Arc::new(env);
+    }
+
     /// Takes `tag` back before it fires: true if it had not been taken for its fire yet.
     pub fn disarm(&self, tag: u32) -> bool {
         lock(&self.shared.state).armed.remove(&tag).is_some()
     }
 
-    /// Reports since the last call, in the order they were made.
+    /// Reports since the last call, in the order they were made; a run's
+    /// start is left out when its end is among them.
     pub fn take(&self) -> Vec<Report> {
-        let mut st = lock(&self.shared.state);
-        st.notified = false;
-        st.flush_at = None;
-        std::mem::take(&mut st.reports)
+        let mut reports = {
+            let mut st = lock(&self.shared.state);
+            st.notified = false;
+            st.flush_at = None;
+            std::mem::take(&mut st.reports)
+        };
+        let ended: std::collections::HashSet<u32> = reports.iter().filter_map(|r| if let Report::Ran(r) = r { Some(r.tag) } else { None }).collect();
+        if !ended.is_empty() {
+            reports.retain(|r| !matches!(r, Report::Started { tag, .. } if ended.contains(tag)));
+        }
+        reports
     }
 
     /// Fires armed and not yet taken, and runs not yet reaped.
@@ -345,6 +363,8 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inl
         }
     }
     let mut cmd = a.cmd;
+    let base = Arc::clone(&lock(&shared.base_env));
+    cmd.env = with_base(&base, std::mem::take(&mut cmd.env));
     fill_env(&mut cmd.env, info.token, info.acquired_at);
     cmd.inherit.push(fd);
     lock(&shared.running).insert(
@@ -362,7 +382,7 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inl
             grace: a.grace,
             no_op_codes: a.no_op_codes,
             no_op_when_silent: a.no_op_when_silent,
-            report_now: a.report_now,
+            urgent_after: a.urgent_after,
             timed_out: false,
             term_sent_at: 0.0,
             kill_sent: false,
@@ -378,6 +398,7 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inl
                 r.pid = pid;
             }
             crash_point("fire:spawned");
+            report(&sh, Report::Started { tag, token: info.token, acquired_at: info.acquired_at, expires_at: info.expires_at, pid }, false);
         }
         Err(e) => {
             unsafe { libc::close(fd) };
@@ -421,7 +442,7 @@ fn exited(shared: &Shared, e: Exit) {
         kill_sent: r.kill_sent,
         settled,
     };
-    report(shared, Report::Ran(done), !settled || r.report_now);
+    report(shared, Report::Ran(done), !settled || r.started.elapsed() >= r.urgent_after);
 }
 
 /// On the reaping thread: the run's shell is still running at its timeout.

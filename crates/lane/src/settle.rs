@@ -52,6 +52,16 @@ fn size(path: &Path) -> Option<u64> {
     }
 }
 
+/// The environment shared by every body (`base`) with a fire's own
+/// variables laid over it: `over` wins for any name both have.
+pub fn with_base(base: &[CString], over: Vec<CString>) -> Vec<CString> {
+    let name = |e: &CString| -> Vec<u8> { e.as_bytes().split(|b| *b == b'=').next().unwrap_or_default().to_vec() };
+    let mine: std::collections::HashSet<Vec<u8>> = over.iter().map(name).collect();
+    let mut env: Vec<CString> = base.iter().filter(|e| !mine.contains(&name(e))).cloned().collect();
+    env.extend(over);
+    env
+}
+
 /// Fills `NAME=` placeholders of `env` with the lease's values.
 pub fn fill_env(env: &mut [CString], fence: u64, fired_at: u64) {
     for entry in env.iter_mut() {
@@ -110,6 +120,14 @@ mod tests {
         std::fs::write(&f.output, "\n").unwrap();
         assert!(!plain_no_op(&silent(&f)), "whitespace is JS's to judge");
         assert!(!plain_no_op(&Ended { no_op_when_silent: true, ..ended(&f, Some(3)) }));
+    }
+
+    #[test]
+    fn a_fire_s_own_variables_win_over_the_shared_ones() {
+        let cs = |v: &[&str]| v.iter().map(|s| CString::new(*s).unwrap()).collect::<Vec<_>>();
+        let env = with_base(&cs(&["PATH=/bin", "HOME=/root", "LANG=C"]), cs(&["HOME=/tmp", "ORDERLY_FIRE_ID=f", "EMPTY="]));
+        let got: Vec<&str> = env.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(got, ["PATH=/bin", "LANG=C", "HOME=/tmp", "ORDERLY_FIRE_ID=f", "EMPTY="]);
     }
 
     #[test]

@@ -53,20 +53,30 @@ fn armed(runs: &Path, tag: u32, key: &str, body: &str, in_ms: u64) -> Armed {
         grace: Duration::from_millis(200),
         no_op_codes: vec![100],
         no_op_when_silent: false,
-        report_now: false,
+        urgent_after: Duration::from_secs(3600),
     }
 }
 
-/// Reports until `n` have come, or panics after 10 s.
-fn wait_reports(lane: &Lane, n: usize) -> Vec<Report> {
+/// Reports (but `Started`, counted in `started`) until `n` have come, or panics after 10 s.
+fn wait_reports_counting(lane: &Lane, n: usize, started: &mut usize) -> Vec<Report> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
     while got.len() < n {
         assert!(Instant::now() < deadline, "only {} of {n} reports: {got:?}", got.len());
-        got.extend(lane.take());
+        for r in lane.take() {
+            if matches!(r, Report::Started { .. }) {
+                *started += 1;
+            } else {
+                got.push(r);
+            }
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     got
+}
+
+fn wait_reports(lane: &Lane, n: usize) -> Vec<Report> {
+    wait_reports_counting(lane, n, &mut 0)
 }
 
 fn ran(r: &Report) -> &Ran {
@@ -165,9 +175,32 @@ fn fires_due_together_share_one_sync() {
     for tag in 0..40 {
         f.lane.arm(armed(&runs, tag, &format!("city/o{tag}"), "exit 100", 50));
     }
-    let got = wait_reports(&f.lane, 40);
+    let mut started = 0;
+    let got = wait_reports_counting(&f.lane, 40, &mut started);
+    started += f.lane.take().len();
+    assert!(started <= 40, "a run's start is told at most once, and not beside its end");
     // Not all settled: a body spawned meanwhile holds another run's lock between its clone and its exec, and a lock seen held goes to JS.
     assert!(got.iter().all(|r| ran(r).code == Some(100)), "{got:?}");
     let syncs = f.store.stats().wal.unwrap().syncs - before;
     assert!(syncs <= 3, "{syncs} syncs for 40 acquires due together");
+}
+
+#[test]
+fn a_long_run_is_told_as_started_before_it_ends_with_the_shared_environment_under_its_own() {
+    let f = fixture(Duration::from_millis(50));
+    let runs = f.dir.path().join("runs");
+    f.lane.set_base_env(vec![c("SHARED=yes"), c("PATH=/nowhere")]);
+    f.lane.arm(armed(&runs, 1, "city/long", "test \"$SHARED\" = yes && test \"$PATH\" = /usr/bin:/bin && sleep 0.5 && exit 100", 0));
+    let t0 = Instant::now();
+    let started = loop {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never told as started");
+        if let Some(r) = f.lane.take().into_iter().next() {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(matches!(started, Report::Started { tag: 1, pid, .. } if pid > 0), "{started:?}");
+    assert!(t0.elapsed() < Duration::from_millis(450), "told while it runs");
+    let got = wait_reports(&f.lane, 1);
+    assert!(ran(&got[0]).settled, "the base's PATH lost to the fire's own, SHARED came through: {got:?}");
 }

@@ -6,6 +6,7 @@
 
 mod error;
 mod events;
+mod lane;
 mod lease;
 mod options;
 mod sim;
@@ -14,5 +15,6 @@ mod wal;
 
 pub use lease::{append_city_event, create_run_lock, inspect_store, latest_city_event_seq, run_lock_held, socket_peer_uid, trim_run_output, NativeLeaseStore};
 pub use sim::SimDisk;
+pub use lane::NativeLane;
 pub use spawn::NativeSpawner;
 pub use wal::NativeWal;

@@ -1,0 +1,89 @@
+import { type JsArmed, type JsLaneReport, NativeLane, type NativeLeaseStore } from '../native.js';
+import type { LayeredEnv } from './layered-env.js';
+
+/**
+ * The fire lane (crates/lane): exec fires armed ahead of their due time, a
+ * batch per wake of the JS thread, and fired natively at that time. JS hears
+ * of them in batches too: a plain no-op with the next one, anything it must
+ * finish (an audit record, leftovers, a refusal) at once.
+ */
+
+export type LaneFire = Omit<JsArmed, 'tag'>;
+/** A report as the binding gives it, its `kind` spelled out. */
+export type LaneRun = Omit<JsLaneReport, 'kind'> & { kind: 'held' | 'gate-full' | 'store-failed' | 'ran' };
+/** Its body runs: the lease's figures and `pid`. */
+export type LaneStarted = Omit<JsLaneReport, 'kind'> & { kind: 'started' };
+/** `disarmed`: taken back before its fire; nothing ran and nothing was acquired. */
+export type LaneReport = LaneRun | { kind: 'disarmed'; tag: number };
+
+/** How far ahead the lane heap takes fires, and how often at most it wakes for them. */
+export const LANE_HORIZON_MS = 500;
+export const LANE_MIN_GAP_MS = 250;
+
+export class FireLane {
+  readonly #native: NativeLane;
+  readonly #pending = new Map<number, { resolve: (r: LaneReport) => void; started: (r: LaneStarted) => void }>();
+  #nextTag = 1;
+  #closed = false;
+
+  constructor(store: NativeLeaseStore) {
+    this.#native = new NativeLane(store, () => this.drain());
+    this.#native.unref();
+  }
+
+  /** Arms a fire; resolves with its last report, `started` is told before that if its body ran. Undefined once closed. */
+  fire(req: LaneFire, started: (r: LaneStarted) => void): { tag: number; report: Promise<LaneReport> } | undefined {
+    if (this.#closed) return undefined;
+    const tag = this.#nextTag;
+    this.#nextTag = tag >= 0xffff_fffe ? 1 : tag + 1;
+    if (!this.#native.arm({ ...req, tag })) return undefined;
+    if (this.#pending.size === 0) this.#native.ref();
+    const report = new Promise<LaneReport>((resolve) => this.#pending.set(tag, { resolve, started }));
+    return { tag, report };
+  }
+
+  #base: LayeredEnv | undefined;
+
+  /** What every body inherits, sent to the lane once rather than with each fire. */
+  useBase(base: LayeredEnv): void {
+    if (this.#base === base) return;
+    this.#native.setBaseEnv([...base.list()]);
+    this.#base = base;
+  }
+
+  /** Takes a fire back before it fires: true if it had not fired (its report is then `disarmed`). */
+  disarm(tag: number): boolean {
+    if (!this.#native.disarm(tag)) return false;
+    this.#settle({ kind: 'disarmed', tag });
+    return true;
+  }
+
+  /** Hands out every report waiting in the lane. */
+  drain(): void {
+    for (const r of this.#native.take()) {
+      if (r.kind === 'started') this.#pending.get(r.tag)?.started(r as LaneStarted);
+      else this.#settle(r as LaneRun);
+    }
+  }
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Stops the lane's threads; bodies still running are left for the next start to adopt. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.drain();
+    this.#native.close();
+    this.#native.unref();
+  }
+
+  #settle(r: LaneReport): void {
+    const p = this.#pending.get(r.tag);
+    if (!p) return;
+    this.#pending.delete(r.tag);
+    if (this.#pending.size === 0) this.#native.unref();
+    p.resolve(r);
+  }
+}
