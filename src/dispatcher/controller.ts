@@ -598,20 +598,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #onDue(key: string, due: number, inMs?: number): void {
     const o = this.#orders.get(key);
     if (!o || this.#stopping) return;
-    if (inMs !== undefined && this.#inLane(o)) {
-      // Armed, not started: the lane paces its own starts.
-      void this.#start(o, o.spec.trigger, due, inMs);
-      return;
-    }
     if (o.spec.trigger === 'condition') {
       void this.#checkCondition(o);
       return;
     }
     if (this.#starting >= MAX_STARTING) {
       this.#deferred.set(key, due);
+      this.#lane?.eager(true);
       return;
     }
-    void this.#start(o, o.spec.trigger, due);
+    void this.#start(o, o.spec.trigger, due, inMs !== undefined && this.#inLane(o) ? inMs : undefined);
   }
 
   /**
@@ -637,8 +633,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         if (this.#starting >= MAX_STARTING) break;
         this.#deferred.delete(key);
         const o = this.#orders.get(key);
-        if (o && !this.#stopping && !this.#busy.has(key)) void this.#start(o, o.spec.trigger, due);
+        if (o && !this.#stopping && !this.#busy.has(key)) void this.#start(o, o.spec.trigger, due, this.#inLane(o) ? due - Date.now() : undefined);
       }
+      // While fires wait for a place, the lane tells each start at once: that is what frees one.
+      this.#lane?.eager(this.#deferred.size > 0);
     });
   }
 
@@ -996,8 +994,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       noOpWhenSilent: spec.noOpWhenSilent === true,
       // A run that ends this close to the order's next due time is told at once, or the next fire would be armed late.
       urgentAfterMs: Math.max(0, (spec.intervalMs ?? 0) - LANE_URGENT_MARGIN_MS),
-    }, (r) => fired(r));
-    onStarted();
+    }, (r) => {
+      fired(r);
+      onStarted();
+    });
     if (!armed) {
       this.#slots.give(slot);
       return { scopedName: key, skipped: 'stopping' };

@@ -51,6 +51,15 @@ export class FireLane {
     this.#base = base;
   }
 
+  #eager = false;
+
+  /** Whether the lane tells every report at once (fires wait for a start to free a place) or settled runs in batches. */
+  eager(yes: boolean): void {
+    if (this.#eager === yes) return;
+    this.#eager = yes;
+    this.#native.setEager(yes);
+  }
+
   /** Takes a fire back before it fires: true if it had not fired (its report is then `disarmed`). */
   disarm(tag: number): boolean {
     if (!this.#native.disarm(tag)) return false;

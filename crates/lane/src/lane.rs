@@ -35,10 +35,12 @@ impl Default for LaneOptions {
 
 /// Fires taken in one turn: acquired together, made durable by one sync.
 const BATCH: usize = 256;
-/// Spawn requests queued before the lane stops taking due fires: a cold
-/// start must not hold thousands of granted leases waiting for a thread.
-const QUEUE_MAX: usize = 512;
-const QUEUE_WAIT: Duration = Duration::from_millis(2);
+/// Spawn requests queued for the spawning threads at most. Each holds its
+/// run lock open, and every child copies the controller's descriptor table
+/// when it is cloned and closes each one at its exec: with hundreds queued
+/// in a cold start, a body cost ~25% more CPU.
+const QUEUE_MAX: usize = 8;
+const QUEUE_WAIT: Duration = Duration::from_millis(1);
 
 struct State {
     due: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -52,6 +54,8 @@ struct State {
     notified: bool,
     /// While the thread waits: until when. An earlier deadline wakes it.
     sleeping_until: Option<Instant>,
+    /// Every report is urgent (`set_eager`).
+    eager: bool,
     closed: bool,
 }
 
@@ -100,7 +104,7 @@ impl Lane {
     pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
         let shared = Arc::new(Shared {
             store,
-            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, closed: false }),
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, eager: false, closed: false }),
             wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
@@ -134,6 +138,19 @@ impl Lane {
     /// whose `cmd.env` holds only their own variables: sent once, not per fire.
     pub fn set_base_env(&self, env: Vec<CString>) {
         *lock(&self.shared.base_env) = Arc::new(env);
+    }
+
+    /// Tells JS of every report at once (it has fires waiting for runs to
+    /// start), or of settled runs in batches again.
+    pub fn set_eager(&self, eager: bool) {
+        let mut st = lock(&self.shared.state);
+        st.eager = eager;
+        if eager && !st.reports.is_empty() && !st.notified {
+            st.notified = true;
+            st.flush_at = None;
+            drop(st);
+            (self.shared.notify)();
+        }
     }
 
     /// Takes `tag` back before it fires: true if it had not been taken for its fire yet.
@@ -309,6 +326,9 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
     let inline = granted.len() == 1 && pool.inline_turn();
     for (a, info) in granted {
         crash_point("fire:acquired");
+        while pool.queued() >= QUEUE_MAX {
+            std::thread::sleep(QUEUE_WAIT);
+        }
         start(shared, pool, a, &info, inline);
     }
 }
@@ -478,7 +498,7 @@ fn report(shared: &Shared, r: Report, urgent: bool) {
     if st.notified {
         return;
     }
-    if urgent {
+    if urgent || st.eager {
         st.notified = true;
         st.flush_at = None;
         drop(st);

@@ -138,6 +138,14 @@ impl NativeLane {
         Ok(())
     }
 
+    /// True: every report wakes JS at once; false: settled runs wait for a batch.
+    #[napi(catch_unwind)]
+    pub fn set_eager(&self, eager: bool) {
+        if let Some(lane) = self.lane.as_ref() {
+            lane.set_eager(eager);
+        }
+    }
+
     /// True: taken back before its fire; false: it fired (a report follows) or was never armed.
     #[napi(catch_unwind)]
     pub fn disarm(&self, tag: u32) -> bool {
