@@ -215,7 +215,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Lane orders' due times: taken in batches, ahead of time (see FireLane). */
   readonly #laneTimers: TimerHeap;
   #lane: FireLane | undefined;
-  /** Lane fires armed and not yet reported, by order. */
+  /** Lane fires armed and not yet heard to run (or to end), by order. */
   readonly #armed = new Map<string, { tag: number; spec: OrderSpec; due: number }>();
   readonly #runsDir: string;
   #orders = new Map<string, ScopedOrder>();
@@ -338,7 +338,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return [...this.#orders.values()].map((o) => {
       const last = this.#lastFire.get(o.scopedName);
       const lastFiredAt = this.#store.lastRun(o.scopedName);
-      const running = this.#busy.has(o.scopedName);
+      // A fire armed in the lane and not yet heard to run is the order's next fire, not a run.
+      const running = this.#busy.has(o.scopedName) && !this.#armed.has(o.scopedName);
       const status: FeedEntry['status'] = running ? 'active' : (last?.outcome ?? (lastFiredAt !== undefined ? 'no-op' : 'never'));
       const nextDueAt = this.nextDue(o.scopedName);
       return {
@@ -359,7 +360,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const s = this.#poisonSafeStats();
     return {
       ...this.#counts,
-      running: this.#busy.size,
+      // Fires armed in the lane are not runs yet (they are a subset of #busy).
+      running: this.#busy.size - this.#armed.size,
       audit: this.#audit.stats(),
       walSyncs: s.walSyncs,
       walBytes: s.walBytes,
@@ -966,6 +968,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     let told: { lease: Lease; fence: string } | undefined;
     const fired = (r: { token: number; acquiredAt: number; expiresAt: number }) => {
       if (told) return told;
+      this.#armed.delete(key);
       const lease: Lease = Object.freeze({ key, token: BigInt(r.token), acquiredAt: r.acquiredAt, expiresAt: r.expiresAt, ...(spec.group ? { group: spec.group } : {}), meta: Buffer.from(metaJson) });
       this.#acquiredMono.set(key, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
       this.#counts.fires++;

@@ -147,4 +147,25 @@ describe('the fire lane', () => {
     expect(count('stopped')).toBe(stoppedAt.stopped);
     expect(count('manual')).toBe(stoppedAt.manual);
   });
+
+  it('shows an armed fire in the feed as the next fire, not as a run in progress', async () => {
+    const { c, events } = await start(dir('lane-feed'), [order('tick', 'exit 100', '', '600ms')]);
+    await waitFor(() => events.some((e) => e.type === 'completed'));
+    // Every fire is armed 250-500 ms ahead of its due time: a third or more of each 600 ms cycle.
+    let active = 0;
+    let samples = 0;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 2000) {
+      const entry = c.feed().find((e) => e.scopedName === 'tick')!;
+      samples++;
+      if (entry.status === 'active') active++;
+      expect(c.stats().running, 'stats count runs as the feed does').toBe(entry.status === 'active' ? 1 : 0);
+      expect(entry.nextDueAt).toBeDefined();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const fires = events.filter((e) => e.type === 'completed').length;
+    await c.stop();
+    expect(fires).toBeGreaterThanOrEqual(3);
+    expect(active / samples, `${active} of ${samples} samples active`).toBeLessThan(0.1);
+  });
 });
