@@ -61,10 +61,7 @@ struct State {
 
 /// A run whose lease is held and whose shell is not yet reaped.
 struct Running {
-    key: String,
-    token: u64,
-    acquired_at: u64,
-    expires_at: u64,
+    lease: Arc<LeaseInfo>,
     fire_id: String,
     pid: i32,
     files: RunFiles,
@@ -329,7 +326,7 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
         while pool.queued() >= QUEUE_MAX {
             std::thread::sleep(QUEUE_WAIT);
         }
-        start(shared, pool, a, &info, inline);
+        start(shared, pool, a, info, inline);
     }
 }
 
@@ -362,12 +359,12 @@ fn open_lock(path: &Path) -> std::io::Result<i32> {
     })
 }
 
-fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inline: bool) {
+fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: Arc<LeaseInfo>, inline: bool) {
     let started_at = now_ms();
     let tag = a.tag;
     let cannot_lock = |e: std::io::Error| {
         let code = e.raw_os_error().map_or("ERR_RUN_LOCK", errno_name);
-        Report::Ran(ran(tag, info, started_at, Err(StartError { lock: true, code, message: format!("could not start the body: {e}") })))
+        Report::Ran(ran(tag, &info, started_at, Err(StartError { lock: true, code, message: format!("could not start the body: {e}") })))
     };
     let fd = match open_lock(&a.files.lock) {
         Ok(fd) => fd,
@@ -390,10 +387,7 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inl
     lock(&shared.running).insert(
         tag,
         Running {
-            key: a.key,
-            token: info.token,
-            acquired_at: info.acquired_at,
-            expires_at: info.expires_at,
+            lease: Arc::clone(&info),
             fire_id: a.fire_id.clone(),
             pid: 0,
             files: a.files,
@@ -408,7 +402,7 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: &LeaseInfo, inl
             kill_sent: false,
         },
     );
-    let (fire_id, timeout_ms, info, sh) = (a.fire_id, a.timeout_ms, info.clone(), Arc::clone(shared));
+    let (fire_id, timeout_ms, sh) = (a.fire_id, a.timeout_ms, Arc::clone(shared));
     let then = move |result: std::io::Result<i32>| match result {
         Ok(pid) => {
             // A full disk must not fail the run: an adopter just cannot time this body out.
@@ -443,15 +437,9 @@ fn exited(shared: &Shared, e: Exit) {
     if plain_no_op(&ended) {
         crash_point("fire:body-exited");
         // G4: nothing to audit, and the release is a relaxed local record. If it fails, JS finds out the same way.
-        settled = shared.store.release(&r.key, r.token, false).is_ok();
+        settled = shared.store.release(&r.lease.key, r.lease.token, false).is_ok();
     }
     let done = Ran {
-        tag,
-        token: r.token,
-        acquired_at: r.acquired_at,
-        expires_at: r.expires_at,
-        start: Ok(e.pid),
-        started_at: r.started_at,
         ended_at: now_ms(),
         duration_ms: r.started.elapsed().as_secs_f64() * 1000.0,
         code: e.code,
@@ -461,6 +449,7 @@ fn exited(shared: &Shared, e: Exit) {
         term_sent_at: r.term_sent_at,
         kill_sent: r.kill_sent,
         settled,
+        ..ran(tag, &r.lease, r.started_at, Ok(e.pid))
     };
     report(shared, Report::Ran(done), !settled || r.started.elapsed() >= r.urgent_after);
 }

@@ -1,6 +1,5 @@
 //! `NativeLane`: the JS face of `orderly_lane::Lane`.
 
-use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,8 +10,9 @@ use napi_derive::napi;
 use orderly_lane::{Armed, Lane, LaneOptions, Report, RunFiles};
 use orderly_spawn::Command;
 
-use crate::error::{from_napi, invalid_arg, Result};
+use crate::error::{from_napi, Result};
 use crate::lease::NativeLeaseStore;
+use crate::spawn::{c_string, spawn_error};
 
 /// One exec fire, prepared ahead of its due time.
 #[napi(object)]
@@ -48,6 +48,7 @@ pub struct JsArmed {
 /// `message`), `started` (its body runs: `pid`, and the lease's figures), or
 /// `ran`: acquired, with how its body went. A `settled` run
 /// was a plain no-op whose lease is released; any other is still held.
+#[derive(Default)]
 #[napi(object, object_from_js = false)]
 pub struct JsLaneReport {
     pub tag: u32,
@@ -91,7 +92,7 @@ impl NativeLane {
             // Fails only once the environment is going away; nobody is left to tell.
             let _ = call.call((), ThreadsafeFunctionCallMode::NonBlocking);
         })
-        .map_err(|e| napi::Error::new(crate::error::Code::from_static("ERR_SPAWN"), format!("start the fire lane: {e}")))?;
+        .map_err(|e| spawn_error(&e, "start the fire lane"))?;
         Ok(Self { lane: Some(lane), ready })
     }
 
@@ -99,7 +100,6 @@ impl NativeLane {
     #[napi(catch_unwind)]
     pub fn arm(&self, fire: JsArmed) -> Result<bool> {
         let Some(lane) = self.lane.as_ref() else { return Ok(false) };
-        let c = |s: String, field: &str| CString::new(s).map_err(|_| invalid_arg(format!("{field} holds a NUL byte")));
         let timeout = Some(fire.timeout_ms).filter(|ms| ms.is_finite() && *ms > 0.0);
         let armed = Armed {
             tag: fire.tag,
@@ -110,11 +110,11 @@ impl NativeLane {
             meta: fire.meta.into_bytes(),
             fire_id: fire.fire_id,
             cmd: Command {
-                program: c(fire.program, "program")?,
-                args: fire.args.into_iter().map(|a| c(a, "args")).collect::<Result<_>>()?,
-                env: fire.env.into_iter().map(|a| c(a, "env")).collect::<Result<_>>()?,
-                cwd: fire.cwd.map(|d| c(d, "cwd")).transpose()?,
-                output: Some(c(fire.output.clone(), "output")?),
+                program: c_string(fire.program, "program")?,
+                args: fire.args.into_iter().map(|a| c_string(a, "args")).collect::<Result<_>>()?,
+                env: fire.env.into_iter().map(|a| c_string(a, "env")).collect::<Result<_>>()?,
+                cwd: fire.cwd.map(|d| c_string(d, "cwd")).transpose()?,
+                output: Some(c_string(fire.output.clone(), "output")?),
                 inherit: Vec::new(),
                 new_group: true,
                 overdue_after: timeout.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()),
@@ -133,7 +133,7 @@ impl NativeLane {
     #[napi(catch_unwind)]
     pub fn set_base_env(&self, env: Vec<String>) -> Result<()> {
         let Some(lane) = self.lane.as_ref() else { return Ok(()) };
-        let env = env.into_iter().map(|e| CString::new(e).map_err(|_| invalid_arg("env holds a NUL byte"))).collect::<Result<_>>()?;
+        let env = env.into_iter().map(|e| c_string(e, "env")).collect::<Result<_>>()?;
         lane.set_base_env(env);
         Ok(())
     }
@@ -178,27 +178,7 @@ impl NativeLane {
 }
 
 fn js_report(r: Report) -> JsLaneReport {
-    let mut out = JsLaneReport {
-        tag: r.tag(),
-        kind: String::new(),
-        message: None,
-        token: 0.0,
-        acquired_at: 0.0,
-        expires_at: 0.0,
-        pid: None,
-        start_error: None,
-        lock_error: false,
-        started_at: 0.0,
-        ended_at: 0.0,
-        duration_ms: 0.0,
-        code: None,
-        signal: None,
-        group_empty: true,
-        timed_out: false,
-        term_sent_at: 0.0,
-        kill_sent: false,
-        settled: false,
-    };
+    let mut out = JsLaneReport { tag: r.tag(), ..JsLaneReport::default() };
     match r {
         Report::Refused { held, .. } => out.kind = if held { "held" } else { "gate-full" }.into(),
         Report::Started { token, acquired_at, expires_at, pid, .. } => {

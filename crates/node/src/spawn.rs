@@ -203,12 +203,12 @@ fn report_start(events: &EventFn, tag: u32, result: std::io::Result<i32>) {
     let _ = events.call(event, ThreadsafeFunctionCallMode::NonBlocking);
 }
 
-fn c_string(s: String, field: &str) -> Result<CString> {
+pub(crate) fn c_string(s: String, field: &str) -> Result<CString> {
     CString::new(s).map_err(|_| invalid_arg(format!("{field} holds a NUL byte")))
 }
 
 /// `err.code` is the errno's name, as Node's own spawn errors have it.
-fn spawn_error(e: &std::io::Error, what: &str) -> Error {
+pub(crate) fn spawn_error(e: &std::io::Error, what: &str) -> Error {
     let name = e.raw_os_error().map(errno_name).unwrap_or("ERR_SPAWN");
     napi::Error::new(Code::from_static(name), format!("{what}: {name}: {e}"))
 }
