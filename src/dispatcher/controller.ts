@@ -18,7 +18,7 @@ import { parseCron } from '../orders/cron.js';
 import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
-import { collectFinished, finishReaped, nativeStartFailure, notStarted, runBody, wrappedCommand, type BodyResult } from './body.js';
+import { collectFinished, DEFAULT_GRACE_MS, finishReaped, nativeStartFailure, notStarted, runBody, wrappedCommand, type BodyResult } from './body.js';
 import { FireLane, LANE_HORIZON_MS, LANE_MIN_GAP_MS, type LaneReport } from './fire-lane.js';
 import { nativeSpawner, signalName } from './spawner.js';
 import { existsNoFollow, isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
@@ -958,7 +958,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const metaJson = JSON.stringify(meta);
     const files = this.#runFiles(meta);
     const place = this.#fixedPlace(o);
-    const graceMs = this.#opts.killGraceMs ?? 5_000;
+    const graceMs = this.#opts.killGraceMs ?? DEFAULT_GRACE_MS;
     // The lane fills the fence and fire time in from the lease it takes.
     const env = { ...place.vars, ...this.#fireVars(o, fireId), ORDERLY_FENCE: '', ORDERLY_FIRED_AT: '', ORDERLY_STATUS_FILE: files.status };
     // The inherited environment goes to the lane once; each fire sends only its own variables.
@@ -1045,10 +1045,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       result = await finishReaped(exit, r.pid!, { runFiles: { output: files.output, exit: files.exit, tag: fireId }, statusFile: files.status, timeoutMs: spec.timeoutMs, noOpExitCodes: spec.noOpExitCodes, noOpWhenSilent: spec.noOpWhenSilent, graceMs, startedAt: Math.round(r.startedAt) }, steps);
       // A daemon the body left behind (setsid) keeps the run lock and escapes the group's signals.
       if (result.outcome === 'timeout') this.#killLockHolders(key, files.lock);
-      if (this.#lockHeld(key, files.lock)) {
-        this.#tainted.add(fireId);
-        unlinkQuiet(files.lock);
-      }
+      this.#retireIfHeld(key, fireId, files.lock);
       crashPoint('fire:body-exited');
     }
     return this.#finish(o, lease, meta, { fireId, slot, trigger, fence }, result, r.settled);
@@ -1107,7 +1104,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             ...(events ? { ORDERLY_EVENT_FROM: String(events.from), ORDERLY_EVENT_TO: String(events.to) } : {}),
           },
           timeoutMs: spec.timeoutMs,
-          graceMs: this.#opts.killGraceMs ?? 5_000,
+          graceMs: this.#opts.killGraceMs ?? DEFAULT_GRACE_MS,
           statusFile: join(this.#runsDir, `${fireId}.status`),
           noOpExitCodes: spec.noOpExitCodes,
           ...(spec.noOpWhenSilent ? { noOpWhenSilent: true } : {}),
@@ -1134,15 +1131,21 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#groups.delete(o.scopedName);
         this.#outputs.delete(fireId);
         if (fd !== undefined) closeSync(fd);
-        // A process of the run still holds its lock (a daemon that escaped the group): its slot is
-        // not handed to another run, where that process could still write.
-        if (this.#lockHeld(o.scopedName, lockPath)) {
-          this.#tainted.add(fireId);
-          unlinkQuiet(lockPath);
-        }
+        this.#retireIfHeld(o.scopedName, fireId, lockPath);
       }
     }
     return this.#runCode(o, lease, fireId);
+  }
+
+  /**
+   * A process of the run still holds its lock (a daemon that escaped the group): its slot is
+   * not handed to another run, where that process could still write.
+   */
+  #retireIfHeld(scopedName: string, fireId: string, lockPath: string): void {
+    if (this.#lockHeld(scopedName, lockPath)) {
+      this.#tainted.add(fireId);
+      unlinkQuiet(lockPath);
+    }
   }
 
   /** Process groups of running exec bodies, by order: what losing a shard kills. */
