@@ -216,7 +216,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   readonly #laneTimers: TimerHeap;
   #lane: FireLane | undefined;
   /** Lane fires armed and not yet heard to run (or to end), by order. */
-  readonly #armed = new Map<string, { tag: number; spec: OrderSpec; due: number }>();
+  readonly #armed = new Map<string, { tag: number; spec: OrderSpec; due: number; armedAt: number }>();
   readonly #runsDir: string;
   #orders = new Map<string, ScopedOrder>();
   /** Scoped names with a run in this process (or an adopted body). */
@@ -338,8 +338,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return [...this.#orders.values()].map((o) => {
       const last = this.#lastFire.get(o.scopedName);
       const lastFiredAt = this.#store.lastRun(o.scopedName);
-      // A fire armed in the lane and not yet heard to run is the order's next fire, not a run.
-      const running = this.#busy.has(o.scopedName) && !this.#armed.has(o.scopedName);
+      const running = this.#isRunning(o.scopedName);
       const status: FeedEntry['status'] = running ? 'active' : (last?.outcome ?? (lastFiredAt !== undefined ? 'no-op' : 'never'));
       const nextDueAt = this.nextDue(o.scopedName);
       return {
@@ -356,12 +355,37 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     });
   }
 
+  /**
+   * A fire armed in the lane is the order's next fire, not a run, until the
+   * lane takes its lease. From then on it is a run until JS hears how it
+   * ended (reports may wait to be batched), or the feed would show the
+   * lease's new lastFiredAt as a no-op before its outcome is known.
+   */
+  #isRunning(key: string): boolean {
+    if (!this.#busy.has(key)) return false;
+    const armed = this.#armed.get(key);
+    return armed === undefined || this.#firedSince(key, armed.armedAt);
+  }
+
+  #armedFired(): number {
+    let n = 0;
+    for (const [key, armed] of this.#armed) if (this.#firedSince(key, armed.armedAt)) n++;
+    return n;
+  }
+
+  #firedSince(key: string, at: number): boolean {
+    try {
+      return (this.#store.lastRun(key) ?? -Infinity) >= at;
+    } catch {
+      return false; // a closed store shows no new fire
+    }
+  }
+
   stats(): ControllerStats {
     const s = this.#poisonSafeStats();
     return {
       ...this.#counts,
-      // Fires armed in the lane are not runs yet (they are a subset of #busy).
-      running: this.#busy.size - this.#armed.size,
+      running: this.#busy.size - this.#armed.size + this.#armedFired(),
       audit: this.#audit.stats(),
       walSyncs: s.walSyncs,
       walBytes: s.walBytes,
@@ -1005,7 +1029,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#slots.give(slot);
       return { scopedName: key, skipped: 'stopping' };
     }
-    this.#armed.set(key, { tag: armed.tag, spec, due: due ?? Date.now() + inMs });
+    const armedAt = Date.now();
+    this.#armed.set(key, { tag: armed.tag, spec, due: due ?? armedAt + inMs, armedAt });
     let r: LaneReport;
     try {
       r = await armed.report;
