@@ -17,6 +17,7 @@ import { startHttp, type HttpServer } from '../http/server.js';
 import { Coordinator } from '../cluster/coordinator.js';
 import { clusterSink, engineFromUrl, sameDatabase } from '../cluster/connect.js';
 import { shardOf } from '../cluster/shards.js';
+import { type LongTimeout, setLongTimeout } from '../dispatcher/long-timeout.js';
 
 export const RUN_USAGE = `usage: orderly-dispatch run <city|pack|orders-dir> [--state DIR] [--audit URL] [--rig NAME]... [--for DURATION] [--events] [--json]
 
@@ -333,7 +334,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const started = performance.now();
-  let forTimer: NodeJS.Timeout | undefined;
+  let forTimer: LongTimeout | undefined;
   const quiet = json ? undefined : setInterval(() => lines.quiet(controller.feed()), 1000);
   await new Promise<void>((resolveStop) => {
     const stop = (): void => resolveStop();
@@ -350,11 +351,11 @@ export async function run(argv: string[]): Promise<number> {
       );
     };
     if (hangupDuringStart) onHangup();
-    if (forMs !== undefined) forTimer = setTimeout(stop, forMs);
+    if (forMs !== undefined) forTimer = setLongTimeout(stop, forMs);
   });
   clearInterval(quiet);
   // A SIGTERM before --for ran out: its timer must not keep the process alive.
-  clearTimeout(forTimer);
+  forTimer?.clear();
   await http?.close();
   server.close();
   await controller.stop(graceMs);

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
 import { envEntries, type LayeredEnv } from './layered-env.js';
+import { type LongTimeout, setLongTimeout } from './long-timeout.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
 import { lockRecord } from './run-lock.js';
 import { type ChildExit, nativeSpawner, type RunLockHandoff, signalName } from './spawner.js';
@@ -161,8 +162,6 @@ export const DRAIN_MS = 250;
 const GROUP_POLL_MS = 50;
 /** A status file is one word; a bigger one is a script bug, not a status. */
 const STATUS_FILE_MAX_BYTES = 1024;
-/** setTimeout wraps longer delays to 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The last `limit` bytes of a stream, plus a count of all of them. Whole
@@ -533,7 +532,7 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
   let timedOut = false;
   let termSentAt: number | undefined;
   let killSent = false;
-  let graceTimer: NodeJS.Timeout | undefined;
+  let graceTimer: LongTimeout | undefined;
   // A controller that was paused (SIGSTOP, a stalled VM) wakes with the timer and the
   // body's exit both pending, timers first: the exit gets one turn of the loop to land,
   // and a wrapper that already wrote the exit status means the shell ended in time.
@@ -543,20 +542,20 @@ async function supervise(started: Started, pgid: number, opts: Supervised, s: Su
       timedOut = true;
       termSentAt = performance.now();
       signalGroup(pgid, 'SIGTERM');
-      graceTimer = setTimeout(() => {
+      graceTimer = setLongTimeout(() => {
         killSent = true;
         signalGroup(pgid, 'SIGKILL');
       }, s.graceMs);
     });
-  let timeoutTimer: NodeJS.Timeout | undefined;
+  let timeoutTimer: LongTimeout | undefined;
   if (started.overdue) started.overdue(onTimeout);
-  else if (Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0) timeoutTimer = setTimeout(onTimeout, Math.min(opts.timeoutMs, MAX_TIMER_MS));
+  else if (Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0) timeoutTimer = setLongTimeout(onTimeout, opts.timeoutMs);
 
   const { code, signal, groupEmpty } = await exited;
   const endedAt = Date.now();
   const durationMs = Math.round(performance.now() - s.t0);
-  clearTimeout(timeoutTimer);
-  clearTimeout(graceTimer);
+  timeoutTimer?.clear();
+  graceTimer?.clear();
   return afterExit({ code, signal, groupEmpty, endedAt, durationMs }, pgid, opts, s, { timedOut, termSentAt, killSent }, streams, closed);
 }
 

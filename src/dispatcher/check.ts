@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { setLongTimeout } from './long-timeout.js';
 
 /**
  * Runs a condition order's `check` command: true when it exits 0 within the
@@ -21,17 +22,17 @@ export function runCheck(command: string, opts: { cwd: string; env: Record<strin
         // Already gone.
       }
     };
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       signal('SIGTERM');
       // Not cleared when the shell exits: a child that ignored SIGTERM still goes.
       setTimeout(() => signal('SIGKILL'), opts.graceMs ?? 2_000).unref();
     }, opts.timeoutMs);
     child.on('error', () => {
-      clearTimeout(timer);
+      timer.clear();
       resolve(false);
     });
     child.on('exit', (code) => {
-      clearTimeout(timer);
+      timer.clear();
       resolve(code === 0);
     });
   });

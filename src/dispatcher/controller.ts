@@ -29,6 +29,7 @@ import { LayeredEnv } from './layered-env.js';
 import { runCheck } from './check.js';
 import { appendEvent, EventLogFollower, isOrderMarker, type CityEvent, type PublishInput } from './event-log.js';
 import { STEP_MS, TimerHeap } from './timers.js';
+import { setLongTimeout } from './long-timeout.js';
 import { clusterFence } from '../cluster/shards.js';
 
 export interface ControllerOptions {
@@ -502,7 +503,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     if (this.#otherFirst) clearTimeout(this.#otherFirst);
     if (this.#trimmer) clearInterval(this.#trimmer);
     const deadline = Date.now() + graceMs;
-    await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise<void>((r) => setLongTimeout(r, graceMs, { unref: true }))]);
     await this.#close(Math.max(1000, deadline - Date.now()));
   }
 
@@ -1222,7 +1223,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const abort = new AbortController();
     this.#aborts.set(o.scopedName, abort);
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       timedOut = true;
       abort.abort(new OrderlyError('ERR_TIMEOUT', `timed out after ${spec.timeoutMs} ms`));
     }, spec.timeoutMs);
@@ -1240,7 +1241,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (timedOut) return done('timeout', `timed out after ${spec.timeoutMs} ms`);
       return done('failed', err instanceof Error ? err.message : String(err));
     } finally {
-      clearTimeout(timer);
+      timer.clear();
       this.#aborts.delete(o.scopedName);
     }
   }

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { MAX_TIMER_MS } from './long-timeout.js';
 
 /**
  * Exact due times from a binary heap and one Node timer for the earliest:
@@ -25,8 +26,6 @@ interface Entry {
   seq: number;
 }
 
-/** Node's timers hold at most 2^31-1 ms (24.8 days); a longer one fires at once, with a warning. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const WALL_RECHECK_MS = 60_000;
 const ARM_MARGIN_MS = 1;
 /** The two clocks drifting apart by more than this is a step of the wall clock, not timer jitter. */

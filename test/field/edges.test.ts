@@ -46,6 +46,22 @@ describe('the CLI at awkward moments', () => {
   }, 40_000);
 });
 
+describe('orderly-dispatch run --for past 24.8 days', () => {
+  it('runs until told to stop, not for the 1 ms Node gives an oversized timer', async () => {
+    const base = fresh();
+    const city = gasCity(join(base, 'city'));
+    const child = spawn(process.execPath, [cli, 'run', city, '--state', join(base, 'state'), '--for', '720h', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const exited = new Promise<[number | null, string | null]>((r) => child.once('exit', (c, sig) => r([c, sig])));
+    expect(await waitUntil(() => out.includes('"type":"started"'), 20_000)).toBe(true);
+    await sleep(1_000);
+    expect(child.exitCode, 'still running a second after its start').toBe(null);
+    child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
+  }, 40_000);
+});
+
 describe('orderly-dispatch run | head', () => {
   it('a reader that goes away does not stop the controller: it runs its time and leaves no lease held', async () => {
     const base = fresh();
