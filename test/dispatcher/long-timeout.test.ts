@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Controller, defineOrder, parseOrderFile } from '../../src/index.js';
+import { Controller, defineOrder, parseOrderFile, type OrderSpec } from '../../src/index.js';
 import { runCheck } from '../../src/dispatcher/check.js';
 import { setLongTimeout } from '../../src/dispatcher/long-timeout.js';
 import { tempDir } from '../helpers.js';
@@ -28,31 +28,28 @@ describe('setLongTimeout', () => {
 });
 
 describe('timeouts past 24.8 days', () => {
-  it('a code order with a 30-day timeout runs to its end', async () => {
+  /** The outcome of one manual fire of `spec` on a fresh controller. */
+  async function fireOnce(spec: OrderSpec, more: { spawner?: 'node' } = {}): Promise<string | undefined> {
     const d = tempDir('long-timeout');
     try {
-      const spec = defineOrder({ name: 'slow', trigger: 'manual', timeout: '720h', run: async () => (await new Promise((r) => setTimeout(r, 100)), { didWork: false }) });
-      expect(spec.timeoutMs).toBe(THIRTY_DAYS_MS);
-      const c = await Controller.start({ state: d.path, orders: [spec] });
-      const r = await c.fire('slow');
+      const c = await Controller.start({ state: d.path, orders: [spec], ...more });
+      const r = await c.fire(spec.name);
       await c.stop();
-      expect(r.outcome).toBe('no-op');
+      return r.outcome;
     } finally {
       d.remove();
     }
+  }
+
+  it('a code order with a 30-day timeout runs to its end', async () => {
+    const spec = defineOrder({ name: 'slow', trigger: 'manual', timeout: '720h', run: async () => (await new Promise((r) => setTimeout(r, 100)), { didWork: false }) });
+    expect(spec.timeoutMs).toBe(THIRTY_DAYS_MS);
+    expect(await fireOnce(spec)).toBe('no-op');
   });
 
   it('an exec body with a 30-day timeout runs to its end on the node spawner', async () => {
-    const d = tempDir('long-timeout-exec');
-    try {
-      const spec = parseOrderFile('[order]\ntrigger = "manual"\ntimeout = "720h"\nexec = "sleep 0.1; exit 100"\n', '/virtual/slow.toml');
-      const c = await Controller.start({ state: d.path, orders: [spec], spawner: 'node' });
-      const r = await c.fire('slow');
-      await c.stop();
-      expect(r.outcome).toBe('no-op');
-    } finally {
-      d.remove();
-    }
+    const spec = parseOrderFile('[order]\ntrigger = "manual"\ntimeout = "720h"\nexec = "sleep 0.1; exit 100"\n', '/virtual/slow.toml');
+    expect(await fireOnce(spec, { spawner: 'node' })).toBe('no-op');
   });
 
   it('a condition check with a 30-day timeout is not killed', async () => {
