@@ -172,8 +172,12 @@ fn fires_due_together_share_one_sync() {
     let f = fixture(Duration::from_millis(20));
     let runs = f.dir.path().join("runs");
     let before = f.store.stats().wal.unwrap().syncs;
+    // One due time for all: arming them one by one on a loaded machine must not spread them over several turns.
+    let due = Instant::now() + Duration::from_millis(300);
     for tag in 0..40 {
-        f.lane.arm(armed(&runs, tag, &format!("city/o{tag}"), "exit 100", 50));
+        let mut a = armed(&runs, tag, &format!("city/o{tag}"), "exit 100", 0);
+        a.due = due;
+        f.lane.arm(a);
     }
     let mut started = 0;
     let got = wait_reports_counting(&f.lane, 40, &mut started);
