@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use orderly_spawn::Command;
 
+use crate::repeat::Repeat;
+
 /// A run's files, as the controller names them from the slot in the lease's meta.
 #[derive(Clone, Debug)]
 pub struct RunFiles {
@@ -16,6 +18,7 @@ pub struct RunFiles {
 }
 
 /// One fire of an exec order, prepared by JS while it was awake anyway.
+#[derive(Clone)]
 pub struct Armed {
     /// The caller's name for this fire in every report.
     pub tag: u32,
@@ -42,6 +45,9 @@ pub struct Armed {
     /// A settled run that ended this long after its start or later is told
     /// to JS at once, not with the next batch (the order's next fire is near).
     pub urgent_after: Duration,
+    /// Settled as a plain no-op, it is followed by the order's next fire,
+    /// armed here (see `repeat`), until `Lane::disarm` takes the chain back.
+    pub repeat: Option<Repeat>,
 }
 
 /// How a fire the lane took ended, as far as the lane saw it through.
@@ -89,6 +95,15 @@ pub struct Ran {
     pub kill_sent: bool,
     /// A plain no-op whose lease the lane has released: nothing is left to do but count it.
     pub settled: bool,
+    /// The order's next fire, armed by the lane under the same tag.
+    pub next: Option<Next>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Next {
+    pub fire_id: String,
+    /// Wall-clock ms, as far as the monotonic due time can say.
+    pub due_at: f64,
 }
 
 /// Why a body did not start.

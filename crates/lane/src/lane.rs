@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::ffi::CString;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,7 +13,8 @@ use orderly_lease::{create_run_lock, record_fire, record_started_body, trim_head
 use orderly_spawn::{errno_name, Exit, Job, Reaper, SpawnPool};
 use orderly_wal::crash_point;
 
-use crate::armed::{Armed, Ran, Report, RunFiles, StartError};
+use crate::armed::{Armed, Next, Ran, Report, RunFiles, StartError};
+use crate::repeat::next_fire;
 use crate::settle::{fill_env, plain_no_op, with_base, Ended};
 
 #[derive(Clone, Debug)]
@@ -57,6 +58,8 @@ struct State {
     /// Every report is urgent (`set_eager`).
     eager: bool,
     closed: bool,
+    /// Tags `disarm` found running: their run is not followed by another fire.
+    stopped: HashSet<u32>,
 }
 
 /// A run whose lease is held and whose shell is not yet reaped.
@@ -74,6 +77,10 @@ struct Running {
     timed_out: bool,
     term_sent_at: f64,
     kill_sent: bool,
+    /// The fire as armed, to make the order's next one from (`Armed::repeat`).
+    repeat: Option<Box<Armed>>,
+    /// When its lease was granted: the next fire counts its interval from here.
+    acquired: Instant,
 }
 
 struct Shared {
@@ -101,7 +108,7 @@ impl Lane {
     pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
         let shared = Arc::new(Shared {
             store,
-            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, eager: false, closed: false }),
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
             wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
@@ -150,9 +157,16 @@ impl Lane {
         }
     }
 
-    /// Takes `tag` back before it fires: true if it had not been taken for its fire yet.
+    /// Takes `tag` back before it fires: true if it had not been taken for
+    /// its fire yet. False: it runs, or its report is on the way; either
+    /// way it is not followed by a next fire (`Armed::repeat`).
     pub fn disarm(&self, tag: u32) -> bool {
-        lock(&self.shared.state).armed.remove(&tag).is_some()
+        let mut st = lock(&self.shared.state);
+        if st.armed.remove(&tag).is_some() {
+            return true;
+        }
+        st.stopped.insert(tag);
+        false
     }
 
     /// Reports since the last call, in the order they were made; a run's
@@ -164,10 +178,23 @@ impl Lane {
             st.flush_at = None;
             std::mem::take(&mut st.reports)
         };
-        let ended: std::collections::HashSet<u32> = reports.iter().filter_map(|r| if let Report::Ran(r) = r { Some(r.tag) } else { None }).collect();
-        if !ended.is_empty() {
-            reports.retain(|r| !matches!(r, Report::Started { tag, .. } if ended.contains(tag)));
+        // A start is dropped only for an end that follows it: under one tag, a repeated order's next run may start after this one ended.
+        let mut ended_later = HashSet::new();
+        let mut keep = vec![true; reports.len()];
+        for (i, r) in reports.iter().enumerate().rev() {
+            match r {
+                Report::Ran(r) => {
+                    ended_later.insert(r.tag);
+                }
+                Report::Started { tag, .. } => keep[i] = !ended_later.contains(tag),
+                _ => {}
+            }
         }
+        let mut i = 0;
+        reports.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
         reports
     }
 
@@ -295,14 +322,15 @@ fn trim_outputs(shared: &Shared) {
 
 fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
     let store = &shared.store;
-    let mut granted: Vec<(Armed, Arc<LeaseInfo>)> = Vec::with_capacity(batch.len());
+    let mut granted: Vec<(Armed, Arc<LeaseInfo>, Instant)> = Vec::with_capacity(batch.len());
     let mut last = None;
     for mut a in batch {
-        let meta = std::mem::take(&mut a.meta);
+        // A repeated fire keeps its meta, to make the next one's from.
+        let meta = if a.repeat.is_some() { a.meta.clone() } else { std::mem::take(&mut a.meta) };
         match store.acquire(&a.key, Some(a.ttl_ms), a.group.clone(), Some(meta)) {
             Ok((Acquired::Granted(info), lsn)) => {
                 last = last.max(lsn);
-                granted.push((a, info));
+                granted.push((a, info, Instant::now()));
             }
             Ok((Acquired::Held, _)) => report(shared, Report::Refused { tag: a.tag, held: true }, true),
             Ok((Acquired::GateFull, _)) => report(shared, Report::Refused { tag: a.tag, held: false }, true),
@@ -312,7 +340,7 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
     if let (Some(lsn), Some(wal)) = (last, store.wal()) {
         if let Err(e) = wal.wait_durable(lsn) {
             // Not durable, so not held: nobody may act on them.
-            for (a, info) in granted {
+            for (a, info, _) in granted {
                 store.rollback(&a.key, info.token);
                 report(shared, Report::StoreFailed { tag: a.tag, message: e.to_string() }, true);
             }
@@ -321,12 +349,12 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
     }
     // One fire on its own is spawned here: handing it to a thread costs a wake-up more than the wait for its exec.
     let inline = granted.len() == 1 && pool.inline_turn();
-    for (a, info) in granted {
+    for (a, info, acquired) in granted {
         crash_point("fire:acquired");
         while pool.queued() >= QUEUE_MAX {
             std::thread::sleep(QUEUE_WAIT);
         }
-        start(shared, pool, a, info, inline);
+        start(shared, pool, a, info, acquired, inline);
     }
 }
 
@@ -347,6 +375,7 @@ fn ran(tag: u32, info: &LeaseInfo, started_at: f64, start: Result<i32, StartErro
         term_sent_at: 0.0,
         kill_sent: false,
         settled: false,
+        next: None,
     }
 }
 
@@ -359,7 +388,7 @@ fn open_lock(path: &Path) -> std::io::Result<i32> {
     })
 }
 
-fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: Arc<LeaseInfo>, inline: bool) {
+fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: Arc<LeaseInfo>, acquired: Instant, inline: bool) {
     let started_at = now_ms();
     let tag = a.tag;
     let cannot_lock = |e: std::io::Error| {
@@ -379,6 +408,7 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: Arc<LeaseInfo>,
             return report(shared, cannot_lock(e), true);
         }
     }
+    let repeat = a.repeat.is_some().then(|| Box::new(a.clone()));
     let mut cmd = a.cmd;
     let base = Arc::clone(&lock(&shared.base_env));
     cmd.env = with_base(&base, std::mem::take(&mut cmd.env));
@@ -400,6 +430,8 @@ fn start(shared: &Arc<Shared>, pool: &SpawnPool, a: Armed, info: Arc<LeaseInfo>,
             timed_out: false,
             term_sent_at: 0.0,
             kill_sent: false,
+            repeat,
+            acquired,
         },
     );
     let (fire_id, timeout_ms, sh) = (a.fire_id, a.timeout_ms, Arc::clone(shared));
@@ -439,7 +471,7 @@ fn exited(shared: &Shared, e: Exit) {
         // G4: nothing to audit, and the release is a relaxed local record. If it fails, JS finds out the same way.
         settled = shared.store.release(&r.lease.key, r.lease.token, false).is_ok();
     }
-    let done = Ran {
+    let mut done = Ran {
         ended_at: now_ms(),
         duration_ms: r.started.elapsed().as_secs_f64() * 1000.0,
         code: e.code,
@@ -451,7 +483,21 @@ fn exited(shared: &Shared, e: Exit) {
         settled,
         ..ran(tag, &r.lease, r.started_at, Ok(e.pid))
     };
-    report(shared, Report::Ran(done), !settled || r.started.elapsed() >= r.urgent_after);
+    // Made before the lock: the next fire's copies and its random id are not the lane's to wait for.
+    let next = if settled { r.repeat.as_deref().and_then(|a| next_fire(a, r.acquired)) } else { None };
+    let mut st = lock(&shared.state);
+    // In one hold with the report: JS, taking the next fire back, also gets this one's report.
+    if let Some(n) = next.filter(|_| !st.stopped.remove(&tag) && !st.closed) {
+        let until_due = n.due.saturating_duration_since(Instant::now());
+        done.next = Some(Next { fire_id: n.fire_id.clone(), due_at: now_ms() + until_due.as_secs_f64() * 1000.0 });
+        if st.sleeping_until.is_some_and(|until| n.due < until) {
+            shared.wake.notify_one();
+        }
+        st.due.push(Reverse((n.due, tag)));
+        st.armed.insert(tag, n);
+    }
+    let urgent = !settled || (done.next.is_none() && r.started.elapsed() >= r.urgent_after);
+    report_in(shared, st, Report::Ran(done), urgent);
 }
 
 /// On the reaping thread: the run's shell is still running at its timeout.
@@ -482,7 +528,14 @@ fn exit_recorded(path: &Path, fire_id: &str) -> bool {
 }
 
 fn report(shared: &Shared, r: Report, urgent: bool) {
-    let mut st = lock(&shared.state);
+    report_in(shared, lock(&shared.state), r, urgent);
+}
+
+fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: bool) {
+    // The tag's last report: a `disarm` that found it running has nothing left to stop.
+    if !matches!(&r, Report::Started { .. } | Report::Ran(Ran { next: Some(_), .. })) {
+        st.stopped.remove(&r.tag());
+    }
     st.reports.push(r);
     if st.notified {
         return;

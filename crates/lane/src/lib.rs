@@ -10,7 +10,9 @@
 //! so, no status file, nothing left running) is released here too and
 //! reported with the next batch. Anything else, and every refusal or
 //! failure, is handed back to JS at once, with the lease still held, and JS
-//! finishes it as it finishes a run it started itself.
+//! finishes it as it finishes a run it started itself. A cooldown order's
+//! plain no-op is followed by its next fire, armed here (`repeat`): an
+//! order that keeps finding nothing to do costs JS a counter per fire.
 //!
 //! What a fire leaves on disk is the same either way: the lease's meta, the
 //! run lock's records and the run files, so a controller restarted after a
@@ -18,7 +20,9 @@
 
 mod armed;
 mod lane;
+mod repeat;
 mod settle;
 
-pub use armed::{Armed, Ran, Report, RunFiles, StartError};
+pub use armed::{Armed, Next, Ran, Report, RunFiles, StartError};
 pub use lane::{Lane, LaneOptions};
+pub use repeat::Repeat;

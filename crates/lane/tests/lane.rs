@@ -1,12 +1,13 @@
 //! The lane against a real durable store and real children.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderly_lane::{Armed, Lane, LaneOptions, Ran, Report, RunFiles};
+use orderly_lane::{Armed, Lane, LaneOptions, Ran, Repeat, Report, RunFiles};
 use orderly_lease::{LeaseStore, StoreOptions};
 use orderly_spawn::Command;
 
@@ -54,6 +55,7 @@ fn armed(runs: &Path, tag: u32, key: &str, body: &str, in_ms: u64) -> Armed {
         no_op_codes: vec![100],
         no_op_when_silent: false,
         urgent_after: Duration::from_secs(3600),
+        repeat: None,
     }
 }
 
@@ -207,4 +209,64 @@ fn a_long_run_is_told_as_started_before_it_ends_with_the_shared_environment_unde
     assert!(t0.elapsed() < Duration::from_millis(450), "told while it runs");
     let got = wait_reports(&f.lane, 1);
     assert!(ran(&got[0]).settled, "the base's PATH lost to the fire's own, SHARED came through: {got:?}");
+}
+
+fn repeated(a: Armed, every_ms: u64) -> Armed {
+    Armed { repeat: Some(Repeat { every: Duration::from_millis(every_ms), jitter: Duration::ZERO }), ..a }
+}
+
+#[test]
+fn a_repeated_no_op_arms_the_order_s_next_fire_itself_until_taken_back() {
+    let f = fixture(Duration::from_millis(20));
+    let runs = f.dir.path().join("runs");
+    let ids = f.dir.path().join("ids");
+    let mut a = armed(&runs, 1, "city/r", &format!("echo \"$ORDERLY_FIRE_ID $ORDERLY_STATUS_FILE\" >> {}; exit 100", ids.display()), 0);
+    a.cmd.env.push(c("ORDERLY_FIRE_ID=fire-1"));
+    assert!(f.lane.arm(repeated(a, 150)));
+    let got = wait_reports(&f.lane, 4);
+    let runs_seen: Vec<&Ran> = got.iter().map(ran).collect();
+    assert!(runs_seen.iter().all(|r| r.settled && r.next.is_some()), "{got:?}");
+    for w in runs_seen.windows(2) {
+        assert!(w[1].acquired_at + 1 >= w[0].acquired_at + 150, "never early: {} then {}", w[0].acquired_at, w[1].acquired_at);
+        assert!(w[0].next.as_ref().unwrap().due_at + 1.0 >= w[0].acquired_at as f64 + 150.0);
+    }
+    let next_ids: Vec<String> = runs_seen.iter().map(|r| r.next.as_ref().unwrap().fire_id.clone()).collect();
+    let mut want: Vec<String> = vec!["fire-1".into()];
+    want.extend(next_ids[..3].iter().cloned());
+    let lines: Vec<String> = std::fs::read_to_string(&ids).unwrap().lines().take(4).map(String::from).collect();
+    let expected: Vec<String> = want.iter().map(|id| format!("{id} {}", runs.join(format!("{id}.status")).display())).collect();
+    assert_eq!(lines, expected, "each fire has its own id, in its variables and its status file's name");
+    assert_eq!(next_ids.iter().collect::<HashSet<_>>().len(), 4);
+    // Taken back between fires, or while one runs: either way nothing follows it.
+    let armed_now = f.lane.disarm(1);
+    std::thread::sleep(Duration::from_millis(400));
+    let rest = f.lane.take();
+    let ended: Vec<&Ran> = rest.iter().filter_map(|r| if let Report::Ran(r) = r { Some(r) } else { None }).collect();
+    if armed_now {
+        assert!(ended.iter().all(|r| r.next.is_some()), "reports from before the disarm only: {rest:?}");
+    } else {
+        assert!(ended.last().is_some_and(|r| r.next.is_none()), "the run in progress ends the chain: {rest:?}");
+    }
+    let count = std::fs::read_to_string(&ids).unwrap().lines().count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(std::fs::read_to_string(&ids).unwrap().lines().count(), count, "no fire after the disarm");
+    assert_eq!(f.lane.pending(), 0);
+}
+
+#[test]
+fn a_repeat_taken_back_while_it_runs_ends_with_that_run() {
+    let f = fixture(Duration::from_millis(20));
+    let runs = f.dir.path().join("runs");
+    assert!(f.lane.arm(repeated(armed(&runs, 2, "city/slow", "sleep 0.3; exit 100", 0), 50)));
+    let t0 = Instant::now();
+    while !f.lane.take().iter().any(|r| matches!(r, Report::Started { .. })) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!f.lane.disarm(2), "it runs: not taken back");
+    let got = wait_reports(&f.lane, 1);
+    assert!(ran(&got[0]).settled && ran(&got[0]).next.is_none(), "{got:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(f.lane.take().is_empty());
+    assert_eq!(f.lane.pending(), 0);
 }

@@ -7,7 +7,7 @@ use napi::bindgen_prelude::Env;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::Status;
 use napi_derive::napi;
-use orderly_lane::{Armed, Lane, LaneOptions, Report, RunFiles};
+use orderly_lane::{Armed, Lane, LaneOptions, Repeat, Report, RunFiles};
 use orderly_spawn::Command;
 
 use crate::error::{from_napi, Result};
@@ -42,6 +42,11 @@ pub struct JsArmed {
     pub no_op_when_silent: bool,
     /// A plain no-op that ran this long or longer is told at once, not with the next batch.
     pub urgent_after_ms: f64,
+    /// A cooldown order's interval: a plain no-op is followed by its next
+    /// fire, armed natively under the same tag (see `nextFireId`).
+    pub repeat_ms: Option<f64>,
+    /// Up to this much later, drawn per fire.
+    pub jitter_ms: Option<f64>,
 }
 
 /// `kind`: `held` or `gate-full` (not acquired), `store-failed` (with
@@ -71,6 +76,9 @@ pub struct JsLaneReport {
     pub term_sent_at: f64,
     pub kill_sent: bool,
     pub settled: bool,
+    /// Set when the lane armed the order's next fire itself: its fire id and due time (epoch ms).
+    pub next_fire_id: Option<String>,
+    pub next_due_at: f64,
 }
 
 /// `onReady()`: weak, unbounded; called when reports wait for `take`.
@@ -125,6 +133,10 @@ impl NativeLane {
             no_op_codes: fire.no_op_exit_codes,
             no_op_when_silent: fire.no_op_when_silent,
             urgent_after: Duration::from_secs_f64(fire.urgent_after_ms.max(0.0) / 1000.0),
+            repeat: fire.repeat_ms.filter(|ms| ms.is_finite() && *ms > 0.0).map(|ms| Repeat {
+                every: Duration::from_secs_f64(ms / 1000.0),
+                jitter: Duration::from_secs_f64(fire.jitter_ms.filter(|j| j.is_finite()).unwrap_or(0.0).max(0.0) / 1000.0),
+            }),
         };
         Ok(lane.arm(armed))
     }
@@ -146,7 +158,8 @@ impl NativeLane {
         }
     }
 
-    /// True: taken back before its fire; false: it fired (a report follows) or was never armed.
+    /// True: taken back before its fire; false: it fired (a report follows,
+    /// with no next fire after it) or was never armed.
     #[napi(catch_unwind)]
     pub fn disarm(&self, tag: u32) -> bool {
         self.lane.as_ref().is_some_and(|l| l.disarm(tag))
@@ -215,6 +228,10 @@ fn js_report(r: Report) -> JsLaneReport {
             out.term_sent_at = r.term_sent_at;
             out.kill_sent = r.kill_sent;
             out.settled = r.settled;
+            if let Some(next) = r.next {
+                out.next_fire_id = Some(next.fire_id);
+                out.next_due_at = next.due_at;
+            }
         }
     }
     out
