@@ -19,7 +19,7 @@ import { editDistance } from '../orders/spec.js';
 import { validateScoped } from '../orders/scope.js';
 import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/types.js';
 import { collectFinished, DEFAULT_GRACE_MS, finishReaped, nativeStartFailure, notStarted, runBody, wrappedCommand, type BodyResult } from './body.js';
-import { FireLane, LANE_HORIZON_MS, LANE_MIN_GAP_MS, type LaneReport } from './fire-lane.js';
+import { FireLane, LANE_HORIZON_MS, LANE_MIN_GAP_MS, type LaneReport, type LaneRun } from './fire-lane.js';
 import { nativeSpawner, signalName } from './spawner.js';
 import { existsNoFollow, isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
 import { lockRecord } from './run-lock.js';
@@ -218,6 +218,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   #lane: FireLane | undefined;
   /** Lane fires armed and not yet heard to run (or to end), by order. */
   readonly #armed = new Map<string, { tag: number; spec: OrderSpec; due: number; armedAt: number }>();
+  /** Every lane fire from its arming to its last report, through the next fires the lane arms itself. */
+  readonly #chains = new Map<string, { tag: number; spec: OrderSpec }>();
   readonly #runsDir: string;
   #orders = new Map<string, ScopedOrder>();
   /** Scoped names with a run in this process (or an adopted body). */
@@ -337,9 +339,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   /** Every order with its lastFiredAt, last outcome and no-op count since start (G4 keeps no-ops out of the database). */
   feed(): FeedEntry[] {
     return [...this.#orders.values()].map((o) => {
-      const last = this.#lastFire.get(o.scopedName);
+      const lane = this.#laneFire(o.scopedName);
+      // Settled in the lane and not yet heard of: only a plain no-op is released there.
+      const last = lane === 'settled' ? { outcome: 'no-op' as const } : this.#lastFire.get(o.scopedName);
       const lastFiredAt = this.#store.lastRun(o.scopedName);
-      const running = this.#isRunning(o.scopedName);
+      const running = this.#busy.has(o.scopedName) && (lane === undefined || lane === 'running');
       const status: FeedEntry['status'] = running ? 'active' : (last?.outcome ?? (lastFiredAt !== undefined ? 'no-op' : 'never'));
       const nextDueAt = this.nextDue(o.scopedName);
       return {
@@ -348,7 +352,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         trigger: o.spec.trigger,
         status,
         ...(lastFiredAt !== undefined ? { lastFiredAt } : {}),
-        ...(last ? { lastFireId: last.fireId } : {}),
+        ...(last && 'fireId' in last ? { lastFireId: last.fireId } : {}),
         ...(last?.outcome ? { lastOutcome: last.outcome } : {}),
         noOpsSinceStart: this.#noOps.get(o.scopedName) ?? 0,
         ...(nextDueAt !== undefined ? { nextDueAt } : {}),
@@ -357,36 +361,35 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   }
 
   /**
-   * A fire armed in the lane is the order's next fire, not a run, until the
-   * lane takes its lease. From then on it is a run until JS hears how it
-   * ended (reports may wait to be batched), or the feed would show the
-   * lease's new lastFiredAt as a no-op before its outcome is known.
+   * Where the lane is with an order's armed fire, as far as the lease store
+   * says before JS hears (reports wait to be batched): `armed` until it
+   * takes the lease, then `running` while the lease is held (a body runs,
+   * or its end waits for JS), then `settled`: a plain no-op, released there.
+   * Undefined: no fire of the order is armed in the lane.
    */
-  #isRunning(key: string): boolean {
-    if (!this.#busy.has(key)) return false;
+  #laneFire(key: string): 'armed' | 'running' | 'settled' | undefined {
     const armed = this.#armed.get(key);
-    return armed === undefined || this.#firedSince(key, armed.armedAt);
-  }
-
-  #armedFired(): number {
-    let n = 0;
-    for (const [key, armed] of this.#armed) if (this.#firedSince(key, armed.armedAt)) n++;
-    return n;
-  }
-
-  #firedSince(key: string, at: number): boolean {
+    if (armed === undefined) return undefined;
     try {
-      return (this.#store.lastRun(key) ?? -Infinity) >= at;
+      // lastRun first: a lease released after it was read is a fire that had begun by then.
+      if ((this.#store.lastRun(key) ?? -Infinity) < armed.armedAt) return 'armed';
+      return this.#store.holder(key) !== undefined ? 'running' : 'settled';
     } catch {
-      return false; // a closed store shows no new fire
+      return 'armed'; // a closed store shows no new fire
     }
+  }
+
+  #laneRunning(): number {
+    let n = 0;
+    for (const key of this.#armed.keys()) if (this.#laneFire(key) === 'running') n++;
+    return n;
   }
 
   stats(): ControllerStats {
     const s = this.#poisonSafeStats();
     return {
       ...this.#counts,
-      running: this.#busy.size - this.#armed.size + this.#armedFired(),
+      running: this.#busy.size - this.#armed.size + this.#laneRunning(),
       audit: this.#audit.stats(),
       walSyncs: s.walSyncs,
       walBytes: s.walBytes,
@@ -443,8 +446,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const previous = new Map(this.#orders);
     this.#setOrders(orders);
     for (const key of previous.keys()) if (!this.#orders.has(key)) this.#unschedule(key);
-    // A fire armed for an order this reload removed or changed is taken back; the order as it is now is scheduled once that settles.
-    for (const [key, armed] of this.#armed) if (this.#orders.get(key)?.spec !== armed.spec) this.#lane?.disarm(armed.tag);
+    // A lane fire of an order this reload removed or changed is taken back, or ends with the run in progress; the order as it is now is scheduled once that settles.
+    for (const [key, chain] of this.#chains) if (this.#orders.get(key)?.spec !== chain.spec) this.#lane?.disarm(chain.tag);
     this.#carryRenames(previous);
     this.#scheduleAll();
     // Event orders new with this reload: follow the log now; orders already followed pick them up at the next poll.
@@ -496,7 +499,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#stopping = true;
     this.#timers.stop();
     this.#laneTimers.stop();
-    for (const armed of this.#armed.values()) this.#lane?.disarm(armed.tag);
+    for (const chain of this.#chains.values()) this.#lane?.disarm(chain.tag);
     if (this.#events) clearInterval(this.#events.timer);
     if (this.#poisonWatch) clearInterval(this.#poisonWatch);
     if (this.#otherWatch) clearInterval(this.#otherWatch);
@@ -948,17 +951,16 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   async #finish(o: ScopedOrder, lease: Lease, meta: Meta, run: { fireId: string; slot: string | undefined; trigger: string; fence: string }, result: BodyResult, released: boolean): Promise<FireResult> {
     const { spec } = o;
     const { fireId, slot, trigger, fence } = run;
-    this.#count(result.outcome);
-    this.#lastFire.set(o.scopedName, { fireId, outcome: result.outcome });
     if (result.outcome === 'no-op') {
-      this.#noOps.set(o.scopedName, (this.#noOps.get(o.scopedName) ?? 0) + 1);
       // G4: nothing to audit, and the release is a relaxed local record.
       if (!released) this.#store.release(lease);
       // A code body has no run files to sweep.
       if (spec.exec !== undefined) this.#forget(fireId, slot);
-      this.#emitCompleted(o, { fireId, trigger, fence }, result, false);
+      this.#settledNoOp(o, { fireId, trigger, fence }, result);
       return { scopedName: o.scopedName, fireId, outcome: 'no-op' };
     }
+    this.#count(result.outcome);
+    this.#lastFire.set(o.scopedName, { fireId, outcome: result.outcome });
     const record = auditRecord({ fireId, order: spec.name, scopedName: o.scopedName, rig: o.rig ?? null, trigger, fence }, result, clusterLabels(meta));
     const audited = await this.#record(lease, record);
     if (audited && spec.exec !== undefined) this.#forget(fireId, slot);
@@ -966,78 +968,109 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     return { scopedName: o.scopedName, fireId, outcome: result.outcome };
   }
 
+  /** A no-op whose lease is released: counted and told, and nothing else (G4). */
+  #settledNoOp(o: ScopedOrder, run: { fireId: string; trigger: string; fence: string }, result: BodyResult): void {
+    this.#count('no-op');
+    this.#lastFire.set(o.scopedName, { fireId: run.fireId, outcome: 'no-op' });
+    this.#noOps.set(o.scopedName, (this.#noOps.get(o.scopedName) ?? 0) + 1);
+    this.#emitCompleted(o, run, result, false);
+  }
+
   /**
    * A cooldown exec fire through the lane: prepared now, in the batch the
    * lane heap handed out, and fired natively at its due time. What it
    * leaves on disk (the lease's meta, the run lock's records, the run
    * files) is what #fire leaves, so adoption after a crash does not know
-   * the difference. A plain no-op comes back settled; anything else comes
-   * back with its lease held and is finished here as #fire finishes it.
+   * the difference. A plain no-op comes back settled, and the lane has
+   * armed the order's next fire (same slot, a new fire id): it is counted
+   * here and this fire goes on as that one, until a fire that is not a
+   * plain no-op comes back with its lease held and is finished here as
+   * #fire finishes it, or the order is taken back (disarm).
    */
   async #fireInLane(o: ScopedOrder, trigger: string, due: number | undefined, inMs: number, onStarted: () => void): Promise<FireResult> {
     const { spec } = o;
     const key = o.scopedName;
-    const fireId = randomUUID();
     const slot = this.#slots.take();
-    const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, slot };
-    const metaJson = JSON.stringify(meta);
-    const files = this.#runFiles(meta);
+    /** The fire in the lane now: the first, then each next one the lane armed. */
+    const link = (fireId: string, dueAt: number | undefined) => {
+      const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, slot };
+      return { fireId, meta, metaJson: JSON.stringify(meta), files: this.#runFiles(meta), due: dueAt, told: undefined as { lease: Lease; fence: string } | undefined };
+    };
+    let now = link(randomUUID(), due);
     const place = this.#fixedPlace(o);
     const graceMs = this.#opts.killGraceMs ?? DEFAULT_GRACE_MS;
     // The lane fills the fence and fire time in from the lease it takes.
-    const env = { ...place.vars, ...this.#fireVars(o, fireId), ORDERLY_FENCE: '', ORDERLY_FIRED_AT: '', ORDERLY_STATUS_FILE: files.status };
+    const env = { ...place.vars, ...this.#fireVars(o, now.fireId), ORDERLY_FENCE: '', ORDERLY_FIRED_AT: '', ORDERLY_STATUS_FILE: now.files.status };
     // The inherited environment goes to the lane once; each fire sends only its own variables.
     this.#lane!.useBase(this.#bodyBase());
-    const cmd = wrappedCommand({ command: spec.exec!, env }, { output: files.output, exit: files.exit, tag: fireId });
-    /** Told once: when its body is heard to run, or with its end. */
-    let told: { lease: Lease; fence: string } | undefined;
+    const cmd = wrappedCommand({ command: spec.exec!, env }, { output: now.files.output, exit: now.files.exit, tag: now.fireId });
+    /** Told once per fire: when its body is heard to run, or with its end. */
     const fired = (r: { token: number; acquiredAt: number; expiresAt: number }) => {
-      if (told) return told;
+      if (now.told) return now.told;
       this.#armed.delete(key);
-      const lease: Lease = Object.freeze({ key, token: BigInt(r.token), acquiredAt: r.acquiredAt, expiresAt: r.expiresAt, ...(spec.group ? { group: spec.group } : {}), meta: Buffer.from(metaJson) });
+      const lease: Lease = Object.freeze({ key, token: BigInt(r.token), acquiredAt: r.acquiredAt, expiresAt: r.expiresAt, ...(spec.group ? { group: spec.group } : {}), meta: Buffer.from(now.metaJson) });
       this.#acquiredMono.set(key, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
       this.#counts.fires++;
-      this.#lastFire.set(key, { fireId });
-      const fence = fenceOf(lease.token, meta);
-      this.#emit({ type: 'fired', at: lease.acquiredAt, scopedName: key, fireId, fence, trigger, ...(due !== undefined ? { due } : {}) });
-      told = { lease, fence };
-      return told;
+      this.#lastFire.set(key, { fireId: now.fireId });
+      const fence = fenceOf(lease.token, now.meta);
+      this.#emit({ type: 'fired', at: lease.acquiredAt, scopedName: key, fireId: now.fireId, fence, trigger, ...(now.due !== undefined ? { due: now.due } : {}) });
+      now.told = { lease, fence };
+      return now.told;
     };
-    const armed = this.#lane!.fire({
-      key,
-      inMs,
-      ttlMs: spec.timeoutMs + this.#killGraceMs() + LEASE_MARGIN_MS,
-      ...(spec.group ? { group: spec.group } : {}),
-      meta: metaJson,
-      fireId,
-      ...cmd,
-      cwd: place.cwd,
-      lock: files.lock,
-      output: files.output,
-      exit: files.exit,
-      status: files.status,
-      timeoutMs: spec.timeoutMs,
-      graceMs,
-      noOpExitCodes: [...spec.noOpExitCodes],
-      noOpWhenSilent: spec.noOpWhenSilent === true,
-      // A run that ends this close to the order's next due time is told at once, or the next fire would be armed late.
-      urgentAfterMs: Math.max(0, (spec.intervalMs ?? 0) - LANE_URGENT_MARGIN_MS),
-    }, (r) => {
-      fired(r);
+    /** A plain no-op the lane released and followed with the order's next fire. */
+    const chained = (r: LaneRun) => {
       onStarted();
-    });
+      const { fence } = fired(r);
+      this.#settledNoOp(o, { fireId: now.fireId, trigger, fence }, settledResult(r));
+      now = link(r.nextFireId!, r.nextDueAt);
+      this.#armed.set(key, { tag: armed!.tag, spec, due: r.nextDueAt, armedAt: Math.floor(r.endedAt) });
+      // The audit is backed up: the order's next fire waits for it, as every fire does in #start.
+      if (this.#audit.stats().backlog >= (this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG)) queueMicrotask(() => this.#lane?.disarm(armed!.tag));
+    };
+    const armed = this.#lane!.fire(
+      {
+        key,
+        inMs,
+        ttlMs: spec.timeoutMs + this.#killGraceMs() + LEASE_MARGIN_MS,
+        ...(spec.group ? { group: spec.group } : {}),
+        meta: now.metaJson,
+        fireId: now.fireId,
+        ...cmd,
+        cwd: place.cwd,
+        lock: now.files.lock,
+        output: now.files.output,
+        exit: now.files.exit,
+        status: now.files.status,
+        timeoutMs: spec.timeoutMs,
+        graceMs,
+        noOpExitCodes: [...spec.noOpExitCodes],
+        noOpWhenSilent: spec.noOpWhenSilent === true,
+        // A run that ends this close to the order's next due time is told at once, or the next fire would be armed late.
+        urgentAfterMs: Math.max(0, (spec.intervalMs ?? 0) - LANE_URGENT_MARGIN_MS),
+        repeatMs: spec.intervalMs,
+        jitterMs: spec.jitterMs,
+      },
+      (r) => {
+        fired(r);
+        onStarted();
+      },
+      chained,
+    );
     if (!armed) {
       this.#slots.give(slot);
       return { scopedName: key, skipped: 'stopping' };
     }
     const armedAt = Date.now();
     this.#armed.set(key, { tag: armed.tag, spec, due: due ?? armedAt + inMs, armedAt });
+    this.#chains.set(key, { tag: armed.tag, spec });
     let r: LaneReport;
     try {
       r = await armed.report;
     } finally {
       this.#armed.delete(key);
+      this.#chains.delete(key);
     }
+    const { fireId, meta, files } = now;
     switch (r.kind) {
       case 'disarmed':
         // Nothing ran, nothing was acquired, nothing is told: the order is scheduled again as it is now.
@@ -1058,7 +1091,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { lease, fence } = fired(r);
     let result: BodyResult;
     if (r.settled) {
-      result = { outcome: 'no-op', exitCode: r.code ?? null, signal: null, startedAt: Math.round(r.startedAt), endedAt: Math.round(r.endedAt), durationMs: Math.round(r.durationMs), outputTail: '', outputBytes: 0 };
+      result = settledResult(r);
     } else if (r.startError != null) {
       // A slot whose lock could not be made is not handed out again.
       if (r.lockError) this.#tainted.add(fireId);
@@ -1909,6 +1942,11 @@ function recoveredRun(lease: LeaseInfo, meta: Meta | undefined) {
 }
 
 /** The fence a run is known by: in cluster mode the shard epoch rides in its high bits. */
+/** A plain no-op the lane settled, as a body result. */
+function settledResult(r: LaneRun): BodyResult {
+  return { outcome: 'no-op', exitCode: r.code ?? null, signal: null, startedAt: Math.round(r.startedAt), endedAt: Math.round(r.endedAt), durationMs: Math.round(r.durationMs), outputTail: '', outputBytes: 0 };
+}
+
 function fenceOf(token: bigint, meta: Meta | undefined): string {
   return String(meta?.epoch !== undefined ? clusterFence(meta.epoch, token) : token);
 }

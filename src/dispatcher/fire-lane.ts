@@ -5,7 +5,10 @@ import type { LayeredEnv } from './layered-env.js';
  * The fire lane (crates/lane): exec fires armed ahead of their due time, a
  * batch per wake of the JS thread, and fired natively at that time. JS hears
  * of them in batches too: a plain no-op with the next one, anything it must
- * finish (an audit record, leftovers, a refusal) at once.
+ * finish (an audit record, leftovers, a refusal) at once. A fire armed
+ * with `repeatMs` that settles as a plain no-op is followed by the order's
+ * next fire, armed by the lane under the same tag: JS is told of it with
+ * the report (`chained`), and the fire's promise goes on to the next.
  */
 
 export type LaneFire = Omit<JsArmed, 'tag'>;
@@ -22,7 +25,7 @@ export const LANE_MIN_GAP_MS = 250;
 
 export class FireLane {
   readonly #native: NativeLane;
-  readonly #pending = new Map<number, { resolve: (r: LaneReport) => void; started: (r: LaneStarted) => void }>();
+  readonly #pending = new Map<number, { resolve: (r: LaneReport) => void; started: (r: LaneStarted) => void; chained?: (r: LaneRun) => void }>();
   #nextTag = 1;
   #closed = false;
 
@@ -31,14 +34,18 @@ export class FireLane {
     this.#native.unref();
   }
 
-  /** Arms a fire; resolves with its last report, `started` is told before that if its body ran. Undefined once closed. */
-  fire(req: LaneFire, started: (r: LaneStarted) => void): { tag: number; report: Promise<LaneReport> } | undefined {
+  /**
+   * Arms a fire; resolves with its last report, `started` is told before
+   * that if its body ran, and `chained` of each settled no-op the lane
+   * followed with the next fire (`nextFireId`). Undefined once closed.
+   */
+  fire(req: LaneFire, started: (r: LaneStarted) => void, chained?: (r: LaneRun) => void): { tag: number; report: Promise<LaneReport> } | undefined {
     if (this.#closed) return undefined;
     const tag = this.#nextTag;
     this.#nextTag = tag >= 0xffff_fffe ? 1 : tag + 1;
     if (!this.#native.arm({ ...req, tag })) return undefined;
     if (this.#pending.size === 0) this.#native.ref();
-    const report = new Promise<LaneReport>((resolve) => this.#pending.set(tag, { resolve, started }));
+    const report = new Promise<LaneReport>((resolve) => this.#pending.set(tag, { resolve, started, ...(chained ? { chained } : {}) }));
     return { tag, report };
   }
 
@@ -60,17 +67,23 @@ export class FireLane {
     this.#native.setEager(yes);
   }
 
-  /** Takes a fire back before it fires: true if it had not fired (its report is then `disarmed`). */
+  /**
+   * Takes a fire back before it fires: true if it had not fired (its report
+   * is then `disarmed`). Either way no next fire follows it. Reports made
+   * before are handed out first: a chained fire is counted, not lost.
+   */
   disarm(tag: number): boolean {
-    if (!this.#native.disarm(tag)) return false;
-    this.#settle({ kind: 'disarmed', tag });
-    return true;
+    const taken = this.#native.disarm(tag);
+    this.drain();
+    if (taken) this.#settle({ kind: 'disarmed', tag });
+    return taken;
   }
 
   /** Hands out every report waiting in the lane. */
   drain(): void {
     for (const r of this.#native.take()) {
       if (r.kind === 'started') this.#pending.get(r.tag)?.started(r as LaneStarted);
+      else if (r.nextFireId != null) this.#pending.get(r.tag)?.chained?.(r as LaneRun);
       else this.#settle(r as LaneRun);
     }
   }
