@@ -67,6 +67,11 @@ export class AuditWriter {
     return { ...this.#stats, backlog: this.#queue.size };
   }
 
+  /** Records waiting to be written (stats().backlog without the copy). */
+  get backlog(): number {
+    return this.#queue.size;
+  }
+
   /** Queues a record; the same fire queued twice is written once. */
   enqueue(id: bigint, record: AuditRecord): void {
     if (this.#closed) return;

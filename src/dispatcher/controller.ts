@@ -699,7 +699,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // Scheduled again from its (carried) lastRun when that run ends.
       return Promise.resolve(this.#skip(o, 'held', `a run of ${oldName}, its name before a rename, is in progress`));
     }
-    const backlog = this.#audit.stats().backlog;
+    const backlog = this.#audit.backlog;
     const max = this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG;
     if (backlog >= max) {
       // No run starts, so nothing consumes #retryAfter here: retry directly.
@@ -991,41 +991,40 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const { spec } = o;
     const key = o.scopedName;
     const slot = this.#slots.take();
-    /** The fire in the lane now: the first, then each next one the lane armed. */
-    const link = (fireId: string, dueAt: number | undefined) => {
-      const meta: Meta = { fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, slot };
-      return { fireId, meta, metaJson: JSON.stringify(meta), files: this.#runFiles(meta), due: dueAt, told: undefined as { lease: Lease; fence: string } | undefined };
-    };
+    /** The fire in the lane now: the first, then each next one the lane armed (its meta is the lane's copy of this one's). */
+    const link = (fireId: string, dueAt: number | undefined) => ({ fireId, due: dueAt, fence: undefined as string | undefined });
     let now = link(randomUUID(), due);
+    const metaOf = (fireId: string): Meta => ({ fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, slot });
+    const first = { meta: metaOf(now.fireId) };
+    const firstJson = JSON.stringify(first.meta);
+    const firstFiles = this.#runFiles(first.meta);
     const place = this.#fixedPlace(o);
     const graceMs = this.#opts.killGraceMs ?? DEFAULT_GRACE_MS;
     // The lane fills the fence and fire time in from the lease it takes.
-    const env = { ...place.vars, ...this.#fireVars(o, now.fireId), ORDERLY_FENCE: '', ORDERLY_FIRED_AT: '', ORDERLY_STATUS_FILE: now.files.status };
+    const env = { ...place.vars, ...this.#fireVars(o, now.fireId), ORDERLY_FENCE: '', ORDERLY_FIRED_AT: '', ORDERLY_STATUS_FILE: firstFiles.status };
     // The inherited environment goes to the lane once; each fire sends only its own variables.
     this.#lane!.useBase(this.#bodyBase());
-    const cmd = wrappedCommand({ command: spec.exec!, env }, { output: now.files.output, exit: now.files.exit, tag: now.fireId });
-    /** Told once per fire: when its body is heard to run, or with its end. */
-    const fired = (r: { token: number; acquiredAt: number; expiresAt: number }) => {
-      if (now.told) return now.told;
+    const cmd = wrappedCommand({ command: spec.exec!, env }, { output: firstFiles.output, exit: firstFiles.exit, tag: now.fireId });
+    /** Told once per fire: when its body is heard to run, or with its end. Outside a cluster the fence is the token. */
+    const fired = (r: { token: number; acquiredAt: number }): string => {
+      if (now.fence !== undefined) return now.fence;
       this.#armed.delete(key);
-      const lease: Lease = Object.freeze({ key, token: BigInt(r.token), acquiredAt: r.acquiredAt, expiresAt: r.expiresAt, ...(spec.group ? { group: spec.group } : {}), meta: Buffer.from(now.metaJson) });
-      this.#acquiredMono.set(key, { wall: lease.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - lease.acquiredAt) });
+      this.#acquiredMono.set(key, { wall: r.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - r.acquiredAt) });
       this.#counts.fires++;
       this.#lastFire.set(key, { fireId: now.fireId });
-      const fence = fenceOf(lease.token, now.meta);
-      this.#emit({ type: 'fired', at: lease.acquiredAt, scopedName: key, fireId: now.fireId, fence, trigger, ...(now.due !== undefined ? { due: now.due } : {}) });
-      now.told = { lease, fence };
-      return now.told;
+      const fence = String(r.token);
+      this.#emit({ type: 'fired', at: r.acquiredAt, scopedName: key, fireId: now.fireId, fence, trigger, ...(now.due !== undefined ? { due: now.due } : {}) });
+      now.fence = fence;
+      return fence;
     };
     /** A plain no-op the lane released and followed with the order's next fire. */
     const chained = (r: LaneRun) => {
       onStarted();
-      const { fence } = fired(r);
-      this.#settledNoOp(o, { fireId: now.fireId, trigger, fence }, settledResult(r));
+      this.#settledNoOp(o, { fireId: now.fireId, trigger, fence: fired(r) }, settledResult(r));
       now = link(r.nextFireId!, r.nextDueAt);
       this.#armed.set(key, { tag: armed!.tag, spec, due: r.nextDueAt, armedAt: Math.floor(r.endedAt) });
       // The audit is backed up: the order's next fire waits for it, as every fire does in #start.
-      if (this.#audit.stats().backlog >= (this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG)) queueMicrotask(() => this.#lane?.disarm(armed!.tag));
+      if (this.#audit.backlog >= (this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG)) queueMicrotask(() => this.#lane?.disarm(armed!.tag));
     };
     const armed = this.#lane!.fire(
       {
@@ -1033,14 +1032,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         inMs,
         ttlMs: spec.timeoutMs + this.#killGraceMs() + LEASE_MARGIN_MS,
         ...(spec.group ? { group: spec.group } : {}),
-        meta: now.metaJson,
+        meta: firstJson,
         fireId: now.fireId,
         ...cmd,
         cwd: place.cwd,
-        lock: now.files.lock,
-        output: now.files.output,
-        exit: now.files.exit,
-        status: now.files.status,
+        lock: firstFiles.lock,
+        output: firstFiles.output,
+        exit: firstFiles.exit,
+        status: firstFiles.status,
         timeoutMs: spec.timeoutMs,
         graceMs,
         noOpExitCodes: [...spec.noOpExitCodes],
@@ -1070,7 +1069,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       this.#armed.delete(key);
       this.#chains.delete(key);
     }
-    const { fireId, meta, files } = now;
+    const fireId = now.fireId;
+    const meta = fireId === first.meta.fireId ? first.meta : metaOf(fireId);
+    const files = this.#runFiles(meta);
     switch (r.kind) {
       case 'disarmed':
         // Nothing ran, nothing was acquired, nothing is told: the order is scheduled again as it is now.
@@ -1088,7 +1089,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         this.#retryAfter.set(key, RETRY_HELD_MS);
         return this.#skip(o, 'store-poisoned', r.message ?? 'the lease store refused the acquire');
     }
-    const { lease, fence } = fired(r);
+    const fence = fired(r);
+    const lease: Lease = Object.freeze({ key, token: BigInt(r.token), acquiredAt: r.acquiredAt, expiresAt: r.expiresAt, ...(spec.group ? { group: spec.group } : {}), meta: Buffer.from(JSON.stringify(meta)) });
     let result: BodyResult;
     if (r.settled) {
       result = settledResult(r);
