@@ -200,6 +200,16 @@ const SWEEP_MS = 1_000;
 const MAX_STARTING = 128;
 /** A lane run ending this close to its order's next due time is reported at once rather than with the next batch: the lane may hold a settled run 400 ms, and the lane heap wakes at most every 250 ms. */
 const LANE_URGENT_MARGIN_MS = 900;
+/**
+ * Which orders' next fires the lane arms itself: those that fire at least
+ * once a minute (for a rarer one JS's work per fire is noise), up to 256 at
+ * a time. A chain keeps its run slot between fires, and a slot is three
+ * files: chained without a bound, a cold start of 10,000 orders made 30,000
+ * files (twice the wave's time, in ext4's inode allocator) where shared
+ * slots need a few hundred. The rest are armed from JS per fire.
+ */
+const LANE_CHAIN_MAX = 256;
+const LANE_CHAIN_INTERVAL_MS = 60_000;
 
 /**
  * Fires orders on time, one run at a time per scoped order (G1), keeps the
@@ -220,6 +230,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   readonly #armed = new Map<string, { tag: number; spec: OrderSpec; due: number; armedAt: number }>();
   /** Every lane fire from its arming to its last report, through the next fires the lane arms itself. */
   readonly #chains = new Map<string, { tag: number; spec: OrderSpec }>();
+  /** Of #chains, those armed to repeat (at most LANE_CHAIN_MAX). */
+  #repeating = 0;
   readonly #runsDir: string;
   #orders = new Map<string, ScopedOrder>();
   /** Scoped names with a run in this process (or an adopted body). */
@@ -1026,6 +1038,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       // The audit is backed up: the order's next fire waits for it, as every fire does in #start.
       if (this.#audit.backlog >= (this.#opts.maxAuditBacklog ?? DEFAULT_MAX_AUDIT_BACKLOG)) queueMicrotask(() => this.#lane?.disarm(armed!.tag));
     };
+    const repeat = (spec.intervalMs ?? Infinity) <= LANE_CHAIN_INTERVAL_MS && this.#repeating < LANE_CHAIN_MAX;
     const armed = this.#lane!.fire(
       {
         key,
@@ -1046,8 +1059,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         noOpWhenSilent: spec.noOpWhenSilent === true,
         // A run that ends this close to the order's next due time is told at once, or the next fire would be armed late.
         urgentAfterMs: Math.max(0, (spec.intervalMs ?? 0) - LANE_URGENT_MARGIN_MS),
-        repeatMs: spec.intervalMs,
-        jitterMs: spec.jitterMs,
+        ...(repeat ? { repeatMs: spec.intervalMs, jitterMs: spec.jitterMs } : {}),
       },
       (r) => {
         fired(r);
@@ -1062,12 +1074,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const armedAt = Date.now();
     this.#armed.set(key, { tag: armed.tag, spec, due: due ?? armedAt + inMs, armedAt });
     this.#chains.set(key, { tag: armed.tag, spec });
+    if (repeat) this.#repeating++;
     let r: LaneReport;
     try {
       r = await armed.report;
     } finally {
       this.#armed.delete(key);
       this.#chains.delete(key);
+      if (repeat) this.#repeating--;
     }
     const fireId = now.fireId;
     const meta = fireId === first.meta.fireId ? first.meta : metaOf(fireId);
