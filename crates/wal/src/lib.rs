@@ -30,4 +30,4 @@ pub use error::{Result, WalError};
 pub use storage::{FsStorage, Storage, StorageFile};
 pub use frame::MAX_PAYLOAD;
 pub use recovery::{inspect, Inspection};
-pub use wal::{DurableEvent, ListenerId, OpenReport, Record, Wal, WalOptions, WalStats, MAX_FLUSH_INTERVAL, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+pub use wal::{DurableEvent, Lead, ListenerId, OpenReport, Record, Wal, WalOptions, WalStats, MAX_FLUSH_INTERVAL, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};

@@ -1,4 +1,4 @@
-//! The writer thread: the only code that writes segment files.
+//! The writer: the only code that writes segment files.
 //!
 //! Appenders put payloads into a shared arena and return at once. The writer
 //! takes everything queued, writes it with one `pwrite`, and when anyone waits
@@ -6,6 +6,11 @@
 //! while that sync runs goes into the next batch (group commit). Relaxed
 //! records are written immediately (they survive kill -9 from the page cache)
 //! and synced within the flush interval.
+//!
+//! The writer runs on its own thread, or on the thread of a leader (see
+//! [`crate::Lead`]): a thread about to wait for its own records takes the
+//! writer's turn itself when the writer is idle, which saves the two
+//! thread wake-ups of handing the sync over and back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,15 @@ pub(crate) struct Queue {
     pub poisoned: Option<WalError>,
     pub closing: bool,
     pub writer_done: bool,
+    /// Threads holding a [`crate::Lead`]: while any does, appends leave the
+    /// writer thread asleep, for a leader writes them.
+    pub leading: usize,
+    /// The writer's own, copied at the end of each turn for the writer
+    /// thread to sleep by without taking the writer.
+    pub unsynced_since: Option<Instant>,
+    pub linked_checked: Instant,
+    /// When the sleeping writer thread will wake by itself (None while awake).
+    pub writer_sleeps_until: Option<Instant>,
 }
 
 pub(crate) struct Shared {
@@ -86,6 +100,15 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     /// When the open segment was last checked to still be the file at its path.
     linked_checked: Instant,
+    /// The batch being written, swapped with the queue's to keep both allocations.
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// The writer is taken by one thread at a time: the writer thread, or a
+/// leader that would otherwise wake it and sleep until it is done.
+pub(crate) fn lock_io(io: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    io.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How often an idle writer checks that its segment and lock file are still
@@ -103,17 +126,17 @@ fn fail(op: &str, path: &Path, e: std::io::Error) -> IoFail {
 impl Writer {
     pub fn new(shared: Arc<Shared>, salt: u64, tail: Tail, last_lsn: u64, segments: BTreeMap<u64, u64>) -> Self {
         let synced_offset = tail.offset;
-        let w = Writer { shared, salt, tail, synced_offset, written_lsn: last_lsn, durable_lsn: last_lsn, segments, unsynced_since: None, buf: Vec::new(), linked_checked: Instant::now() };
+        let w = Writer { shared, salt, tail, synced_offset, written_lsn: last_lsn, durable_lsn: last_lsn, segments, unsynced_since: None, buf: Vec::new(), linked_checked: Instant::now(), arena: Vec::new(), entries: Vec::new() };
         w.publish_sizes();
         w
     }
 
-    pub fn run(mut self) {
-        let shared = self.shared.clone();
-        let mut arena = Vec::new();
-        let mut entries = Vec::new();
+    /// The writer thread: a turn whenever something is queued, someone waits
+    /// for a sync, a relaxed record's flush interval ends or a link check is
+    /// due. Leaders take turns on their own threads between these.
+    pub fn run(io: Arc<Mutex<Writer>>, shared: Arc<Shared>) {
         loop {
-            let (need_sync, closing) = {
+            {
                 let mut q = shared.lock();
                 loop {
                     if q.poisoned.is_some() {
@@ -125,46 +148,23 @@ impl Writer {
                         q = shared.wake_writer.wait(q).unwrap_or_else(|p| p.into_inner());
                         continue;
                     }
-                    if !q.entries.is_empty() || q.closing || q.sync_wanted > self.durable_lsn {
+                    if !q.entries.is_empty() || q.closing || q.sync_wanted > shared.durable.load(Ordering::Acquire) {
                         break;
                     }
                     let now = Instant::now();
-                    if now >= self.linked_checked + LINK_CHECK {
+                    let mut deadline = q.linked_checked + LINK_CHECK;
+                    if let Some(since) = q.unsynced_since {
+                        deadline = deadline.min(since + shared.opts.flush_interval);
+                    }
+                    if now >= deadline {
                         break;
                     }
-                    let mut deadline = self.linked_checked + LINK_CHECK;
-                    if let Some(since) = self.unsynced_since {
-                        deadline = deadline.min(since + shared.opts.flush_interval);
-                        if now >= since + shared.opts.flush_interval {
-                            break;
-                        }
-                    }
+                    q.writer_sleeps_until = Some(deadline);
                     q = shared.wake_writer.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                    q.writer_sleeps_until = None;
                 }
-                std::mem::swap(&mut arena, &mut q.arena);
-                std::mem::swap(&mut entries, &mut q.entries);
-                let flush_due = self.unsynced_since.is_some_and(|t| t.elapsed() >= shared.opts.flush_interval);
-                (q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
-            };
-            let before = self.durable_lsn;
-            let mut result = if self.linked_checked.elapsed() >= LINK_CHECK { self.check_linked() } else { Ok(()) };
-            if result.is_ok() {
-                result = self.write_batch(&arena, &entries);
             }
-            if result.is_ok() && need_sync {
-                result = self.sync();
-            }
-            arena.clear();
-            entries.clear();
-            match result {
-                Ok(()) => {
-                    if self.durable_lsn > before {
-                        self.publish_durable();
-                    }
-                }
-                Err(IoFail(cause)) => self.poison(cause),
-            }
-            self.publish_sizes();
+            let closing = lock_io(&io).turn(false);
             if closing {
                 let mut q = shared.lock();
                 q.writer_done = true;
@@ -174,13 +174,59 @@ impl Writer {
         }
     }
 
-    fn publish_durable(&self) {
-        {
-            let _q = self.shared.lock();
-            self.shared.durable.store(self.durable_lsn, Ordering::Release);
-            self.shared.wake_waiters.notify_all();
+    /// Writes whatever is queued with one `pwrite` and, when `sync` is asked
+    /// or anyone waits for durability, one `fdatasync`. Runs on whichever
+    /// thread holds the writer. Returns whether the log is closing.
+    pub fn turn(&mut self, sync: bool) -> bool {
+        let shared = self.shared.clone();
+        let (need_sync, closing) = {
+            let mut q = shared.lock();
+            if q.poisoned.is_some() {
+                return q.closing;
+            }
+            std::mem::swap(&mut self.arena, &mut q.arena);
+            std::mem::swap(&mut self.entries, &mut q.entries);
+            let flush_due = self.unsynced_since.is_some_and(|t| t.elapsed() >= shared.opts.flush_interval);
+            (sync || q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
+        };
+        let before = self.durable_lsn;
+        let was_unsynced = self.unsynced_since.is_some();
+        let mut result = if self.linked_checked.elapsed() >= LINK_CHECK { self.check_linked() } else { Ok(()) };
+        if result.is_ok() {
+            let (arena, entries) = (std::mem::take(&mut self.arena), std::mem::take(&mut self.entries));
+            result = self.write_batch(&arena, &entries);
+            (self.arena, self.entries) = (arena, entries);
         }
-        self.shared.emit(DurableEvent::Durable(self.durable_lsn));
+        if result.is_ok() && need_sync {
+            result = self.sync();
+        }
+        self.arena.clear();
+        self.entries.clear();
+        match result {
+            Ok(()) => {
+                let oversleeps = {
+                    let mut q = shared.lock();
+                    q.unsynced_since = self.unsynced_since;
+                    q.linked_checked = self.linked_checked;
+                    if self.durable_lsn > before {
+                        shared.durable.store(self.durable_lsn, Ordering::Release);
+                        shared.wake_waiters.notify_all();
+                    }
+                    // A leader's unsynced write, due to be synced before the sleeping writer thread would wake.
+                    let flush_by = self.unsynced_since.filter(|_| !was_unsynced).map(|t| t + shared.opts.flush_interval);
+                    flush_by.is_some_and(|by| q.writer_sleeps_until.is_some_and(|until| until > by))
+                };
+                if oversleeps {
+                    shared.wake_writer.notify_one();
+                }
+                if self.durable_lsn > before {
+                    shared.emit(DurableEvent::Durable(self.durable_lsn));
+                }
+            }
+            Err(IoFail(cause)) => self.poison(cause),
+        }
+        self.publish_sizes();
+        closing
     }
 
     fn publish_sizes(&self) {

@@ -23,11 +23,17 @@ fn recs(wal: &Wal) -> Vec<Rec> {
 /// frontier and what survived the power cut.
 fn workload(wal: &Wal, sim: &SimStorage, model: &mut Model, rng: &mut SimRng, ops: u64, cut_at: Option<u64>) -> (u64, SimStorage) {
     let relaxed_heavy = rng.chance(50);
+    // A third of the ops run under a lead: this thread writes and syncs them itself.
+    let mut lead = None;
     for i in 0..ops {
+        if rng.chance(33) {
+            lead = if lead.is_some() { None } else { Some(wal.lead()) };
+        }
         if cut_at == Some(i) {
             // Read the frontier first: what was acknowledged before the cut must survive it.
             let frontier = wal.durable_lsn();
             let survived = sim.power_loss(rng);
+            drop(lead);
             let _ = wal.close();
             return (frontier, survived);
         }
@@ -40,7 +46,10 @@ fn workload(wal: &Wal, sim: &SimStorage, model: &mut Model, rng: &mut SimRng, op
             wal.append(&p).map(|lsn| {
                 model.ops.push(Op::Append(lsn, p));
                 if rng.chance(50) {
-                    let _ = wal.wait_durable(lsn);
+                    let _ = match &lead {
+                        Some(l) => l.wait_durable(lsn),
+                        None => wal.wait_durable(lsn),
+                    };
                 }
             })
         } else if roll < 85 {
@@ -65,6 +74,7 @@ fn workload(wal: &Wal, sim: &SimStorage, model: &mut Model, rng: &mut SimRng, op
             break;
         }
     }
+    drop(lead);
     let _ = wal.close();
     (wal.durable_lsn(), sim.power_loss(rng))
 }
