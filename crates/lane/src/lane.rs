@@ -172,7 +172,7 @@ impl Lane {
     /// Reports since the last call, in the order they were made; a run's
     /// start is left out when its end is among them.
     pub fn take(&self) -> Vec<Report> {
-        let mut reports = {
+        let reports = {
             let mut st = lock(&self.shared.state);
             st.notified = false;
             st.flush_at = None;
@@ -180,22 +180,20 @@ impl Lane {
         };
         // A start is dropped only for an end that follows it: under one tag, a repeated order's next run may start after this one ended.
         let mut ended_later = HashSet::new();
-        let mut keep = vec![true; reports.len()];
-        for (i, r) in reports.iter().enumerate().rev() {
-            match r {
+        let mut kept: Vec<Report> = reports
+            .into_iter()
+            .rev()
+            .filter(|r| match r {
                 Report::Ran(r) => {
                     ended_later.insert(r.tag);
+                    true
                 }
-                Report::Started { tag, .. } => keep[i] = !ended_later.contains(tag),
-                _ => {}
-            }
-        }
-        let mut i = 0;
-        reports.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        reports
+                Report::Started { tag, .. } => !ended_later.contains(tag),
+                _ => true,
+            })
+            .collect();
+        kept.reverse();
+        kept
     }
 
     /// Fires armed and not yet taken, and runs not yet reaped.
@@ -322,6 +320,8 @@ fn trim_outputs(shared: &Shared) {
 
 fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
     let store = &shared.store;
+    // This thread waits for the acquires' sync anyway: it does the sync itself.
+    let lead = store.wal().map(|w| w.lead());
     let mut granted: Vec<(Armed, Arc<LeaseInfo>, Instant)> = Vec::with_capacity(batch.len());
     let mut last = None;
     for mut a in batch {
@@ -337,8 +337,8 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
             Err(e) => report(shared, Report::StoreFailed { tag: a.tag, message: e.to_string() }, true),
         }
     }
-    if let (Some(lsn), Some(wal)) = (last, store.wal()) {
-        if let Err(e) = wal.wait_durable(lsn) {
+    if let (Some(lsn), Some(lead)) = (last, &lead) {
+        if let Err(e) = lead.wait_durable(lsn) {
             // Not durable, so not held: nobody may act on them.
             for (a, info, _) in granted {
                 store.rollback(&a.key, info.token);
@@ -347,6 +347,7 @@ fn fire(shared: &Arc<Shared>, pool: &SpawnPool, batch: Vec<Armed>) {
             return;
         }
     }
+    drop(lead);
     // One fire on its own is spawned here: handing it to a thread costs a wake-up more than the wait for its exec.
     let inline = granted.len() == 1 && pool.inline_turn();
     for (a, info, acquired) in granted {
@@ -469,6 +470,8 @@ fn exited(shared: &Shared, e: Exit) {
     if plain_no_op(&ended) {
         crash_point("fire:body-exited");
         // G4: nothing to audit, and the release is a relaxed local record. If it fails, JS finds out the same way.
+        // Written from this thread, rather than waking the writer thread for one relaxed record.
+        let _lead = shared.store.wal().map(|w| w.lead());
         settled = shared.store.release(&r.lease.key, r.lease.token, false).is_ok();
     }
     let mut done = Ran {
@@ -484,7 +487,7 @@ fn exited(shared: &Shared, e: Exit) {
         ..ran(tag, &r.lease, r.started_at, Ok(e.pid))
     };
     // Made before the lock: the next fire's copies and its random id are not the lane's to wait for.
-    let next = if settled { r.repeat.as_deref().and_then(|a| next_fire(a, r.acquired)) } else { None };
+    let next = if settled { r.repeat.and_then(|a| next_fire(*a, r.acquired)) } else { None };
     let mut st = lock(&shared.state);
     // In one hold with the report: JS, taking the next fire back, also gets this one's report.
     if let Some(n) = next.filter(|_| !st.stopped.remove(&tag) && !st.closed) {

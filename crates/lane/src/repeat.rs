@@ -19,30 +19,30 @@ pub struct Repeat {
     pub jitter: Duration,
 }
 
-/// `a`'s next fire: every occurrence of its fire id (in the lease's meta,
-/// the body's environment and the status file's name) replaced by a new
-/// one. None if no random id could be drawn: JS then schedules it.
-pub fn next_fire(a: &Armed, acquired: Instant) -> Option<Armed> {
-    let repeat = a.repeat.as_ref()?;
+/// The next fire, made from this one's template in place: every occurrence
+/// of its fire id (in the lease's meta, the body's environment and the
+/// status file's name) replaced by a new one. None if no random id could be
+/// drawn: JS then schedules it.
+pub fn next_fire(mut next: Armed, acquired: Instant) -> Option<Armed> {
+    let repeat = next.repeat.as_ref()?;
     let mut random = [0u8; 24];
     fill_random(&mut random)?;
     let fire_id = uuid_v4(random[..16].try_into().expect("16 bytes"));
-    let old = a.fire_id.as_bytes();
-    let mut next = a.clone();
-    next.meta = replace(&a.meta, old, fire_id.as_bytes());
-    for entry in &mut next.cmd.env {
-        if find(entry.as_bytes(), old).is_some() {
-            // A UUID holds no NUL, and the entry held none.
-            *entry = CString::new(replace(entry.as_bytes(), old, fire_id.as_bytes())).ok()?;
-        }
-    }
-    next.files.status = PathBuf::from(OsString::from_vec(replace(a.files.status.as_os_str().as_bytes(), old, fire_id.as_bytes())));
     let jitter = match repeat.jitter.as_nanos() as u64 {
         0 => 0,
         span => u64::from_le_bytes(random[16..].try_into().expect("8 bytes")) % span,
     };
     next.due = acquired + repeat.every + Duration::from_nanos(jitter);
-    next.fire_id = fire_id;
+    let old = std::mem::replace(&mut next.fire_id, fire_id);
+    let (old, new) = (old.as_bytes(), next.fire_id.as_bytes());
+    next.meta = replace(&next.meta, old, new);
+    for entry in &mut next.cmd.env {
+        if find(entry.as_bytes(), old).is_some() {
+            // A UUID holds no NUL, and the entry held none.
+            *entry = CString::new(replace(entry.as_bytes(), old, new)).ok()?;
+        }
+    }
+    next.files.status = PathBuf::from(OsString::from_vec(replace(next.files.status.as_os_str().as_bytes(), old, new)));
     Some(next)
 }
 
@@ -120,7 +120,7 @@ mod tests {
     fn the_next_fire_is_the_same_fire_under_a_new_id() {
         let a = armed(0);
         let acquired = Instant::now();
-        let n = next_fire(&a, acquired).unwrap();
+        let n = next_fire(a.clone(), acquired).unwrap();
         let id = n.fire_id.clone();
         assert_ne!(id, OLD);
         assert_eq!(id.len(), 36);
@@ -134,14 +134,18 @@ mod tests {
         assert_eq!(n.files.lock, a.files.lock, "the slot is kept");
         assert_eq!(n.due, acquired + Duration::from_secs(60), "one interval after the acquire, no jitter asked");
         assert_eq!((n.tag, &n.key), (a.tag, &a.key));
-        assert_ne!(next_fire(&a, acquired).unwrap().fire_id, id, "a new id each time");
+        // The next one is made from this one: its id, not the first, is what is replaced.
+        let n2 = next_fire(n.clone(), acquired).unwrap();
+        assert_ne!(n2.fire_id, id, "a new id each time");
+        assert_eq!(String::from_utf8(n2.meta).unwrap(), format!("{{\"fireId\":\"{}\",\"order\":\"o\",\"slot\":\"s3\"}}", n2.fire_id));
+        assert_eq!(n2.files.status, PathBuf::from(format!("/runs/{}.status", n2.fire_id)));
     }
 
     #[test]
     fn jitter_is_drawn_within_its_span() {
         let a = armed(1000);
         let acquired = Instant::now();
-        let delays: Vec<Duration> = (0..200).map(|_| next_fire(&a, acquired).unwrap().due - acquired - Duration::from_secs(60)).collect();
+        let delays: Vec<Duration> = (0..200).map(|_| next_fire(a.clone(), acquired).unwrap().due - acquired - Duration::from_secs(60)).collect();
         assert!(delays.iter().all(|d| *d < Duration::from_secs(1)));
         assert!(delays.iter().any(|d| *d > Duration::from_millis(500)) && delays.iter().any(|d| *d < Duration::from_millis(500)), "{delays:?}");
     }
@@ -149,6 +153,6 @@ mod tests {
     #[test]
     fn a_fire_without_repeat_has_no_next() {
         let a = Armed { repeat: None, ..armed(0) };
-        assert!(next_fire(&a, Instant::now()).is_none());
+        assert!(next_fire(a, Instant::now()).is_none());
     }
 }
