@@ -129,6 +129,8 @@ export class LeaseStore {
   readonly #waiters: DurabilityWaiters | undefined;
   readonly #out = new Float64Array(4);
   #closing: Promise<void> | undefined;
+  readonly #onPoisoned: ((err: OrderlyError) => void)[] = [];
+  #poisonTold = false;
 
   private constructor(native: NativeLeaseStore | MemoryLeases) {
     this.#native = native;
@@ -173,7 +175,9 @@ export class LeaseStore {
         return new LeaseStore(new MemoryLeases(options));
       }
       const native = await NativeLeaseStore.open(dir, options, (err, durableLsn) => {
-        if (store) store.#waiters?.onEvent(err, durableLsn);
+        if (!store) return;
+        store.#waiters?.onEvent(err, durableLsn);
+        if (err) store.#tellPoisoned(OrderlyError.from(err));
       });
       store = new LeaseStore(native);
       return store;
@@ -380,6 +384,24 @@ export class LeaseStore {
   stats(): LeaseStoreStats {
     this.#ensureOpen();
     return this.#call(() => this.#native.stats());
+  }
+
+  /**
+   * Calls `f` once, as soon as the log is poisoned (a failed write or sync,
+   * its segment deleted under it), or at once if it already is: the log
+   * tells, so nobody has to poll for it. A store in memory never is.
+   */
+  onPoisoned(f: (err: OrderlyError) => void): void {
+    this.#onPoisoned.push(f);
+    if (!this.#waiters || this.#closing) return;
+    const s = this.stats();
+    if (s.poisoned) queueMicrotask(() => this.#tellPoisoned(new OrderlyError('ERR_WAL_POISONED', s.poisonReason ?? 'a write or sync failed')));
+  }
+
+  #tellPoisoned(err: OrderlyError): void {
+    if (this.#poisonTold) return;
+    this.#poisonTold = true;
+    for (const f of this.#onPoisoned) f(err);
   }
 
   /**

@@ -64,7 +64,7 @@ export class AuditWriter {
   }
 
   stats(): AuditWriterStats {
-    return { ...this.#stats, backlog: this.#queue.size };
+    return { ...this.#stats, backlog: this.backlog };
   }
 
   /** Records waiting to be written (stats().backlog without the copy). */

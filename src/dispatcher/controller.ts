@@ -175,8 +175,6 @@ interface Meta {
 
 const LEASE_MARGIN_MS = 60_000;
 const DEFAULT_KILL_GRACE_MS = 2_000;
-/** How often an idle controller looks for a poisoned log (the WAL checks its files every second). */
-const POISON_WATCH_MS = 1_000;
 /** What a running body's output file keeps on disk: the tail the audit record takes (64 KiB) and more. */
 const OUTPUT_KEEP_BYTES = 128 * 1024;
 const OUTPUT_TRIM_MS = 500;
@@ -513,7 +511,6 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#laneTimers.stop();
     for (const chain of this.#chains.values()) this.#lane?.disarm(chain.tag);
     if (this.#events) clearInterval(this.#events.timer);
-    if (this.#poisonWatch) clearInterval(this.#poisonWatch);
     if (this.#otherWatch) clearInterval(this.#otherWatch);
     if (this.#otherFirst) clearTimeout(this.#otherFirst);
     if (this.#trimmer) clearInterval(this.#trimmer);
@@ -1007,9 +1004,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const link = (fireId: string, dueAt: number | undefined) => ({ fireId, due: dueAt, fence: undefined as string | undefined });
     let now = link(randomUUID(), due);
     const metaOf = (fireId: string): Meta => ({ fireId, order: spec.name, ...(o.rig ? { rig: o.rig } : {}), trigger, controllerPid: process.pid, slot });
-    const first = { meta: metaOf(now.fireId) };
-    const firstJson = JSON.stringify(first.meta);
-    const firstFiles = this.#runFiles(first.meta);
+    const firstMeta = metaOf(now.fireId);
+    const firstJson = JSON.stringify(firstMeta);
+    const firstFiles = this.#runFiles(firstMeta);
     const place = this.#fixedPlace(o);
     const graceMs = this.#opts.killGraceMs ?? DEFAULT_GRACE_MS;
     // The lane fills the fence and fire time in from the lease it takes.
@@ -1017,14 +1014,14 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     // The inherited environment goes to the lane once; each fire sends only its own variables.
     this.#lane!.useBase(this.#bodyBase());
     const cmd = wrappedCommand({ command: spec.exec!, env }, { output: firstFiles.output, exit: firstFiles.exit, tag: now.fireId });
-    /** Told once per fire: when its body is heard to run, or with its end. Outside a cluster the fence is the token. */
+    /** Told once per fire: when its body is heard to run, or with its end. */
     const fired = (r: { token: number; acquiredAt: number }): string => {
       if (now.fence !== undefined) return now.fence;
       this.#armed.delete(key);
       this.#acquiredMono.set(key, { wall: r.acquiredAt, mono: performance.now() - Math.max(0, Date.now() - r.acquiredAt) });
       this.#counts.fires++;
       this.#lastFire.set(key, { fireId: now.fireId });
-      const fence = String(r.token);
+      const fence = fenceOf(BigInt(r.token), firstMeta);
       this.#emit({ type: 'fired', at: r.acquiredAt, scopedName: key, fireId: now.fireId, fence, trigger, ...(now.due !== undefined ? { due: now.due } : {}) });
       now.fence = fence;
       return fence;
@@ -1084,7 +1081,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (repeat) this.#repeating--;
     }
     const fireId = now.fireId;
-    const meta = fireId === first.meta.fireId ? first.meta : metaOf(fireId);
+    const meta = fireId === firstMeta.fireId ? firstMeta : metaOf(fireId);
     const files = this.#runFiles(meta);
     switch (r.kind) {
       case 'disarmed':
@@ -1338,6 +1335,11 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       if (!kept) for (const path of [f.lock, f.output, f.exit]) unlinkQuiet(path);
       // The body made it, with whatever mode it chose. Most bodies make none (one lstat, not a failing unlink).
       if (existsNoFollow(f.status)) unlinkQuiet(f.status);
+    }
+    // An idle controller's event loop sleeps: no timer runs while there is nothing to sweep.
+    if (this.#sweepQueue.length === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     }
   }
 
@@ -1869,17 +1871,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * it): say so at once, not at the next fire, and stop scheduling.
    */
   #watchPoison(): void {
-    const timer = setInterval(() => {
-      const s = this.#poisonSafeStats();
-      if (!s.poisoned || this.#stopping) return;
-      clearInterval(timer);
+    this.#store.onPoisoned(() => {
+      if (this.#stopping) return;
       this.#poisoned = true;
+      const s = this.#poisonSafeStats();
       this.#emit({ type: 'error', code: 'ERR_WAL_POISONED', message: `the lease store refuses writes, no order fires until a restart: ${s.poisonReason ?? 'a write or sync failed'}` });
-    }, POISON_WATCH_MS).unref();
-    this.#poisonWatch = timer;
+    });
   }
-
-  #poisonWatch: NodeJS.Timeout | undefined;
 }
 
 /**

@@ -108,6 +108,20 @@ describe('the fire lane', () => {
     expect(lane.wakes, JSON.stringify({ lane, js })).toBeLessThan(lane.fires / 2);
   });
 
+  it('lets an idle controller\'s JS thread sleep: no timer polls while nothing is due', async () => {
+    const specs = Array.from({ length: 5 }, (_, i) => order(`idle${i}`, i % 2 ? 'exit 100' : 'exit 0'));
+    const { c, events } = await start(dir('lane-idle'), specs);
+    await waitFor(() => events.filter((e) => e.type === 'completed').length === specs.length);
+    // The fires' own aftermath (audit batch, sweep of settled runs' files) is over within a second or two.
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = jsThreadWakes();
+    await new Promise((r) => setTimeout(r, 3000));
+    const wakes = jsThreadWakes() - before;
+    await c.stop();
+    // The test's own timer is one wake; a poll once a second would be three more.
+    expect(wakes).toBeLessThanOrEqual(2);
+  });
+
   it('gives a body the fence and fire time of the lease the lane took, and tells the fire when it happened', async () => {
     const state = dir('lane-env');
     const out = join(state, 'env.txt');
