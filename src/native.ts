@@ -6,11 +6,11 @@ import type * as Binding from '../index.cjs';
 
 const requireBinding = createRequire(import.meta.url);
 
-export const { NativeWal, NativeLeaseStore, NativeSpawner, NativeLane, SimDisk, createRunLock, runLockHeld, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
+export const { NativeWal, NativeLeaseStore, NativeSpawner, NativeLane, REPORT_FIELDS, SimDisk, createRunLock, runLockHeld, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
 export type NativeWal = Binding.NativeWal;
 export type NativeLeaseStore = Binding.NativeLeaseStore;
 export type SimDisk = Binding.SimDisk;
 export type NativeSpawner = Binding.NativeSpawner;
 export type NativeLane = Binding.NativeLane;
 export type JsArmed = Binding.JsArmed;
-export type JsLaneReport = Binding.JsLaneReport;
+export type JsLaneBatch = Binding.JsLaneBatch;

@@ -1,4 +1,4 @@
-import { type JsArmed, type JsLaneReport, NativeLane, type NativeLeaseStore } from '../native.js';
+import { type JsArmed, type JsLaneBatch, NativeLane, type NativeLeaseStore, REPORT_FIELDS } from '../native.js';
 import type { LayeredEnv } from './layered-env.js';
 
 /**
@@ -12,6 +12,86 @@ import type { LayeredEnv } from './layered-env.js';
  */
 
 export type LaneFire = Omit<JsArmed, 'tag'>;
+
+/**
+ * One report of the lane: `kind` is `held` or `gate-full` (not acquired),
+ * `store-failed` (with `message`), `started` (its body runs: `pid`, and the
+ * lease's figures), or `ran`: acquired, with how its body went. A `settled`
+ * run was a plain no-op whose lease is released; any other is still held.
+ */
+export interface JsLaneReport {
+  tag: number;
+  kind: string;
+  message?: string;
+  token: number;
+  acquiredAt: number;
+  expiresAt: number;
+  pid?: number;
+  /** Not started: the errno's name, and whether it was the run lock that failed. */
+  startError?: string;
+  lockError: boolean;
+  startedAt: number;
+  endedAt: number;
+  durationMs: number;
+  code?: number;
+  signal?: number;
+  groupEmpty: boolean;
+  timedOut: boolean;
+  termSentAt: number;
+  killSent: boolean;
+  settled: boolean;
+  /** Set when the lane armed the order's next fire itself: its fire id and due time (epoch ms). */
+  nextFireId?: string;
+  nextDueAt: number;
+}
+
+const KINDS = ['started', 'ran', 'held', 'gate-full', 'store-failed'] as const;
+/** Bits of a packed report's flags (crates/node/src/lane.rs, `flag`). */
+const LOCK_ERROR = 1;
+const GROUP_EMPTY = 2;
+const TIMED_OUT = 4;
+const KILL_SENT = 8;
+const SETTLED = 16;
+const MESSAGE = 32;
+const START_ERROR = 64;
+const NEXT_FIRE = 128;
+
+/** The reports of one `take`, unpacked (see `JsLaneBatch` in crates/node/src/lane.rs for the slots). */
+export function unpackReports({ nums, strs }: JsLaneBatch): JsLaneReport[] {
+  const out: JsLaneReport[] = [];
+  let s = 0;
+  const num = (v: number) => (Number.isNaN(v) ? undefined : v);
+  for (let i = 0; i + REPORT_FIELDS <= nums.length; i += REPORT_FIELDS) {
+    const flags = nums[i + 11]!;
+    const message = flags & MESSAGE ? strs[s++] : undefined;
+    const startError = flags & START_ERROR ? strs[s++] : undefined;
+    const nextFireId = flags & NEXT_FIRE ? strs[s++] : undefined;
+    out.push({
+      kind: KINDS[nums[i]!]!,
+      tag: nums[i + 1]!,
+      token: nums[i + 2]!,
+      acquiredAt: nums[i + 3]!,
+      expiresAt: nums[i + 4]!,
+      pid: num(nums[i + 5]!),
+      startedAt: nums[i + 6]!,
+      endedAt: nums[i + 7]!,
+      durationMs: nums[i + 8]!,
+      code: num(nums[i + 9]!),
+      signal: num(nums[i + 10]!),
+      termSentAt: nums[i + 12]!,
+      nextDueAt: nums[i + 13]!,
+      lockError: (flags & LOCK_ERROR) !== 0,
+      groupEmpty: (flags & GROUP_EMPTY) !== 0,
+      timedOut: (flags & TIMED_OUT) !== 0,
+      killSent: (flags & KILL_SENT) !== 0,
+      settled: (flags & SETTLED) !== 0,
+      message,
+      startError,
+      nextFireId,
+    });
+  }
+  return out;
+}
 /** A report as the binding gives it, its `kind` spelled out. */
 export type LaneRun = Omit<JsLaneReport, 'kind'> & { kind: 'held' | 'gate-full' | 'store-failed' | 'ran' };
 /** Its body runs: the lease's figures and `pid`. */
@@ -81,7 +161,7 @@ export class FireLane {
 
   /** Hands out every report waiting in the lane. */
   drain(): void {
-    for (const r of this.#native.take()) {
+    for (const r of unpackReports(this.#native.take())) {
       if (r.kind === 'started') this.#pending.get(r.tag)?.started(r as LaneStarted);
       else if (r.nextFireId != null) this.#pending.get(r.tag)?.chained?.(r as LaneRun);
       else this.#settle(r as LaneRun);

@@ -108,6 +108,18 @@ describe('the fire lane', () => {
     expect(lane.wakes, JSON.stringify({ lane, js })).toBeLessThan(lane.fires / 2);
   });
 
+  it('tells a body the lane could not start with the errno and reason, as the JS fire path does', async () => {
+    const state = dir('lane-no-cwd');
+    const cwd = join(state, 'gone');
+    const { c, events, audit } = await start(state, [order('nocwd', 'exit 0')], { cwd });
+    await waitFor(() => events.some((e) => e.type === 'completed'));
+    await c.stop();
+    expect(outcomes(events).get('nocwd')).toBe('failed');
+    const [record] = auditRecords(audit);
+    expect(record).toMatchObject({ scopedName: 'nocwd', outcome: 'failed', exitCode: null });
+    expect(record!.labels.reason).toBe(`cwd does not exist: ${cwd}`);
+  });
+
   it('lets an idle controller\'s JS thread sleep: no timer polls while nothing is due', async () => {
     const specs = Array.from({ length: 5 }, (_, i) => order(`idle${i}`, i % 2 ? 'exit 100' : 'exit 0'));
     const { c, events } = await start(dir('lane-idle'), specs);
