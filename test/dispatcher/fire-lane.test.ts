@@ -93,7 +93,8 @@ describe('the fire lane', () => {
       const { c } = await start(dir(`lane-wakes-${fireLane}`), specs, { fireLane });
       await new Promise((r) => setTimeout(r, 1500));
       const before = { fires: c.stats().fires, wakes: jsThreadWakes() };
-      await new Promise((r) => setTimeout(r, 3000));
+      // JS counts the lane's no-ops when it takes them, once a second: a window of several batches.
+      await new Promise((r) => setTimeout(r, 5000));
       const fires = c.stats().fires - before.fires;
       const wakes = jsThreadWakes() - before.wakes;
       await c.stop();
@@ -101,8 +102,8 @@ describe('the fire lane', () => {
     };
     const lane = await fired(true);
     const js = await fired(false);
-    expect(lane.fires).toBeGreaterThan(80);
-    expect(js.fires).toBeGreaterThan(80);
+    expect(lane.fires).toBeGreaterThan(90);
+    expect(js.fires).toBeGreaterThan(90);
     // The JS path wakes at least once per fire (its timer); the lane takes fires in batches.
     expect(js.wakes).toBeGreaterThanOrEqual(js.fires);
     expect(lane.wakes, JSON.stringify({ lane, js })).toBeLessThan(lane.fires / 2);
@@ -124,14 +125,18 @@ describe('the fire lane', () => {
     const specs = Array.from({ length: 5 }, (_, i) => order(`idle${i}`, i % 2 ? 'exit 100' : 'exit 0'));
     const { c, events } = await start(dir('lane-idle'), specs);
     await waitFor(() => events.filter((e) => e.type === 'completed').length === specs.length);
-    // The fires' own aftermath (audit batch, sweep of settled runs' files) is over within a second or two.
-    await new Promise((r) => setTimeout(r, 2500));
-    const before = jsThreadWakes();
-    await new Promise((r) => setTimeout(r, 3000));
-    const wakes = jsThreadWakes() - before;
+    // The fires' own aftermath (audit batch, sweep of settled runs' files, the first look for other controllers) is over within seconds.
+    await new Promise((r) => setTimeout(r, 2000));
+    const window = async () => {
+      const before = jsThreadWakes();
+      await new Promise((r) => setTimeout(r, 3000));
+      return jsThreadWakes() - before;
+    };
+    // Two windows: a one-off late under load spoils one of them, a poll both.
+    const wakes = [await window(), await window()];
     await c.stop();
     // The test's own timer is one wake; a poll once a second would be three more.
-    expect(wakes).toBeLessThanOrEqual(2);
+    expect(Math.min(...wakes), JSON.stringify(wakes)).toBeLessThanOrEqual(2);
   });
 
   it('gives a body the fence and fire time of the lease the lane took, and tells the fire when it happened', async () => {
