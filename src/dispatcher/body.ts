@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Outcome } from '../orders/types.js';
 import { envEntries, type LayeredEnv } from './layered-env.js';
+import { closeQuiet } from './run-slots.js';
 import { type LongTimeout, setLongTimeout } from './long-timeout.js';
 import { classifyExit, parseStatusFile, type StatusFromFile } from './outcome.js';
 import { lockRecord } from './run-lock.js';
@@ -442,13 +443,6 @@ export function runBody(opts: RunBodyOptions): RunningBody {
   return { started: Promise.resolve(pid), done: supervise(fromChildProcess(child), pid, keep, state) };
 }
 
-function closeQuiet(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // Already closed: nothing of ours is left open.
-  }
-}
 
 /** What supervise needs of a started body, whichever spawner started it. */
 interface Started {

@@ -11,7 +11,7 @@ import { AuditWriter, type AuditWriterStats } from '../audit/writer.js';
 import { crashPoint } from '../crash.js';
 import { OrderlyError } from '../errors.js';
 import { LeaseStore, type Lease, type LeaseInfo, type LeaseStoreOptions } from '../lease-store.js';
-import { createRunLock, latestCityEventSeq, runLockHeld, trimRunOutput } from '../native.js';
+import { createRunLock, latestCityEventSeq, runLockHeld, runLockHeldFd, trimRunOutput } from '../native.js';
 import { killLockHolders } from './lock-holders.js';
 import type { CityContext } from '../orders/city.js';
 import { parseCron } from '../orders/cron.js';
@@ -21,7 +21,7 @@ import type { AuditedOutcome, OrderSpec, Outcome, ScopedOrder } from '../orders/
 import { collectFinished, DEFAULT_GRACE_MS, finishReaped, nativeStartFailure, notStarted, runBody, wrappedCommand, type BodyResult } from './body.js';
 import { FireLane, LANE_HORIZON_MS, LANE_MIN_GAP_MS, type LaneReport, type LaneRun } from './fire-lane.js';
 import { nativeSpawner, signalName } from './spawner.js';
-import { existsNoFollow, isSlotName, RunSlots, unlinkQuiet } from './run-slots.js';
+import { closeQuiet, existsNoFollow, isSlotName, openQuiet, RunSlots, unlinkQuiet } from './run-slots.js';
 import { lockRecord } from './run-lock.js';
 import type { ControllerEvent, ControllerEventInput, SkipReason } from './events.js';
 import { bodyPlace, type BodyPlace } from './body-env.js';
@@ -1648,6 +1648,9 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     const files = this.#runFiles(meta);
     // Undefined: crashed before the pid was written; the body cannot be timed out, only waited for.
     const pid = this.#readPid(meta);
+    // The lock is held on the file, not its name: a descriptor opened now still
+    // tells whether the body runs after a cleanup job removed the runs directory.
+    const lockFd = openQuiet(lockPath);
     let termAt: number | undefined;
     let warned = false;
     this.#watchOutput(meta.fireId, files.output);
@@ -1655,12 +1658,17 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
       const poll = setInterval(() => {
         if (this.#stopping) {
           clearInterval(poll);
+          closeQuiet(lockFd);
           resolvePromise({ scopedName: lease.key, fireId: meta.fireId, skipped: 'stopping' });
           return;
         }
         let held: boolean | undefined;
         try {
-          held = runLockHeld(lockPath);
+          held = lockFd !== undefined ? runLockHeldFd(lockFd, lockPath) : runLockHeld(lockPath);
+          if (lockFd !== undefined && held && !warned && !existsNoFollow(lockPath)) {
+            warned = true;
+            this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `the run lock ${lockPath} of adopted fire ${meta.fireId} was removed while its body runs: waiting for the body through the lock, which it still holds` });
+          }
         } catch (err) {
           held = undefined;
           if (!warned) {
@@ -1668,7 +1676,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
             this.#emit({ type: 'warning', scopedName: lease.key, code: 'WARN_RUN_LOCK_UNREADABLE', message: `cannot tell whether adopted fire ${meta.fireId} still runs from its run lock: ${OrderlyError.from(err).message}; waiting for its process group` });
           }
         }
-        if (held === undefined || (!held && !existsNoFollow(lockPath))) {
+        if (held === undefined || (lockFd === undefined && !held && !existsNoFollow(lockPath))) {
           // The lock cannot be read, or its file is gone (a cleanup job removed the runs directory)
           // while the body may hold the lock on the unlinked inode: its group, while a member lives,
           // says it still runs. Never signalled without the lock to prove the group is still the body's.
@@ -1695,6 +1703,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
           return;
         }
         clearInterval(poll);
+        closeQuiet(lockFd);
         this.#outputs.delete(meta.fireId);
         if (!files.slotted) unlinkQuiet(lockPath);
         void this.#finishRecovered(lease, meta, termAt !== undefined).then((outcome) =>

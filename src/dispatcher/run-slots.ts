@@ -1,4 +1,4 @@
-import { lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsConstants, lstatSync, openSync, unlinkSync } from 'node:fs';
 
 /**
  * Names of reusable run files. An exec fire used to create its lock, output
@@ -71,6 +71,24 @@ export function unlinkQuiet(path: string): void {
     unlinkSync(path);
   } catch {
     // see above
+  }
+}
+
+/** A descriptor of a run's own file, read-only and not through a symlink; undefined when it cannot be opened. */
+export function openQuiet(path: string): number | undefined {
+  try {
+    return openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+}
+
+export function closeQuiet(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed: nothing of ours is left open.
   }
 }
 

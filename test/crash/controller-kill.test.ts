@@ -1,6 +1,6 @@
 // Bugs the kill harness found, each reduced to a test that fails against the
 // controller as it was. The harness itself is harness.ts / kills.test.ts.
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
@@ -149,7 +149,7 @@ describe('an adopted body whose runs directory is removed under the controller',
     'echo "end $ORDERLY_SCOPED_NAME $ORDERLY_FIRE_ID $ORDERLY_FENCE $(date +%s%3N) 0" >> "$log"\n';
 
   /** Fires a 4 s body, kills its controller -9, lets a new one adopt it, then runs `tamper` on the state. */
-  async function adoptThenTamper(name: string, tamper: (runs: string) => void, untamper?: (runs: string) => void) {
+  async function adoptThenTamper(name: string, tamper: (runs: string) => void, untamper?: (runs: string) => void, beforeRestart?: (runs: string) => void) {
     const root = join(tmp.path, name);
     const ordersDir = join(root, 'orders');
     const logDir = join(root, 'logs');
@@ -164,6 +164,7 @@ describe('an adopted body whose runs directory is removed under the controller',
     expect(await waitUntil(() => readBodyLogs(logDir).size === 1, 10_000), first.stderr()).toBe(true);
     first.child.kill('SIGKILL');
     await first.exited;
+    beforeRestart?.(join(state, 'runs'));
     const next = startController(ordersDir, state);
     expect(await waitUntil(() => next.events.some((e) => e.type === 'recovered' && e.action === 'adopted'), 10_000), next.stderr()).toBe(true);
     tamper(join(state, 'runs'));
@@ -184,6 +185,20 @@ describe('an adopted body whose runs directory is removed under the controller',
   it('is waited for through its process group: its order does not fire again while it runs (G1)', async () => {
     // A cleanup job: the body still holds its lock, on a file no longer at any path.
     await adoptThenTamper('runs-removed', (runs) => rmSync(runs, { recursive: true, force: true }));
+  }, 40_000);
+
+  it('with no process group on record (killed before it was written): waited for through the lock it still holds (G1)', async () => {
+    await adoptThenTamper(
+      'runs-removed-no-pid',
+      (runs) => rmSync(runs, { recursive: true, force: true }),
+      undefined,
+      (runs) => {
+        // What the lock says when the controller died between the spawn and the record of its process group.
+        const lock = join(runs, readdirSync(runs).find((n) => n.endsWith('.lock'))!);
+        const { fireId } = JSON.parse(readFileSync(lock, 'utf8')) as { fireId: string };
+        writeFileSync(lock, JSON.stringify({ fireId }).padEnd(160));
+      },
+    );
   }, 40_000);
 
   it('replaced by a file: the lock cannot be read, the controller does not crash, and waits for the group just the same', async () => {

@@ -39,6 +39,6 @@ pub use map::{AcquireOptions, Acquired, LeaseInfo, LeaseMap, MAX_GROUP_BYTES, MA
 pub use record::Rec;
 pub use peercred::peer_uid;
 pub use registry::open_shared;
-pub use runlock::{create_run_lock, record_fire, record_started_body, run_lock_held, RUN_RECORD_BYTES};
+pub use runlock::{create_run_lock, record_fire, record_started_body, run_lock_held, run_lock_held_fd, RUN_RECORD_BYTES};
 pub use trim::trim_head;
 pub use store::{inspect, LeaseStore, OutboxEntry, Recovered, RepairReport, StoreInspection, StoreOptions, StoreStats};

@@ -101,9 +101,41 @@ pub fn run_lock_held(path: &Path) -> io::Result<bool> {
     Ok(!try_flock(&f)?)
 }
 
+/// `run_lock_held` through a descriptor of the lock file opened earlier
+/// (not the body's own): still right once the file is unlinked or its
+/// directory removed, for a lock is held on the file, not on its name.
+pub fn run_lock_held_fd(fd: RawFd) -> io::Result<bool> {
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        // Free: give it back at once, as dropping the file does in run_lock_held.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        return Ok(false);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(true);
+    }
+    Err(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_opened_before_its_file_was_removed_still_tells_whether_it_is_held() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("runs").join("s0.lock");
+        std::fs::create_dir(p.parent().unwrap()).unwrap();
+        let body = create_run_lock(&p).unwrap();
+        let watch = File::open(&p).unwrap();
+        std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
+        assert!(!run_lock_held(&p).unwrap(), "by its name it looks free: the file is gone");
+        assert!(run_lock_held_fd(watch.as_raw_fd()).unwrap(), "the body still holds it");
+        assert!(run_lock_held_fd(watch.as_raw_fd()).unwrap(), "asking does not take it");
+        unsafe { libc::close(body) };
+        assert!(!run_lock_held_fd(watch.as_raw_fd()).unwrap());
+        assert!(!run_lock_held_fd(watch.as_raw_fd()).unwrap(), "asking gave it back");
+    }
 
     #[test]
     fn a_lock_is_held_until_every_copy_of_its_descriptor_is_closed() {

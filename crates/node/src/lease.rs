@@ -481,6 +481,13 @@ pub fn run_lock_held(path: String) -> Result<bool> {
     orderly_lease::run_lock_held(Path::new(&path)).map_err(|e| run_lock_error("check", &path, e))
 }
 
+/// Whether a body still holds the run lock open at `fd` (this process's own
+/// descriptor of the lock file): right even once the file was removed.
+#[napi(catch_unwind)]
+pub fn run_lock_held_fd(fd: i32, path: String) -> Result<bool> {
+    orderly_lease::run_lock_held_fd(fd).map_err(|e| run_lock_error("check", &path, e))
+}
+
 /// Not the log's error (ERR_WAL_IO would read as a poisoned store): a run's own file.
 fn run_lock_error(op: &str, path: &str, e: std::io::Error) -> Error {
     napi::Error::new(Code::from_static("ERR_RUN_LOCK"), format!("cannot {op} the run lock {path}: {e}"))
