@@ -196,8 +196,8 @@ const CONFIG_ERRORS = new Set(['ERR_AUDIT_DRIVER', 'ERR_AUDIT_SCHEMA', 'ERR_AUDI
 const SWEEP_MS = 1_000;
 /** See Controller.#starting. */
 const MAX_STARTING = 128;
-/** A lane run ending this close to its order's next due time is reported at once rather than with the next batch: the lane may hold a settled run 1 s, and the lane heap wakes at most every 250 ms. */
-const LANE_URGENT_MARGIN_MS = 1_500;
+/** A lane run ending this close to its order's next due time is reported at once rather than with the next batch: the lane may hold a settled run 400 ms, and the lane heap wakes at most every 250 ms. */
+const LANE_URGENT_MARGIN_MS = 900;
 /**
  * Which orders' next fires the lane arms itself: those that fire at least
  * once a minute (for a rarer one JS's work per fire is noise), up to 256 at

@@ -24,15 +24,16 @@ pub struct LaneOptions {
     /// Bytes of a running body's output kept on disk (the head is freed).
     pub keep_output: u64,
     pub trim_every: Duration,
-    /// How long settled runs may wait for JS to take them before it is woken
-    /// for them. JS only counts and tells them, and each wake of its thread
-    /// cost ~170 µs of CPU here (bench:schedule): once a second, not more.
+    /// How long settled runs, and the starts of runs still going, may wait
+    /// for JS to take them before it is woken for them. A second saved a JS
+    /// wake per 20 no-ops, but a body that ran for less was only told as
+    /// fired at its end, and a manual fire meanwhile could not be told held.
     pub flush_after: Duration,
 }
 
 impl Default for LaneOptions {
     fn default() -> Self {
-        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(1000) }
+        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400) }
     }
 }
 
