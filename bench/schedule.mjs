@@ -516,6 +516,12 @@ async function main() {
             context:
               `CPU in the wave: the body processes ${num(exec10k.waveBodyCpuMs)} ms (${num((exec10k.waveBodyCpuMs * 1000) / exec10k.orders)} µs each), the controller ${num(exec10k.waveCpuMs)} ms; ` +
               `on ${cores} cores the bodies alone need ${num(exec10k.waveBodyCpuMs / cores)} ms, bodies and controller ${num((exec10k.waveBodyCpuMs + exec10k.waveCpuMs) / cores)} ms` +
+              (exec10k.waveThreadsCpuMs
+                ? `; the controller's by thread, ms: ${Object.entries(exec10k.waveThreadsCpuMs)
+                    .sort((a, b) => b[1] - a[1])
+                    .map(([role, ms]) => `${role} ${num(ms)}`)
+                    .join(', ')}`
+                : '') +
               (exec10k.waveSpawnWaitMs != null
                 ? `; the controller's thread spent ${num(exec10k.waveSpawnWaitMs)} ms queuing bodies for the spawning threads (${num((exec10k.waveSpawnWaitMs * 1000) / exec10k.orders)} µs per body)`
                 : ''),

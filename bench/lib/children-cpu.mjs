@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 // Asked once, at import: getconf is a child too, and must not land inside a measured window.
-const ticksPerSecond = clockTicks();
+export const ticksPerSecond = clockTicks();
 
 function clockTicks() {
   try {

@@ -21,6 +21,9 @@
 //   wave CPU the process's CPU from start to the wave's last fire, and its
 //            body processes' (reaped by then, from /proc/self/stat): on C
 //            cores no wave ends before body CPU / C
+//   wave threads  the process's wave CPU by thread: the JS thread, V8's and
+//            libuv's helpers, and the lane's native threads (lane, spawn,
+//            reaper, wal)
 //   spawn wait  wall time the controller's thread spent in the native
 //            spawner's start in the wave: queuing each body for the
 //            spawning threads (posix_spawn, which waits for the child's
@@ -31,6 +34,7 @@ import { childrenCpuUs } from './children-cpu.mjs';
 import { percentile, Samples } from './stats.mjs';
 import { scratchDir } from './scratch.mjs';
 import { timeSpawns } from './spawn-wait.mjs';
+import { cpuByRole, threadCpu } from './thread-cpu.mjs';
 
 function countingSink() {
   return { url: 'memory:bench', async open() {}, async write(records) { return { inserted: records.length }; }, async ping() {}, async close() {} };
@@ -62,6 +66,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
   let waveCpu;
   let waveBodyCpuUs;
   let waveSpawnWait;
+  let waveThreads;
   // Native spawns only: child_process.spawn does not go through the binding.
   const spawns = kind === 'exec' && spawner !== 'node' ? timeSpawns() : null;
   let rssMax = 0;
@@ -78,6 +83,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
           waveCpu = process.cpuUsage(startCpu);
           waveBodyCpuUs = startChildren === null ? null : childrenCpuUs() - startChildren;
           waveSpawnWait = spawns?.calls ? { ...spawns } : null;
+          waveThreads = cpuByRole(startThreads, threadCpu());
         }
       } else if (measuring && e.due !== undefined) {
         steady.push(e.at - e.due);
@@ -89,6 +95,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
   const startAt = performance.now();
   const startCpu = process.cpuUsage();
   const startChildren = childrenCpuUs();
+  const startThreads = threadCpu();
   const controller = await lib.Controller.start({ state: dir.path, orders, audit: countingSink(), onEvent, cwd: dir.path, ...(spawner ? { spawner } : {}) });
   const startMs = performance.now() - startAt;
   try {
@@ -114,7 +121,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     controller.reload(specs(lib, kind, n, active, 1));
     const reloadMs = performance.now() - reloadAt;
     const sorted = steady.sorted();
-    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it queuing spawns)` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
+    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it queuing spawns)` : ''}${waveThreads ? ` (CPU ms: ${Object.entries(waveThreads).map(([r, ms]) => `${r} ${ms.toFixed(0)}`).join(', ')})` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
     return {
       kind,
       orders: n,
@@ -129,6 +136,8 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       waveBodyCpuMs: typeof waveBodyCpuUs === 'number' ? waveBodyCpuUs / 1000 : null,
       // Wall time the controller's thread spent queuing bodies for the spawning threads during the wave.
       waveSpawnWaitMs: waveSpawnWait ? waveSpawnWait.ms : null,
+      // The controller's wave CPU by thread role, ms (thread-cpu.mjs).
+      waveThreadsCpuMs: waveThreads ?? null,
       steadySeconds: windowSeconds,
       steadyFires: fires,
       latenessP50ms: percentile(sorted, 50),

@@ -43,13 +43,15 @@ export function median(values) {
 
 /**
  * Per-metric median of repeated runs: `runs` are objects with the same
- * numeric keys; non-numeric keys are taken from the first run.
+ * numeric keys (objects of them: a median per inner key); other keys
+ * are taken from the first run.
  */
 export function medianOfRuns(runs) {
   const out = {};
   for (const key of Object.keys(runs[0] ?? {})) {
     const values = runs.map((r) => r[key]);
-    out[key] = values.some((v) => typeof v === 'number') ? median(values) : values[0];
+    const nested = values.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v));
+    out[key] = nested ? medianOfRuns(values) : values.some((v) => typeof v === 'number') ? median(values) : values[0];
   }
   return out;
 }
