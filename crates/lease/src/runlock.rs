@@ -65,7 +65,11 @@ fn json_string(s: &str) -> String {
 }
 
 pub(crate) fn try_flock(f: &File) -> io::Result<bool> {
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    try_flock_fd(f.as_raw_fd())
+}
+
+fn try_flock_fd(fd: RawFd) -> io::Result<bool> {
+    let rc = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
         return Ok(true);
     }
@@ -105,16 +109,12 @@ pub fn run_lock_held(path: &Path) -> io::Result<bool> {
 /// (not the body's own): still right once the file is unlinked or its
 /// directory removed, for a lock is held on the file, not on its name.
 pub fn run_lock_held_fd(fd: RawFd) -> io::Result<bool> {
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        // Free: give it back at once, as dropping the file does in run_lock_held.
-        unsafe { libc::flock(fd, libc::LOCK_UN) };
-        return Ok(false);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    if !try_flock_fd(fd)? {
         return Ok(true);
     }
-    Err(err)
+    // Free: give it back at once, as dropping the file does in run_lock_held.
+    unsafe { libc::flock(fd, libc::LOCK_UN) };
+    Ok(false)
 }
 
 #[cfg(test)]
