@@ -1880,11 +1880,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
    * it): say so at once, not at the next fire, and stop scheduling.
    */
   #watchPoison(): void {
-    this.#store.onPoisoned(() => {
+    this.#store.onPoisoned((err) => {
       if (this.#stopping) return;
       this.#poisoned = true;
-      const s = this.#poisonSafeStats();
-      this.#emit({ type: 'error', code: 'ERR_WAL_POISONED', message: `the lease store refuses writes, no order fires until a restart: ${s.poisonReason ?? 'a write or sync failed'}` });
+      this.#emit({ type: 'error', code: 'ERR_WAL_POISONED', message: `the lease store refuses writes, no order fires until a restart: ${err.message}` });
     });
   }
 }
