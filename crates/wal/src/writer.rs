@@ -178,15 +178,14 @@ impl Writer {
     /// or anyone waits for durability, one `fdatasync`. Runs on whichever
     /// thread holds the writer. Returns whether the log is closing.
     pub fn turn(&mut self, sync: bool) -> bool {
-        let shared = self.shared.clone();
         let (need_sync, closing) = {
-            let mut q = shared.lock();
+            let mut q = self.shared.lock();
             if q.poisoned.is_some() {
                 return q.closing;
             }
             std::mem::swap(&mut self.arena, &mut q.arena);
             std::mem::swap(&mut self.entries, &mut q.entries);
-            let flush_due = self.unsynced_since.is_some_and(|t| t.elapsed() >= shared.opts.flush_interval);
+            let flush_due = self.unsynced_since.is_some_and(|t| t.elapsed() >= self.shared.opts.flush_interval);
             (sync || q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
         };
         let before = self.durable_lsn;
@@ -205,22 +204,22 @@ impl Writer {
         match result {
             Ok(()) => {
                 let oversleeps = {
-                    let mut q = shared.lock();
+                    let mut q = self.shared.lock();
                     q.unsynced_since = self.unsynced_since;
                     q.linked_checked = self.linked_checked;
                     if self.durable_lsn > before {
-                        shared.durable.store(self.durable_lsn, Ordering::Release);
-                        shared.wake_waiters.notify_all();
+                        self.shared.durable.store(self.durable_lsn, Ordering::Release);
+                        self.shared.wake_waiters.notify_all();
                     }
                     // A leader's unsynced write, due to be synced before the sleeping writer thread would wake.
-                    let flush_by = self.unsynced_since.filter(|_| !was_unsynced).map(|t| t + shared.opts.flush_interval);
+                    let flush_by = self.unsynced_since.filter(|_| !was_unsynced).map(|t| t + self.shared.opts.flush_interval);
                     flush_by.is_some_and(|by| q.writer_sleeps_until.is_some_and(|until| until > by))
                 };
                 if oversleeps {
-                    shared.wake_writer.notify_one();
+                    self.shared.wake_writer.notify_one();
                 }
                 if self.durable_lsn > before {
-                    shared.emit(DurableEvent::Durable(self.durable_lsn));
+                    self.shared.emit(DurableEvent::Durable(self.durable_lsn));
                 }
             }
             Err(IoFail(cause)) => self.poison(cause),
