@@ -24,16 +24,19 @@ pub struct LaneOptions {
     /// Bytes of a running body's output kept on disk (the head is freed).
     pub keep_output: u64,
     pub trim_every: Duration,
-    /// How long settled runs, and the starts of runs still going, may wait
-    /// for JS to take them before it is woken for them. A second saved a JS
-    /// wake per 20 no-ops, but a body that ran for less was only told as
-    /// fired at its end, and a manual fire meanwhile could not be told held.
+    /// How long the start of a run still going may wait for JS to take it
+    /// before it is woken for it: until then a manual fire of the order
+    /// cannot be told it is held.
     pub flush_after: Duration,
+    /// How long settled runs may wait when no start is waiting: nobody acts
+    /// on them, and a second rather than `flush_after` saves a JS wake per
+    /// ~20 no-ops at 20 fires per second.
+    pub settled_flush_after: Duration,
 }
 
 impl Default for LaneOptions {
     fn default() -> Self {
-        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400) }
+        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400), settled_flush_after: Duration::from_secs(1) }
     }
 }
 
@@ -52,8 +55,17 @@ struct State {
     /// SIGKILL deadlines of timed-out bodies, by tag.
     kills: Vec<(Instant, u32)>,
     reports: Vec<Report>,
-    /// When JS is to be woken for reports it has not taken.
+    /// When JS is to be woken for reports it has not taken: the earlier of
+    /// `starts_due` and `settled_due`.
     flush_at: Option<Instant>,
+    /// `flush_after` from the first start taken into `reports` while any
+    /// start there is still without its end.
+    starts_due: Option<Instant>,
+    /// `settled_flush_after` from the first settled run taken into `reports`.
+    settled_due: Option<Instant>,
+    /// Tags whose start is in `reports` and whose end is not: `take` drops a
+    /// start followed by its end, so only these need telling soon.
+    open_starts: HashSet<u32>,
     /// JS was woken and has not taken the reports since.
     notified: bool,
     /// While the thread waits: until when. An earlier deadline wakes it.
@@ -111,7 +123,7 @@ impl Lane {
     pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
         let shared = Arc::new(Shared {
             store,
-            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, starts_due: None, settled_due: None, open_starts: HashSet::new(), notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
             wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
@@ -154,7 +166,7 @@ impl Lane {
         st.eager = eager;
         if eager && !st.reports.is_empty() && !st.notified {
             st.notified = true;
-            st.flush_at = None;
+            st.clear_flush();
             drop(st);
             (self.shared.notify)();
         }
@@ -178,7 +190,8 @@ impl Lane {
         let reports = {
             let mut st = lock(&self.shared.state);
             st.notified = false;
-            st.flush_at = None;
+            st.clear_flush();
+            st.open_starts.clear();
             std::mem::take(&mut st.reports)
         };
         // A start is dropped only for an end that follows it: under one tag, a repeated order's next run may start after this one ended.
@@ -265,7 +278,7 @@ fn run(shared: &Arc<Shared>, pool: &SpawnPool) {
                     !due
                 });
                 if st.flush_at.is_some_and(|at| at <= now) {
-                    st.flush_at = None;
+                    st.clear_flush();
                     if !st.reports.is_empty() && !st.notified {
                         st.notified = true;
                         flush = true;
@@ -542,22 +555,49 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
     if !matches!(&r, Report::Started { .. } | Report::Ran(Ran { next: Some(_), .. })) {
         st.stopped.remove(&r.tag());
     }
+    let started = match &r {
+        Report::Started { tag, .. } => {
+            st.open_starts.insert(*tag);
+            true
+        }
+        Report::Ran(ran) => {
+            st.open_starts.remove(&ran.tag);
+            false
+        }
+        _ => false,
+    };
     st.reports.push(r);
     if st.notified {
         return;
     }
     if urgent || st.eager {
         st.notified = true;
-        st.flush_at = None;
+        st.clear_flush();
         drop(st);
         (shared.notify)();
         return;
     }
-    if st.flush_at.is_none() {
-        let at = Instant::now() + shared.opts.flush_after;
-        st.flush_at = Some(at);
-        if st.sleeping_until.is_some_and(|until| at < until) {
-            shared.wake.notify_one();
-        }
+    let now = Instant::now();
+    if started {
+        st.starts_due.get_or_insert(now + shared.opts.flush_after);
+    } else {
+        st.settled_due.get_or_insert(now + shared.opts.settled_flush_after);
+    }
+    if st.open_starts.is_empty() {
+        st.starts_due = None;
+    }
+    let at = [st.starts_due, st.settled_due].into_iter().flatten().min();
+    let sooner = at.is_some_and(|at| st.flush_at.is_none_or(|was| at < was));
+    st.flush_at = at;
+    if sooner && st.sleeping_until.is_some_and(|until| at.is_some_and(|at| at < until)) {
+        shared.wake.notify_one();
+    }
+}
+
+impl State {
+    fn clear_flush(&mut self) {
+        self.flush_at = None;
+        self.starts_due = None;
+        self.settled_due = None;
     }
 }

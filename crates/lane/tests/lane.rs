@@ -23,12 +23,16 @@ struct Fixture {
 }
 
 fn fixture(flush_after: Duration) -> Fixture {
+    fixture_with(LaneOptions { flush_after, settled_flush_after: flush_after, ..LaneOptions::default() })
+}
+
+fn fixture_with(opts: LaneOptions) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("runs")).unwrap();
     let store = Arc::new(LeaseStore::open(Some(&dir.path().join("leases")), StoreOptions::default()).unwrap());
     let notified = Arc::new(AtomicUsize::new(0));
     let n = Arc::clone(&notified);
-    let lane = Lane::start(Arc::clone(&store), LaneOptions { flush_after, ..LaneOptions::default() }, move || {
+    let lane = Lane::start(Arc::clone(&store), opts, move || {
         n.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
@@ -113,6 +117,42 @@ fn a_no_op_is_settled_and_released_without_waking_js_at_once() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(t1.elapsed() >= Duration::from_millis(300), "told before flush_after: {:?}", t1.elapsed());
+}
+
+#[test]
+fn a_start_is_told_within_flush_after_and_settled_runs_wait_for_their_own_deadline() {
+    let f = fixture_with(LaneOptions { flush_after: Duration::from_millis(150), settled_flush_after: Duration::from_millis(900), ..LaneOptions::default() });
+    let runs = f.dir.path().join("runs");
+    // A no-op: its start and its end are both queued before the start's deadline, so JS waits for the settled one's.
+    let t0 = Instant::now();
+    assert!(f.lane.arm(armed(&runs, 1, "city/quick", "exit 100", 0)));
+    while f.store.holder("city/quick").is_some() || f.store.last_run("city/quick").is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never released");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(f.notified.load(Ordering::SeqCst), 0, "woken for a start whose end had come");
+    while f.notified.load(Ordering::SeqCst) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never told");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(900), "told before settled_flush_after: {:?}", t0.elapsed());
+    let got = f.lane.take();
+    assert_eq!(got.len(), 1, "the start is left out: {got:?}");
+    assert!(ran(&got[0]).settled);
+    // A body still running: its start is told by flush_after, even with a settled run queued before it.
+    assert!(f.lane.arm(armed(&runs, 2, "city/quick", "exit 100", 0)));
+    std::thread::sleep(Duration::from_millis(50));
+    let t1 = Instant::now();
+    assert!(f.lane.arm(armed(&runs, 3, "city/slow", "sleep 2; exit 100", 0)));
+    while f.notified.load(Ordering::SeqCst) == 1 {
+        assert!(t1.elapsed() < Duration::from_secs(5), "never told");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(t1.elapsed() < Duration::from_millis(600), "the start waited for the settled deadline: {:?}", t1.elapsed());
+    let got = f.lane.take();
+    assert!(got.iter().any(|r| matches!(r, Report::Started { tag: 3, .. })), "{got:?}");
+    assert!(got.iter().any(|r| matches!(r, Report::Ran(Ran { tag: 2, .. }))), "{got:?}");
 }
 
 #[test]
