@@ -15,6 +15,7 @@
 //! - [`Wal::checkpoint`] replaces the whole history with a live set: a crash
 //!   at any step leaves either the old state or the new one.
 
+mod alarm;
 mod crash;
 mod error;
 mod frame;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::alarm::Alarm;
 use crate::error::{Result, WalError};
 use crate::frame::MAX_PAYLOAD;
 use crate::recovery::recover;
@@ -140,6 +141,7 @@ impl Wal {
         };
         let rec = recover(&*storage, &dir, &opts)?;
         let last_lsn = rec.next_lsn - 1;
+        let alarm = Alarm::new().map_err(|e| WalError::io("create the writer thread's timer for", &dir, &e))?;
         let shared = Arc::new(Shared {
             dir,
             storage,
@@ -157,7 +159,7 @@ impl Wal {
                 linked_checked: std::time::Instant::now(),
                 writer_sleeps_until: None,
             }),
-            wake_writer: Condvar::new(),
+            alarm,
             wake_waiters: Condvar::new(),
             durable: AtomicU64::new(last_lsn),
             listeners: Mutex::new(Vec::new()),
@@ -238,7 +240,7 @@ impl Wal {
         drop(q);
         shared.appends.fetch_add(1, Ordering::Relaxed);
         if !leader {
-            shared.wake_writer.notify_one();
+            shared.wake_writer();
         }
         Ok(lsn)
     }
@@ -253,7 +255,7 @@ impl Wal {
         if target > shared.durable.load(Ordering::Acquire) {
             q.sync_wanted = q.sync_wanted.max(target);
             drop(q);
-            shared.wake_writer.notify_one();
+            shared.wake_writer();
         }
         Ok(target)
     }
@@ -284,7 +286,7 @@ impl Wal {
         q.next_lsn = lsn + 1;
         q.sync_wanted = lsn;
         drop(q);
-        shared.wake_writer.notify_one();
+        shared.wake_writer();
         Ok(lsn)
     }
 
@@ -385,7 +387,7 @@ impl Handle {
             let mut q = self.shared.lock();
             q.closing = true;
         }
-        self.shared.wake_writer.notify_one();
+        self.shared.wake_writer();
         if let Some(t) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
@@ -424,7 +426,7 @@ impl Lead<'_> {
             }
             if !h.try_turn(true) {
                 // Whoever holds it may have taken its batch before this record came.
-                h.shared.wake_writer.notify_one();
+                h.shared.wake_writer();
                 break;
             }
         }
@@ -444,7 +446,7 @@ impl Drop for Lead<'_> {
             return;
         }
         if !h.try_turn(false) {
-            h.shared.wake_writer.notify_one();
+            h.shared.wake_writer();
         }
     }
 }

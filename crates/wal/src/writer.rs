@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::alarm::Alarm;
 use crate::error::WalError;
 use crate::frame::{encode_frame, frame_len, frame_seed, FrameKind, SegmentHeader, SegmentKind, COUNTER_LIMIT, FORMAT_VERSION, SEGMENT_HEADER_LEN};
 use crate::recovery::Tail;
@@ -50,7 +51,8 @@ pub(crate) struct Queue {
     /// thread to sleep by without taking the writer.
     pub unsynced_since: Option<Instant>,
     pub linked_checked: Instant,
-    /// When the sleeping writer thread will wake by itself (None while awake).
+    /// When the sleeping writer thread will wake by itself (None while
+    /// awake): its alarm's timer is set for it.
     pub writer_sleeps_until: Option<Instant>,
 }
 
@@ -59,7 +61,7 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub opts: WalOptions,
     pub queue: Mutex<Queue>,
-    pub wake_writer: Condvar,
+    pub alarm: Alarm,
     pub wake_waiters: Condvar,
     pub durable: AtomicU64,
     pub listeners: Mutex<Vec<(u64, Listener)>>,
@@ -77,6 +79,17 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wake_writer(&self) {
+        self.alarm.ring();
+    }
+
+    /// When the writer thread must act unasked: a link check, or the flush
+    /// of a relaxed record written and not yet synced.
+    fn writer_deadline(&self, q: &Queue) -> Instant {
+        let check = q.linked_checked + LINK_CHECK;
+        q.unsynced_since.map_or(check, |since| check.min(since + self.opts.flush_interval))
     }
 
     fn emit(&self, event: DurableEvent) {
@@ -145,22 +158,25 @@ impl Writer {
                             shared.wake_waiters.notify_all();
                             return;
                         }
-                        q = shared.wake_writer.wait(q).unwrap_or_else(|p| p.into_inner());
+                        shared.alarm.set(None);
+                        drop(q);
+                        shared.alarm.wait();
+                        q = shared.lock();
                         continue;
                     }
                     if !q.entries.is_empty() || q.closing || q.sync_wanted > shared.durable.load(Ordering::Acquire) {
                         break;
                     }
-                    let now = Instant::now();
-                    let mut deadline = q.linked_checked + LINK_CHECK;
-                    if let Some(since) = q.unsynced_since {
-                        deadline = deadline.min(since + shared.opts.flush_interval);
-                    }
-                    if now >= deadline {
+                    let deadline = shared.writer_deadline(&q);
+                    if Instant::now() >= deadline {
                         break;
                     }
+                    // Set under the queue's lock, as the leaders that move it do (`turn`).
                     q.writer_sleeps_until = Some(deadline);
-                    q = shared.wake_writer.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                    shared.alarm.set(Some(deadline));
+                    drop(q);
+                    shared.alarm.wait();
+                    q = shared.lock();
                     q.writer_sleeps_until = None;
                 }
             }
@@ -189,7 +205,6 @@ impl Writer {
             (sync || q.sync_wanted > self.durable_lsn || q.closing || flush_due, q.closing)
         };
         let before = self.durable_lsn;
-        let was_unsynced = self.unsynced_since.is_some();
         let mut result = if self.linked_checked.elapsed() >= LINK_CHECK { self.check_linked() } else { Ok(()) };
         if result.is_ok() {
             let (arena, entries) = (std::mem::take(&mut self.arena), std::mem::take(&mut self.entries));
@@ -203,7 +218,7 @@ impl Writer {
         self.entries.clear();
         match result {
             Ok(()) => {
-                let oversleeps = {
+                {
                     let mut q = self.shared.lock();
                     q.unsynced_since = self.unsynced_since;
                     q.linked_checked = self.linked_checked;
@@ -211,12 +226,15 @@ impl Writer {
                         self.shared.durable.store(self.durable_lsn, Ordering::Release);
                         self.shared.wake_waiters.notify_all();
                     }
-                    // A leader's unsynced write, due to be synced before the sleeping writer thread would wake.
-                    let flush_by = self.unsynced_since.filter(|_| !was_unsynced).map(|t| t + self.shared.opts.flush_interval);
-                    flush_by.is_some_and(|by| q.writer_sleeps_until.is_some_and(|until| until > by))
-                };
-                if oversleeps {
-                    self.shared.wake_writer.notify_one();
+                    // A leader's turn moves the sleeping writer's deadline: earlier for
+                    // a relaxed write it left unsynced, later for a sync or a link check.
+                    if let Some(until) = q.writer_sleeps_until {
+                        let deadline = self.shared.writer_deadline(&q);
+                        if deadline != until {
+                            q.writer_sleeps_until = Some(deadline);
+                            self.shared.alarm.set(Some(deadline));
+                        }
+                    }
                 }
                 if self.durable_lsn > before {
                     self.shared.emit(DurableEvent::Durable(self.durable_lsn));

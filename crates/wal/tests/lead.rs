@@ -128,3 +128,25 @@ fn a_lead_held_while_the_log_closes_hands_over_cleanly() {
     assert_eq!(common::payloads(&after), vec![b"before close".to_vec()]);
     after.close().unwrap();
 }
+
+#[test]
+fn a_relaxed_record_a_lead_left_unsynced_is_synced_by_the_sleeping_writer_within_the_flush_interval() {
+    let sim = SimStorage::new();
+    let opts = orderly_wal::WalOptions { flush_interval: Duration::from_millis(100), ..common::opts(1 << 20, true) };
+    let wal = Wal::open_with_storage(Path::new("/state/wal"), opts, Arc::new(sim.clone())).unwrap();
+    for round in 0..5 {
+        // The writer thread is asleep until its link check, a second away.
+        std::thread::sleep(Duration::from_millis(50));
+        let lsn = {
+            let _lead = wal.lead();
+            wal.append_relaxed(&common::payload(round, 40)).unwrap()
+        };
+        let written = Instant::now();
+        assert!(wal.durable_lsn() < lsn, "round {round}: synced when the lead ended, not within the flush interval");
+        while wal.durable_lsn() < lsn {
+            assert!(written.elapsed() < Duration::from_millis(700), "round {round}: still unsynced {:?} after the lead wrote it", written.elapsed());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wal.close().unwrap();
+}
