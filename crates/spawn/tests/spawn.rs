@@ -109,6 +109,63 @@ fn fails_synchronously_for_a_missing_program_or_cwd() {
 }
 
 #[test]
+fn the_child_starts_with_no_signal_blocked_and_no_descriptor_it_was_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // Run directly, not through sh, which clears its signal mask itself.
+    let run = |argv: &[&str]| -> String {
+        let out = dir.path().join("out");
+        let mut cmd = sh("");
+        cmd.program = CString::new(argv[0]).unwrap();
+        cmd.args = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
+        cmd.output = Some(CString::new(out.to_str().unwrap()).unwrap());
+        let (r, rx) = reaper();
+        r.spawn(&cmd).unwrap();
+        assert_eq!(wait(&rx).code, Some(0));
+        fs::read_to_string(&out).unwrap()
+    };
+    // This thread blocks SIGTERM and holds a descriptor open without close-on-exec.
+    let stray = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let status = run(&["/bin/grep", "-E", "^SigBlk", "/proc/self/status"]);
+    let fds = run(&["/bin/ls", "/proc/self/fd"]);
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::close(stray);
+    }
+    let blocked = u64::from_str_radix(status.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(blocked, 0, "{status}");
+    // 0, 1, 2 and the directory ls reads: nothing of this process's.
+    assert_eq!(fds.lines().collect::<Vec<_>>(), ["0", "1", "2", "3"], "{fds}");
+}
+
+#[test]
+fn a_bare_program_name_is_looked_up_on_path_and_a_failing_step_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = sh("echo found");
+    cmd.program = CString::new("sh").unwrap();
+    cmd.output = Some(CString::new(out.to_str().unwrap()).unwrap());
+    let (r, rx) = reaper();
+    r.spawn(&cmd).unwrap();
+    assert_eq!(wait(&rx).code, Some(0));
+    assert_eq!(fs::read_to_string(&out).unwrap(), "found\n");
+    let mut missing = sh("true");
+    missing.program = CString::new("orderly-no-such-program").unwrap();
+    assert_eq!(spawn(&missing).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    let mut unwritable = sh("true");
+    unwritable.output = Some(CString::new(dir.path().join("no-dir/out").to_str().unwrap()).unwrap());
+    assert_eq!(spawn(&unwritable).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    let mut not_a_program = sh("true");
+    not_a_program.program = CString::new(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(spawn(&not_a_program).unwrap_err().raw_os_error(), Some(libc::EACCES));
+}
+
+#[test]
 fn a_child_outlives_a_dropped_reaper() {
     let dir = tempfile::tempdir().unwrap();
     let done = dir.path().join("done");
