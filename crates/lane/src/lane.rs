@@ -24,19 +24,21 @@ pub struct LaneOptions {
     /// Bytes of a running body's output kept on disk (the head is freed).
     pub keep_output: u64,
     pub trim_every: Duration,
-    /// How long the start of a run still going may wait for JS to take it
-    /// before it is woken for it: until then a manual fire of the order
-    /// cannot be told it is held.
+    /// How long the start of a run still going, or the end of one JS is
+    /// to follow with the order's next fire, may wait for JS to take it
+    /// before it is woken for it. Until then a manual fire of the order
+    /// cannot be told it is held, and the order's next fire is not armed.
     pub flush_after: Duration,
-    /// How long settled runs may wait when no start is waiting: nobody acts
-    /// on them, and a second rather than `flush_after` saves a JS wake per
-    /// ~20 no-ops at 20 fires per second.
-    pub settled_flush_after: Duration,
+    /// How long settled runs the lane itself followed with the order's next
+    /// fire may wait, when nothing else does: JS only counts them, and a
+    /// second rather than `flush_after` saves a JS wake per ~20 no-ops at 20
+    /// fires per second.
+    pub chained_flush_after: Duration,
 }
 
 impl Default for LaneOptions {
     fn default() -> Self {
-        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400), settled_flush_after: Duration::from_secs(1) }
+        LaneOptions { spawn_threads: 4, keep_output: 128 * 1024, trim_every: Duration::from_millis(500), flush_after: Duration::from_millis(400), chained_flush_after: Duration::from_secs(1) }
     }
 }
 
@@ -56,16 +58,18 @@ struct State {
     kills: Vec<(Instant, u32)>,
     reports: Vec<Report>,
     /// When JS is to be woken for reports it has not taken: the earlier of
-    /// `starts_due` and `settled_due`.
+    /// `soon_due` and `chained_due`.
     flush_at: Option<Instant>,
-    /// `flush_after` from the first start taken into `reports` while any
-    /// start there is still without its end.
-    starts_due: Option<Instant>,
-    /// `settled_flush_after` from the first settled run taken into `reports`.
-    settled_due: Option<Instant>,
+    /// `flush_after` from the first report in `reports` JS must act on: a
+    /// start still without its end, or an end not followed by a next fire.
+    soon_due: Option<Instant>,
+    /// `chained_flush_after` from the first chained end in `reports`.
+    chained_due: Option<Instant>,
     /// Tags whose start is in `reports` and whose end is not: `take` drops a
-    /// start followed by its end, so only these need telling soon.
+    /// start followed by its end, which then needs telling no sooner than the end.
     open_starts: HashSet<u32>,
+    /// Ends in `reports` not followed by a next fire.
+    unchained_ends: usize,
     /// JS was woken and has not taken the reports since.
     notified: bool,
     /// While the thread waits: until when. An earlier deadline wakes it.
@@ -123,7 +127,7 @@ impl Lane {
     pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
         let shared = Arc::new(Shared {
             store,
-            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, starts_due: None, settled_due: None, open_starts: HashSet::new(), notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, soon_due: None, chained_due: None, open_starts: HashSet::new(), unchained_ends: 0, notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
             wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
@@ -192,6 +196,7 @@ impl Lane {
             st.notified = false;
             st.clear_flush();
             st.open_starts.clear();
+            st.unchained_ends = 0;
             std::mem::take(&mut st.reports)
         };
         // A start is dropped only for an end that follows it: under one tag, a repeated order's next run may start after this one ended.
@@ -555,14 +560,17 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
     if !matches!(&r, Report::Started { .. } | Report::Ran(Ran { next: Some(_), .. })) {
         st.stopped.remove(&r.tag());
     }
-    let started = match &r {
+    let chained = match &r {
         Report::Started { tag, .. } => {
             st.open_starts.insert(*tag);
-            true
+            false
         }
         Report::Ran(ran) => {
             st.open_starts.remove(&ran.tag);
-            false
+            if ran.next.is_none() {
+                st.unchained_ends += 1;
+            }
+            ran.next.is_some()
         }
         _ => false,
     };
@@ -578,15 +586,15 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
         return;
     }
     let now = Instant::now();
-    if started {
-        st.starts_due.get_or_insert(now + shared.opts.flush_after);
+    if chained {
+        st.chained_due.get_or_insert(now + shared.opts.chained_flush_after);
     } else {
-        st.settled_due.get_or_insert(now + shared.opts.settled_flush_after);
+        st.soon_due.get_or_insert(now + shared.opts.flush_after);
     }
-    if st.open_starts.is_empty() {
-        st.starts_due = None;
+    if st.open_starts.is_empty() && st.unchained_ends == 0 {
+        st.soon_due = None;
     }
-    let at = [st.starts_due, st.settled_due].into_iter().flatten().min();
+    let at = [st.soon_due, st.chained_due].into_iter().flatten().min();
     let sooner = at.is_some_and(|at| st.flush_at.is_none_or(|was| at < was));
     st.flush_at = at;
     if sooner && st.sleeping_until.is_some_and(|until| at.is_some_and(|at| at < until)) {
@@ -597,7 +605,7 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
 impl State {
     fn clear_flush(&mut self) {
         self.flush_at = None;
-        self.starts_due = None;
-        self.settled_due = None;
+        self.soon_due = None;
+        self.chained_due = None;
     }
 }

@@ -23,7 +23,7 @@ struct Fixture {
 }
 
 fn fixture(flush_after: Duration) -> Fixture {
-    fixture_with(LaneOptions { flush_after, settled_flush_after: flush_after, ..LaneOptions::default() })
+    fixture_with(LaneOptions { flush_after, chained_flush_after: flush_after, ..LaneOptions::default() })
 }
 
 fn fixture_with(opts: LaneOptions) -> Fixture {
@@ -112,47 +112,53 @@ fn a_no_op_is_settled_and_released_without_waking_js_at_once() {
     assert_eq!(f.notified.load(Ordering::SeqCst), 0);
     let t1 = Instant::now();
     assert!(f.lane.arm(armed(&runs, 2, "city/a", "exit 100", 0)));
+    let told = first_notified(&f, t1);
+    assert!(told >= Duration::from_millis(300), "told before flush_after: {told:?}");
+}
+
+/// How long after `since` JS was first woken (panics after 5 s).
+fn first_notified(f: &Fixture, since: Instant) -> Duration {
     while f.notified.load(Ordering::SeqCst) == 0 {
-        assert!(t1.elapsed() < Duration::from_secs(5), "never told");
+        assert!(since.elapsed() < Duration::from_secs(5), "never told");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(t1.elapsed() >= Duration::from_millis(300), "told before flush_after: {:?}", t1.elapsed());
+    since.elapsed()
 }
 
 #[test]
-fn a_start_is_told_within_flush_after_and_settled_runs_wait_for_their_own_deadline() {
-    let f = fixture_with(LaneOptions { flush_after: Duration::from_millis(150), settled_flush_after: Duration::from_millis(900), ..LaneOptions::default() });
+fn chained_no_ops_wait_for_their_own_deadline_and_whatever_js_must_act_on_does_not() {
+    let opts = LaneOptions { flush_after: Duration::from_millis(150), chained_flush_after: Duration::from_millis(900), ..LaneOptions::default() };
+    // A no-op the lane follows with the order's next fire: its start and its end are
+    // both queued before the start's deadline, so JS waits for the chained one's.
+    let f = fixture_with(opts.clone());
     let runs = f.dir.path().join("runs");
-    // A no-op: its start and its end are both queued before the start's deadline, so JS waits for the settled one's.
     let t0 = Instant::now();
-    assert!(f.lane.arm(armed(&runs, 1, "city/quick", "exit 100", 0)));
-    while f.store.holder("city/quick").is_some() || f.store.last_run("city/quick").is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "never released");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(f.notified.load(Ordering::SeqCst), 0, "woken for a start whose end had come");
-    while f.notified.load(Ordering::SeqCst) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "never told");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(t0.elapsed() >= Duration::from_millis(900), "told before settled_flush_after: {:?}", t0.elapsed());
+    assert!(f.lane.arm(repeated(armed(&runs, 1, "city/quick", "exit 100", 0), 60_000)));
+    let told = first_notified(&f, t0);
+    assert!(told >= Duration::from_millis(900), "told before chained_flush_after: {told:?}");
     let got = f.lane.take();
     assert_eq!(got.len(), 1, "the start is left out: {got:?}");
-    assert!(ran(&got[0]).settled);
-    // A body still running: its start is told by flush_after, even with a settled run queued before it.
-    assert!(f.lane.arm(armed(&runs, 2, "city/quick", "exit 100", 0)));
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(ran(&got[0]).settled && ran(&got[0]).next.is_some(), "{got:?}");
+    assert!(f.lane.disarm(1));
+    // A no-op JS is to follow with the next fire itself: told by flush_after.
+    let f = fixture_with(opts.clone());
     let t1 = Instant::now();
-    assert!(f.lane.arm(armed(&runs, 3, "city/slow", "sleep 2; exit 100", 0)));
-    while f.notified.load(Ordering::SeqCst) == 1 {
-        assert!(t1.elapsed() < Duration::from_secs(5), "never told");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(t1.elapsed() < Duration::from_millis(600), "the start waited for the settled deadline: {:?}", t1.elapsed());
+    assert!(f.lane.arm(armed(&runs, 2, "city/once", "exit 100", 0)));
+    let told = first_notified(&f, t1);
+    assert!(told < Duration::from_millis(600), "an unchained end waited for the chained deadline: {told:?}");
+    assert!(ran(&f.lane.take()[0]).settled);
+    // A body still running: its start is told by flush_after, even behind a chained end.
+    let f = fixture_with(opts);
+    assert!(f.lane.arm(repeated(armed(&runs, 3, "city/quick", "exit 100", 0), 60_000)));
+    std::thread::sleep(Duration::from_millis(50));
+    let t2 = Instant::now();
+    assert!(f.lane.arm(armed(&runs, 4, "city/slow", "sleep 2; exit 100", 0)));
+    let told = first_notified(&f, t2);
+    assert!(told < Duration::from_millis(600), "the start waited for the chained deadline: {told:?}");
     let got = f.lane.take();
-    assert!(got.iter().any(|r| matches!(r, Report::Started { tag: 3, .. })), "{got:?}");
-    assert!(got.iter().any(|r| matches!(r, Report::Ran(Ran { tag: 2, .. }))), "{got:?}");
+    assert!(got.iter().any(|r| matches!(r, Report::Started { tag: 4, .. })), "{got:?}");
+    assert!(got.iter().any(|r| matches!(r, Report::Ran(Ran { tag: 3, .. }))), "{got:?}");
+    f.lane.disarm(3);
 }
 
 #[test]
