@@ -661,8 +661,17 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
   readonly #deferred = new Map<string, number>();
   #draining = false;
 
+  /**
+   * Fires of a burst (started from #deferred) whose body has not been told
+   * started yet. The lane tells each start at once until the last of them:
+   * the end of a cold start is then known when it happens, not with the
+   * next batch of reports up to the lane's flush delay later.
+   */
+  readonly #burst = new Set<string>();
+
   #started(): void {
     this.#starting--;
+    if (this.#deferred.size === 0 && this.#burst.size === 0) this.#lane?.eager(false);
     if (this.#deferred.size === 0 || this.#draining) return;
     // Not from inside the fire that called this: exits waiting in the loop are taken first.
     this.#draining = true;
@@ -672,10 +681,10 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         if (this.#starting >= MAX_STARTING) break;
         this.#deferred.delete(key);
         const o = this.#orders.get(key);
-        if (o && !this.#stopping && !this.#busy.has(key)) void this.#start(o, o.spec.trigger, due, this.#inLane(o) ? due - Date.now() : undefined);
+        if (o && !this.#stopping && !this.#busy.has(key)) void this.#start(o, o.spec.trigger, due, this.#inLane(o) ? due - Date.now() : undefined, true);
       }
       // While fires wait for a place, the lane tells each start at once: that is what frees one.
-      this.#lane?.eager(this.#deferred.size > 0);
+      this.#lane?.eager(this.#deferred.size > 0 || this.#burst.size > 0);
     });
   }
 
@@ -689,7 +698,8 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   // ------------------------------------------------------------ one fire
 
-  #start(o: ScopedOrder, trigger: string, due?: number, inMs?: number): Promise<FireResult> {
+  /** `burst`: started from #deferred (see #burst). */
+  #start(o: ScopedOrder, trigger: string, due?: number, inMs?: number, burst = false): Promise<FireResult> {
     if (this.#stopping) return Promise.resolve({ scopedName: o.scopedName, skipped: 'stopping' });
     if (!o.spec.enabled) return Promise.resolve(this.#skip(o, 'disabled'));
     if (o.spec.formula !== undefined && !this.#opts.formulaRunner) {
@@ -720,10 +730,12 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     this.#unschedule(o.scopedName);
     this.#deferred.delete(o.scopedName);
     this.#starting++;
+    if (burst) this.#burst.add(o.scopedName);
     let started = false;
     const onStarted = () => {
       if (started) return;
       started = true;
+      this.#burst.delete(o.scopedName);
       this.#started();
     };
     const firing = inMs !== undefined && this.#inLane(o) ? this.#fireInLane(o, trigger, due, inMs, onStarted) : this.#fire(o, trigger, due, owner, onStarted);
