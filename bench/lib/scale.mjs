@@ -63,6 +63,8 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
   const steady = new Samples();
   let measuring = false;
   let waveDoneAt;
+  /** The wall time the wave's last first fire took its lease (its event's `at`), against when the controller was told (waveDoneAt). */
+  let waveLastFiredAt = 0;
   let waveCpu;
   let waveBodyCpuUs;
   let waveSpawnWait;
@@ -78,6 +80,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     if (e.type === 'fired') {
       if (!firstFire.has(e.scopedName)) {
         firstFire.add(e.scopedName);
+        waveLastFiredAt = Math.max(waveLastFiredAt, e.at);
         if (firstFire.size === n) {
           waveDoneAt = performance.now();
           waveCpu = process.cpuUsage(startCpu);
@@ -93,6 +96,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     }
   };
   const startAt = performance.now();
+  const startWall = Date.now();
   const startCpu = process.cpuUsage();
   const startChildren = childrenCpuUs();
   const startThreads = threadCpu();
@@ -105,6 +109,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       rssMax = Math.max(rssMax, process.memoryUsage().rss);
     }
     const waveMs = waveDoneAt === undefined ? null : waveDoneAt - startAt;
+    const waveFiredMs = waveDoneAt === undefined ? null : waveLastFiredAt - startWall;
     // The wave leaves a backlog (the active orders came due again behind it): the window starts once it is worked off.
     await sleep(3_000 + (waveMs ?? 0) / 2);
     const before = { fires: controller.stats().fires, cpu: process.cpuUsage(), t: performance.now() };
@@ -121,7 +126,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
     controller.reload(specs(lib, kind, n, active, 1));
     const reloadMs = performance.now() - reloadAt;
     const sorted = steady.sorted();
-    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it queuing spawns)` : ''}${waveThreads ? ` (CPU ms: ${Object.entries(waveThreads).map(([r, ms]) => `${r} ${ms.toFixed(0)}`).join(', ')})` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
+    log(`  ${kind} ×${n}${spawner ? ` (${spawner})` : ''}: define ${defineMs.toFixed(0)} ms, start ${startMs.toFixed(0)} ms, wave ${waveMs === null ? 'not done' : `${waveMs.toFixed(0)} ms (its last fire at ${waveFiredMs.toFixed(0)} ms)`}${waveSpawnWait ? ` (${waveSpawnWait.ms.toFixed(0)} ms of it queuing spawns)` : ''}${waveThreads ? ` (CPU ms: ${Object.entries(waveThreads).map(([r, ms]) => `${r} ${ms.toFixed(0)}`).join(', ')})` : ''}, ${fires} steady fires, lateness p99 ${percentile(sorted, 99)} ms, RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB, reload ${reloadMs.toFixed(0)} ms`);
     return {
       kind,
       orders: n,
@@ -130,6 +135,7 @@ export async function scaleCell(lib, { kind, n, active, windowSeconds, waveTimeo
       defineMs,
       startMs,
       waveMs,
+      waveFiredMs,
       waveFired: firstFire.size,
       // CPU from start to the wave's last fire: the controller's, and its bodies' (those reaped by then).
       waveCpuMs: waveCpu ? (waveCpu.user + waveCpu.system) / 1000 : null,
