@@ -57,9 +57,6 @@ struct State {
     /// SIGKILL deadlines of timed-out bodies, by tag.
     kills: Vec<(Instant, u32)>,
     reports: Vec<Report>,
-    /// When JS is to be woken for reports it has not taken: the earlier of
-    /// `soon_due` and `chained_due`.
-    flush_at: Option<Instant>,
     /// `flush_after` from the first report in `reports` JS must act on: a
     /// start still without its end, or an end not followed by a next fire.
     soon_due: Option<Instant>,
@@ -127,7 +124,7 @@ impl Lane {
     pub fn start(store: Arc<LeaseStore>, opts: LaneOptions, notify: impl Fn() + Send + Sync + 'static) -> std::io::Result<Lane> {
         let shared = Arc::new(Shared {
             store,
-            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), flush_at: None, soon_due: None, chained_due: None, open_starts: HashSet::new(), unchained_ends: 0, notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
+            state: Mutex::new(State { due: BinaryHeap::new(), armed: HashMap::new(), kills: Vec::new(), reports: Vec::new(), soon_due: None, chained_due: None, open_starts: HashSet::new(), unchained_ends: 0, notified: false, sleeping_until: None, eager: false, closed: false, stopped: HashSet::new() }),
             wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             notify: Box::new(notify),
@@ -282,7 +279,7 @@ fn run(shared: &Arc<Shared>, pool: &SpawnPool) {
                     }
                     !due
                 });
-                if st.flush_at.is_some_and(|at| at <= now) {
+                if st.flush_at().is_some_and(|at| at <= now) {
                     st.clear_flush();
                     if !st.reports.is_empty() && !st.notified {
                         st.notified = true;
@@ -297,7 +294,7 @@ fn run(shared: &Arc<Shared>, pool: &SpawnPool) {
                     break;
                 }
                 let next_due = if crowded { Some(now + QUEUE_WAIT) } else { st.due.peek().map(|r| r.0 .0) };
-                let until = [next_due, st.kills.iter().map(|k| k.0).min(), st.flush_at, next_trim].into_iter().flatten().min();
+                let until = [next_due, st.kills.iter().map(|k| k.0).min(), st.flush_at(), next_trim].into_iter().flatten().min();
                 st.sleeping_until = Some(until.unwrap_or(now + Duration::from_secs(3600)));
                 st = match until {
                     Some(at) => shared.wake.wait_timeout(st, at.saturating_duration_since(now)).unwrap_or_else(|e| e.into_inner()).0,
@@ -585,6 +582,7 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
         (shared.notify)();
         return;
     }
+    let was = st.flush_at();
     let now = Instant::now();
     if chained {
         st.chained_due.get_or_insert(now + shared.opts.chained_flush_after);
@@ -594,17 +592,20 @@ fn report_in(shared: &Shared, mut st: MutexGuard<'_, State>, r: Report, urgent: 
     if st.open_starts.is_empty() && st.unchained_ends == 0 {
         st.soon_due = None;
     }
-    let at = [st.soon_due, st.chained_due].into_iter().flatten().min();
-    let sooner = at.is_some_and(|at| st.flush_at.is_none_or(|was| at < was));
-    st.flush_at = at;
+    let at = st.flush_at();
+    let sooner = at.is_some_and(|at| was.is_none_or(|was| at < was));
     if sooner && st.sleeping_until.is_some_and(|until| at.is_some_and(|at| at < until)) {
         shared.wake.notify_one();
     }
 }
 
 impl State {
+    /// When JS is to be woken for reports it has not taken.
+    fn flush_at(&self) -> Option<Instant> {
+        [self.soon_due, self.chained_due].into_iter().flatten().min()
+    }
+
     fn clear_flush(&mut self) {
-        self.flush_at = None;
         self.soon_due = None;
         self.chained_due = None;
     }
