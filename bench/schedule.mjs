@@ -288,6 +288,7 @@ async function fireFloorRun() {
       spawnUs: f.spawn.cpuUsPerFire,
       fireUs: f.fire.cpuUsPerFire,
       bodyUs: f.fire.childrenCpuUsPerFire,
+      cpuidUs: f.cpuidUs,
       fires: f.fire.fires,
       nodeWakeUs: node.cpuUsPerWake,
       nodeWake1msUs: busy.cpuUsPerWake,
@@ -315,7 +316,7 @@ async function main() {
       try {
         floorRuns.push(await fireFloorRun());
         const f = floorRuns.at(-1);
-        log(`[${rep}/${config.repeats}] fire floor: ${num(f.fireUs)} µs CPU/fire (wake ${num(f.wakeUs)}, durable write ${num(f.durableUs)}, spawn + reap ${num(f.spawnUs)}), body ${num(f.bodyUs)} µs; an empty Node event-loop wake ${num(f.nodeWakeUs)} µs`);
+        log(`[${rep}/${config.repeats}] fire floor: ${num(f.fireUs)} µs CPU/fire (wake ${num(f.wakeUs)}, durable write ${num(f.durableUs)}, spawn + reap ${num(f.spawnUs)}), body ${num(f.bodyUs)} µs, CPUID ${num(f.cpuidUs, 1)} µs; an empty Node event-loop wake ${num(f.nodeWakeUs)} µs`);
       } catch (err) {
         log(`[${rep}/${config.repeats}] fire floor: FAILED ${err.message}`);
       }
@@ -408,7 +409,9 @@ async function main() {
     console.log(
       `the least such a fire costs here (crates/fire-floor: one thread, no JS, ${num(execRate(), 1)} fires/s, this run): ${num(fireFloor.fireUs)} µs; ` +
         `its parts, each alone: waking ${num(fireFloor.wakeUs)}, waking + a durable write ${num(fireFloor.durableUs)}, waking + spawn and reap ${num(fireFloor.spawnUs)} µs` +
-        (exec ? `; the controller spends ${num(exec.cpuUsPerFire - fireFloor.fireUs)} µs more` : ''),
+        (exec ? `; the controller spends ${num(exec.cpuUsPerFire - fireFloor.fireUs)} µs more` : '') +
+        `. The body (\`sh -c 'exit 100'\`) takes ${num(fireFloor.bodyUs)} µs of its own CPU` +
+        (fireFloor.cpuidUs != null ? `; one CPUID instruction takes ${num(fireFloor.cpuidUs, 1)} µs here, and glibc's start-up executes it in every process` : ''),
     );
     if (exec?.jsWakesPerFire != null && fireFloor.nodeWakeUs != null) {
       console.log(
@@ -516,6 +519,8 @@ async function main() {
             context:
               `CPU in the wave: the body processes ${num(exec10k.waveBodyCpuMs)} ms (${num((exec10k.waveBodyCpuMs * 1000) / exec10k.orders)} µs each), the controller ${num(exec10k.waveCpuMs)} ms; ` +
               `on ${cores} cores the bodies alone need ${num(exec10k.waveBodyCpuMs / cores)} ms, bodies and controller ${num((exec10k.waveBodyCpuMs + exec10k.waveCpuMs) / cores)} ms` +
+              // What makes a body dear on a VM: CPUID traps to the hypervisor, and glibc runs it as every process starts.
+              (fireFloor?.cpuidUs != null ? `; one CPUID instruction costs ${num(fireFloor.cpuidUs, 1)} µs here (fire floor), and glibc's start-up executes it in every body` : '') +
               (exec10k.waveThreadsCpuMs
                 ? `; the controller's by thread, ms: ${Object.entries(exec10k.waveThreadsCpuMs)
                     .sort((a, b) => b[1] - a[1])

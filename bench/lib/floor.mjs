@@ -60,11 +60,13 @@ export async function runFloor({ file, writers, seconds, warmupSeconds, recordBy
 /**
  * One fire-floor measurement at `rate` fires/s, its parts run one after the
  * other for seconds/4 each: { wake, durable, spawn, fire }, each
- * { fires, cpuUsPerFire, childrenCpuUsPerFire }.
+ * { fires, cpuUsPerFire, childrenCpuUsPerFire }, and cpuidUs, what one CPUID
+ * instruction costs here (null off x86-64).
  */
 export async function runFireFloor({ dir, rate, seconds }) {
   const { stdout } = await promisify(execFile)(fireFloorBinary(), ['--dir', dir, '--rate', String(rate), '--seconds', String(seconds)]);
-  return Object.fromEntries(JSON.parse(stdout).phases.map(({ phase, ...figures }) => [phase, figures]));
+  const { phases, cpuidUs } = JSON.parse(stdout);
+  return { ...Object.fromEntries(phases.map(({ phase, ...figures }) => [phase, figures])), cpuidUs: cpuidUs ?? null };
 }
 
 /**
