@@ -102,7 +102,7 @@ export interface Evidence {
   runs: Run[];
   overlaps: string[];
   /** Audit rows and fenced rows, by fire. */
-  records: Array<{ fireId: string; scopedName: string; outcome: string; fence: bigint; epoch: number; shard: number; fenced: boolean }>;
+  records: Array<{ fireId: string; scopedName: string; outcome: string; exitCode: number | null; signal: string | null; fence: bigint; epoch: number; shard: number; fenced: boolean }>;
   /** PostgreSQL engine: the shard's epoch inside each audit insert (-1: not known to the database). */
   insertEpochs: Map<string, number>;
   /** When each audit row was inserted (the database's clock). */
@@ -150,8 +150,8 @@ export function readFencedJournals(states: string[]): Evidence['records'] {
       .split('\n')
       .filter(Boolean)
       .map((line) => {
-        const r = JSON.parse(line) as { fireId: string; scopedName: string; outcome: string; fence: string; labels: Record<string, string> };
-        return { fireId: r.fireId, scopedName: r.scopedName, outcome: r.outcome, fence: BigInt(r.fence), epoch: Number(r.labels['cluster.epoch']), shard: Number(r.labels['cluster.shard']), fenced: true };
+        const r = JSON.parse(line) as { fireId: string; scopedName: string; outcome: string; exitCode: number | null; signal: string | null; fence: string; labels: Record<string, string> };
+        return { fireId: r.fireId, scopedName: r.scopedName, outcome: r.outcome, exitCode: r.exitCode, signal: r.signal, fence: BigInt(r.fence), epoch: Number(r.labels['cluster.epoch']), shard: Number(r.labels['cluster.shard']), fenced: true };
       });
   });
 }
@@ -161,9 +161,9 @@ export async function readRecords(auditUrl: string): Promise<Pick<Evidence, 'rec
   await c.connect();
   try {
     const rows = async (table: string, fenced: boolean) =>
-      (await c.query<{ fire_id: string; scoped_name: string; outcome: string; fence: string; labels: string }>(`SELECT fire_id, scoped_name, outcome, fence::text, labels FROM ${table}`)).rows.map((r) => {
+      (await c.query<{ fire_id: string; scoped_name: string; outcome: string; exit_code: number | null; signal_name: string | null; fence: string; labels: string }>(`SELECT fire_id, scoped_name, outcome, exit_code, signal_name, fence::text, labels FROM ${table}`)).rows.map((r) => {
         const labels = JSON.parse(r.labels) as Record<string, string>;
-        return { fireId: r.fire_id, scopedName: r.scoped_name, outcome: r.outcome, fence: BigInt(r.fence), epoch: Number(labels['cluster.epoch']), shard: Number(labels['cluster.shard']), fenced };
+        return { fireId: r.fire_id, scopedName: r.scoped_name, outcome: r.outcome, exitCode: r.exit_code, signal: r.signal_name, fence: BigInt(r.fence), epoch: Number(labels['cluster.epoch']), shard: Number(labels['cluster.shard']), fenced };
       });
     const fencedPresent = (await c.query<{ t: string | null }>(`SELECT to_regclass('orderly_audit_fenced')::text AS t`)).rows[0]?.t;
     const records = [...(await rows('orderly_audit', false)), ...(fencedPresent ? await rows('orderly_audit_fenced', true) : [])];
@@ -255,7 +255,13 @@ export function verify(e: Evidence, deaths: number[], failoverBoundMs: number, e
   let didWork = 0;
   for (const r of e.runs) {
     const rows = rowsByFence.get(`${r.order} ${r.fence}`) ?? [];
-    if (r.end !== undefined && r.code === 100 && rows.length > 0) violations.push(`one record: no-op run ${r.order} fence ${r.fence} has ${rows.length} row(s)`);
+    // The body logs its end line before `exit`: a deposed member that kills
+    // its lost shards' bodies, or a member killed before it reaped the body,
+    // can land in that gap, and the run is then a signal death or an
+    // interrupted run with one row. A row that says the body exited is a
+    // no-op written down, and that is always a violation.
+    const killedAfterEnd = rows.length === 1 && (rows[0]!.signal !== null || rows[0]!.outcome === 'interrupted');
+    if (r.end !== undefined && r.code === 100 && rows.length > 0 && !killedAfterEnd) violations.push(`one record: no-op run ${r.order} fence ${r.fence} has ${rows.length} row(s) (${rows.map((x) => `${x.outcome} exit ${x.exitCode} signal ${x.signal}`).join(', ')})`);
     if (r.end !== undefined && r.code !== 100 && rows.length !== 1) violations.push(`one record: run ${r.order} fence ${r.fence} (exit ${r.code}) has ${rows.length} row(s)`);
     if (r.end === undefined && rows.length > 1) violations.push(`one record: cut-off run ${r.order} fence ${r.fence} has ${rows.length} rows`);
     if (r.code === 0) didWork++;
