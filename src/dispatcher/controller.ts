@@ -643,7 +643,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
     }
     if (this.#starting >= MAX_STARTING) {
       this.#deferred.set(key, due);
-      this.#lane?.eager(true);
+      this.#eagerWhileWaiting();
       return;
     }
     void this.#start(o, o.spec.trigger, due, inMs !== undefined && this.#inLane(o) ? inMs : undefined);
@@ -671,7 +671,7 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
 
   #started(): void {
     this.#starting--;
-    if (this.#deferred.size === 0 && this.#burst.size === 0) this.#lane?.eager(false);
+    this.#eagerWhileWaiting();
     if (this.#deferred.size === 0 || this.#draining) return;
     // Not from inside the fire that called this: exits waiting in the loop are taken first.
     this.#draining = true;
@@ -683,9 +683,13 @@ export class Controller extends EventEmitter<{ event: [ControllerEvent] }> {
         const o = this.#orders.get(key);
         if (o && !this.#stopping && !this.#busy.has(key)) void this.#start(o, o.spec.trigger, due, this.#inLane(o) ? due - Date.now() : undefined, true);
       }
-      // While fires wait for a place, the lane tells each start at once: that is what frees one.
-      this.#lane?.eager(this.#deferred.size > 0 || this.#burst.size > 0);
+      this.#eagerWhileWaiting();
     });
+  }
+
+  /** While fires wait for a place, the lane tells each start at once: that is what frees one. */
+  #eagerWhileWaiting(): void {
+    this.#lane?.eager(this.#deferred.size > 0 || this.#burst.size > 0);
   }
 
   async #checkCondition(o: ScopedOrder): Promise<void> {
