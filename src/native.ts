@@ -6,7 +6,7 @@ import type * as Binding from '../index.cjs';
 
 const requireBinding = createRequire(import.meta.url);
 
-export const { NativeWal, NativeLeaseStore, NativeSpawner, NativeLane, REPORT_FIELDS, SimDisk, createRunLock, runLockHeld, runLockHeldFd, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
+export const { NativeWal, NativeLeaseStore, NativeSpawner, NativeLane, reportLayout, SimDisk, createRunLock, runLockHeld, runLockHeldFd, inspectStore, appendCityEvent, latestCityEventSeq, socketPeerUid, trimRunOutput } = requireBinding('../index.cjs') as typeof Binding;
 export type NativeWal = Binding.NativeWal;
 export type NativeLeaseStore = Binding.NativeLeaseStore;
 export type SimDisk = Binding.SimDisk;

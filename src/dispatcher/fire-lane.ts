@@ -1,4 +1,4 @@
-import { type JsArmed, type JsLaneBatch, NativeLane, type NativeLeaseStore, REPORT_FIELDS } from '../native.js';
+import { type JsArmed, type JsLaneBatch, NativeLane, type NativeLeaseStore, reportLayout } from '../native.js';
 import type { LayeredEnv } from './layered-env.js';
 
 /**
@@ -45,46 +45,42 @@ export interface JsLaneReport {
   nextDueAt: number;
 }
 
-const KINDS = ['started', 'ran', 'held', 'gate-full', 'store-failed'] as const;
-/** Bits of a packed report's flags (crates/node/src/lane.rs, `flag`). */
-const LOCK_ERROR = 1;
-const GROUP_EMPTY = 2;
-const TIMED_OUT = 4;
-const KILL_SENT = 8;
-const SETTLED = 16;
-const MESSAGE = 32;
-const START_ERROR = 64;
-const NEXT_FIRE = 128;
+/** How the binding packs a report (crates/node/src/lane.rs, `slot`, `kind`, `flag`). */
+const LAYOUT = reportLayout();
+const FIELDS = LAYOUT.fields;
+const KINDS = LAYOUT.kinds;
+const S = LAYOUT.slots;
+const F = LAYOUT.flags;
 
-/** The reports of one `take`, unpacked (see `JsLaneBatch` in crates/node/src/lane.rs for the slots). */
+/** The reports of one `take`, unpacked. */
 export function unpackReports({ nums, strs }: JsLaneBatch): JsLaneReport[] {
   const out: JsLaneReport[] = [];
   let s = 0;
   const num = (v: number) => (Number.isNaN(v) ? undefined : v);
-  for (let i = 0; i + REPORT_FIELDS <= nums.length; i += REPORT_FIELDS) {
-    const flags = nums[i + 11]!;
-    const message = flags & MESSAGE ? strs[s++] : undefined;
-    const startError = flags & START_ERROR ? strs[s++] : undefined;
-    const nextFireId = flags & NEXT_FIRE ? strs[s++] : undefined;
+  for (let i = 0; i + FIELDS <= nums.length; i += FIELDS) {
+    const flags = nums[i + S.flags]!;
+    const message = flags & F.message ? strs[s++] : undefined;
+    const startError = flags & F.startError ? strs[s++] : undefined;
+    const nextFireId = flags & F.nextFire ? strs[s++] : undefined;
     out.push({
-      kind: KINDS[nums[i]!]!,
-      tag: nums[i + 1]!,
-      token: nums[i + 2]!,
-      acquiredAt: nums[i + 3]!,
-      expiresAt: nums[i + 4]!,
-      pid: num(nums[i + 5]!),
-      startedAt: nums[i + 6]!,
-      endedAt: nums[i + 7]!,
-      durationMs: nums[i + 8]!,
-      code: num(nums[i + 9]!),
-      signal: num(nums[i + 10]!),
-      termSentAt: nums[i + 12]!,
-      nextDueAt: nums[i + 13]!,
-      lockError: (flags & LOCK_ERROR) !== 0,
-      groupEmpty: (flags & GROUP_EMPTY) !== 0,
-      timedOut: (flags & TIMED_OUT) !== 0,
-      killSent: (flags & KILL_SENT) !== 0,
-      settled: (flags & SETTLED) !== 0,
+      kind: KINDS[nums[i + S.kind]!]!,
+      tag: nums[i + S.tag]!,
+      token: nums[i + S.token]!,
+      acquiredAt: nums[i + S.acquiredAt]!,
+      expiresAt: nums[i + S.expiresAt]!,
+      pid: num(nums[i + S.pid]!),
+      startedAt: nums[i + S.startedAt]!,
+      endedAt: nums[i + S.endedAt]!,
+      durationMs: nums[i + S.durationMs]!,
+      code: num(nums[i + S.code]!),
+      signal: num(nums[i + S.signal]!),
+      termSentAt: nums[i + S.termSentAt]!,
+      nextDueAt: nums[i + S.nextDueAt]!,
+      lockError: (flags & F.lockError) !== 0,
+      groupEmpty: (flags & F.groupEmpty) !== 0,
+      timedOut: (flags & F.timedOut) !== 0,
+      killSent: (flags & F.killSent) !== 0,
+      settled: (flags & F.settled) !== 0,
       message,
       startError,
       nextFireId,

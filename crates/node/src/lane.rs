@@ -51,8 +51,8 @@ pub struct JsArmed {
 
 /// The reports `take` hands out, packed: building a JS object of twenty
 /// named properties through N-API cost more per fire than the rest of the
-/// JS side of a no-op. `nums` holds `REPORT_FIELDS` numbers per report (see
-/// `pack`; NaN where a value is absent), `strs` each report's strings, in
+/// JS side of a no-op. `nums` holds `slot::COUNT` numbers per report (see
+/// `slot`; NaN where a value is absent), `strs` each report's strings, in
 /// report order: its message, start error and next fire id, those its flags
 /// say it has. src/dispatcher/fire-lane.ts unpacks them.
 #[napi(object, object_from_js = false)]
@@ -61,11 +61,26 @@ pub struct JsLaneBatch {
     pub strs: Vec<String>,
 }
 
-/// Numbers per report in `JsLaneBatch::nums`.
-#[napi]
-pub const REPORT_FIELDS: u32 = 14;
+/// Where `pack` puts each number of a report, `COUNT` numbers per report.
+mod slot {
+    pub const KIND: usize = 0;
+    pub const TAG: usize = 1;
+    pub const TOKEN: usize = 2;
+    pub const ACQUIRED_AT: usize = 3;
+    pub const EXPIRES_AT: usize = 4;
+    pub const PID: usize = 5;
+    pub const STARTED_AT: usize = 6;
+    pub const ENDED_AT: usize = 7;
+    pub const DURATION_MS: usize = 8;
+    pub const CODE: usize = 9;
+    pub const SIGNAL: usize = 10;
+    pub const FLAGS: usize = 11;
+    pub const TERM_SENT_AT: usize = 12;
+    pub const NEXT_DUE_AT: usize = 13;
+    pub const COUNT: usize = 14;
+}
 
-/// `kind`, by its number in slot 0.
+/// `kind`, by its number in slot `KIND`.
 mod kind {
     pub const STARTED: f64 = 0.0;
     pub const RAN: f64 = 1.0;
@@ -74,7 +89,7 @@ mod kind {
     pub const STORE_FAILED: f64 = 4.0;
 }
 
-/// Bits of slot 11.
+/// Bits of slot `FLAGS`.
 mod flag {
     pub const LOCK_ERROR: u32 = 1;
     pub const GROUP_EMPTY: u32 = 2;
@@ -84,6 +99,88 @@ mod flag {
     pub const MESSAGE: u32 = 32;
     pub const START_ERROR: u32 = 64;
     pub const NEXT_FIRE: u32 = 128;
+}
+
+/// The packing of `JsLaneBatch`, for src/dispatcher/fire-lane.ts to read
+/// by name: the layout is stated here once, and a slot or bit JS names
+/// that is not here fails its type check.
+#[napi(object, object_from_js = false)]
+pub struct JsReportLayout {
+    /// Numbers per report.
+    pub fields: u32,
+    /// Kind names, by the number in slot `kind`.
+    pub kinds: Vec<String>,
+    pub slots: JsReportSlots,
+    pub flags: JsReportFlags,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsReportSlots {
+    pub kind: u32,
+    pub tag: u32,
+    pub token: u32,
+    pub acquired_at: u32,
+    pub expires_at: u32,
+    pub pid: u32,
+    pub started_at: u32,
+    pub ended_at: u32,
+    pub duration_ms: u32,
+    pub code: u32,
+    pub signal: u32,
+    pub flags: u32,
+    pub term_sent_at: u32,
+    pub next_due_at: u32,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct JsReportFlags {
+    pub lock_error: u32,
+    pub group_empty: u32,
+    pub timed_out: u32,
+    pub kill_sent: u32,
+    pub settled: u32,
+    pub message: u32,
+    pub start_error: u32,
+    pub next_fire: u32,
+}
+
+#[napi(catch_unwind)]
+pub fn report_layout() -> JsReportLayout {
+    let mut kinds = vec![String::new(); 5];
+    for (k, name) in [(kind::STARTED, "started"), (kind::RAN, "ran"), (kind::HELD, "held"), (kind::GATE_FULL, "gate-full"), (kind::STORE_FAILED, "store-failed")] {
+        kinds[k as usize] = name.into();
+    }
+    let at = |s: usize| s as u32;
+    JsReportLayout {
+        fields: at(slot::COUNT),
+        kinds,
+        slots: JsReportSlots {
+            kind: at(slot::KIND),
+            tag: at(slot::TAG),
+            token: at(slot::TOKEN),
+            acquired_at: at(slot::ACQUIRED_AT),
+            expires_at: at(slot::EXPIRES_AT),
+            pid: at(slot::PID),
+            started_at: at(slot::STARTED_AT),
+            ended_at: at(slot::ENDED_AT),
+            duration_ms: at(slot::DURATION_MS),
+            code: at(slot::CODE),
+            signal: at(slot::SIGNAL),
+            flags: at(slot::FLAGS),
+            term_sent_at: at(slot::TERM_SENT_AT),
+            next_due_at: at(slot::NEXT_DUE_AT),
+        },
+        flags: JsReportFlags {
+            lock_error: flag::LOCK_ERROR,
+            group_empty: flag::GROUP_EMPTY,
+            timed_out: flag::TIMED_OUT,
+            kill_sent: flag::KILL_SENT,
+            settled: flag::SETTLED,
+            message: flag::MESSAGE,
+            start_error: flag::START_ERROR,
+            next_fire: flag::NEXT_FIRE,
+        },
+    }
 }
 
 /// `onReady()`: weak, unbounded; called when reports wait for `take`.
@@ -173,7 +270,7 @@ impl NativeLane {
     #[napi(catch_unwind)]
     pub fn take(&self) -> JsLaneBatch {
         let reports = self.lane.as_ref().map_or_else(Vec::new, |l| l.take());
-        let mut nums = Vec::with_capacity(reports.len() * REPORT_FIELDS as usize);
+        let mut nums = Vec::with_capacity(reports.len() * slot::COUNT);
         let mut strs = Vec::new();
         for r in reports {
             pack(r, &mut nums, &mut strs);
@@ -201,32 +298,35 @@ impl NativeLane {
     }
 }
 
-/// Slots: 0 kind, 1 tag, 2 token, 3 acquiredAt, 4 expiresAt, 5 pid,
-/// 6 startedAt, 7 endedAt, 8 durationMs, 9 code, 10 signal, 11 flags,
-/// 12 termSentAt, 13 nextDueAt.
 fn pack(r: Report, nums: &mut Vec<f64>, strs: &mut Vec<String>) {
-    let mut slots = [f64::NAN; REPORT_FIELDS as usize];
-    slots[1] = f64::from(r.tag());
+    let mut slots = [f64::NAN; slot::COUNT];
+    slots[slot::TAG] = f64::from(r.tag());
     let mut flags = 0;
     let mut text = |flags: &mut u32, bit: u32, s: String| {
         *flags |= bit;
         strs.push(s);
     };
+    let lease = |slots: &mut [f64; slot::COUNT], token: u64, acquired_at: u64, expires_at: u64| {
+        slots[slot::TOKEN] = token as f64;
+        slots[slot::ACQUIRED_AT] = acquired_at as f64;
+        slots[slot::EXPIRES_AT] = expires_at as f64;
+    };
     match r {
-        Report::Refused { held, .. } => slots[0] = if held { kind::HELD } else { kind::GATE_FULL },
+        Report::Refused { held, .. } => slots[slot::KIND] = if held { kind::HELD } else { kind::GATE_FULL },
         Report::Started { token, acquired_at, expires_at, pid, .. } => {
-            slots[0] = kind::STARTED;
-            (slots[2], slots[3], slots[4], slots[5]) = (token as f64, acquired_at as f64, expires_at as f64, f64::from(pid));
+            slots[slot::KIND] = kind::STARTED;
+            lease(&mut slots, token, acquired_at, expires_at);
+            slots[slot::PID] = f64::from(pid);
         }
         Report::StoreFailed { message, .. } => {
-            slots[0] = kind::STORE_FAILED;
+            slots[slot::KIND] = kind::STORE_FAILED;
             text(&mut flags, flag::MESSAGE, message);
         }
         Report::Ran(r) => {
-            slots[0] = kind::RAN;
-            (slots[2], slots[3], slots[4]) = (r.token as f64, r.acquired_at as f64, r.expires_at as f64);
+            slots[slot::KIND] = kind::RAN;
+            lease(&mut slots, r.token, r.acquired_at, r.expires_at);
             match r.start {
-                Ok(pid) => slots[5] = f64::from(pid),
+                Ok(pid) => slots[slot::PID] = f64::from(pid),
                 Err(e) => {
                     if e.lock {
                         flags |= flag::LOCK_ERROR;
@@ -235,21 +335,23 @@ fn pack(r: Report, nums: &mut Vec<f64>, strs: &mut Vec<String>) {
                     text(&mut flags, flag::START_ERROR, e.code.into());
                 }
             }
-            (slots[6], slots[7], slots[8]) = (r.started_at, r.ended_at, r.duration_ms);
-            slots[9] = r.code.map_or(f64::NAN, f64::from);
-            slots[10] = r.signal.map_or(f64::NAN, f64::from);
+            slots[slot::STARTED_AT] = r.started_at;
+            slots[slot::ENDED_AT] = r.ended_at;
+            slots[slot::DURATION_MS] = r.duration_ms;
+            slots[slot::CODE] = r.code.map_or(f64::NAN, f64::from);
+            slots[slot::SIGNAL] = r.signal.map_or(f64::NAN, f64::from);
             for (yes, bit) in [(r.group_empty, flag::GROUP_EMPTY), (r.timed_out, flag::TIMED_OUT), (r.kill_sent, flag::KILL_SENT), (r.settled, flag::SETTLED)] {
                 if yes {
                     flags |= bit;
                 }
             }
-            slots[12] = r.term_sent_at;
+            slots[slot::TERM_SENT_AT] = r.term_sent_at;
             if let Some(next) = r.next {
                 text(&mut flags, flag::NEXT_FIRE, next.fire_id);
-                slots[13] = next.due_at;
+                slots[slot::NEXT_DUE_AT] = next.due_at;
             }
         }
     }
-    slots[11] = f64::from(flags);
+    slots[slot::FLAGS] = f64::from(flags);
     nums.extend_from_slice(&slots);
 }

@@ -15,6 +15,6 @@ mod wal;
 
 pub use lease::{append_city_event, create_run_lock, inspect_store, latest_city_event_seq, run_lock_held, run_lock_held_fd, socket_peer_uid, trim_run_output, NativeLeaseStore};
 pub use sim::SimDisk;
-pub use lane::NativeLane;
+pub use lane::{report_layout, NativeLane};
 pub use spawn::NativeSpawner;
 pub use wal::NativeWal;
