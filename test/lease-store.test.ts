@@ -173,7 +173,7 @@ describe('LeaseStore', () => {
       const leases = [];
       for (const key of ['a', 'b', 'c']) leases.push(await store.acquire(key, { group: key === 'c' ? undefined : 'g', meta: 'pid=' + process.pid }));
       const done = await store.acquire('done');
-      // Durable: a relaxed release may still be waiting for its sync when the kill lands.
+      // Durable: a relaxed release may still be queued, not yet written, when the kill lands.
       await store.release(done, { durable: true });
       console.log(JSON.stringify(leases.map((l) => [l.key, String(l.token)])));
       setInterval(() => {}, 1000);

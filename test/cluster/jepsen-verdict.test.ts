@@ -29,10 +29,14 @@ describe('jepsen verdict: one record per run', () => {
     expect(judge(evidence(100, [{ outcome: 'failed', exitCode: 100, fenced: true }]))).toHaveLength(1);
   });
 
-  it('an ended no-op killed between its end line and its exit may have one row, never two', () => {
+  it('an ended no-op killed between its end line and its exit may have one killed row, never two', () => {
     expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGTERM', fenced: true }]))).toEqual([]);
-    expect(judge(evidence(100, [{ outcome: 'interrupted' }]))).toEqual([]);
-    expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGTERM' }, { outcome: 'interrupted' }]))).toHaveLength(1);
+    expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGKILL' }]))).toEqual([]);
+    expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGTERM' }, { outcome: 'failed', signal: 'SIGTERM' }]))).toHaveLength(1);
+  });
+
+  it('an ended no-op recorded as interrupted lost its exit status: a violation', () => {
+    expect(judge(evidence(100, [{ outcome: 'interrupted' }]))).toHaveLength(1);
   });
 
   it('a run that did work needs exactly one row', () => {

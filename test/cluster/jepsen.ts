@@ -256,11 +256,10 @@ export function verify(e: Evidence, deaths: number[], failoverBoundMs: number, e
   for (const r of e.runs) {
     const rows = rowsByFence.get(`${r.order} ${r.fence}`) ?? [];
     // The body logs its end line before `exit`: a deposed member that kills
-    // its lost shards' bodies, or a member killed before it reaped the body,
-    // can land in that gap, and the run is then a signal death or an
-    // interrupted run with one row. A row that says the body exited is a
-    // no-op written down, and that is always a violation.
-    const killedAfterEnd = rows.length === 1 && (rows[0]!.signal !== null || rows[0]!.outcome === 'interrupted');
+    // its lost shards' bodies can land in that gap, and the run is then a
+    // signal death with one row. Any other row (a written exit status, or
+    // an interrupted run: its exit file was lost) is a no-op written down.
+    const killedAfterEnd = rows.length === 1 && rows[0]!.signal !== null;
     if (r.end !== undefined && r.code === 100 && rows.length > 0 && !killedAfterEnd) violations.push(`one record: no-op run ${r.order} fence ${r.fence} has ${rows.length} row(s) (${rows.map((x) => `${x.outcome} exit ${x.exitCode} signal ${x.signal}`).join(', ')})`);
     if (r.end !== undefined && r.code !== 100 && rows.length !== 1) violations.push(`one record: run ${r.order} fence ${r.fence} (exit ${r.code}) has ${rows.length} row(s)`);
     if (r.end === undefined && rows.length > 1) violations.push(`one record: cut-off run ${r.order} fence ${r.fence} has ${rows.length} rows`);
