@@ -146,8 +146,9 @@ pub struct JsReportFlags {
 
 #[napi(catch_unwind)]
 pub fn report_layout() -> JsReportLayout {
-    let mut kinds = vec![String::new(); 5];
-    for (k, name) in [(kind::STARTED, "started"), (kind::RAN, "ran"), (kind::HELD, "held"), (kind::GATE_FULL, "gate-full"), (kind::STORE_FAILED, "store-failed")] {
+    let named = [(kind::STARTED, "started"), (kind::RAN, "ran"), (kind::HELD, "held"), (kind::GATE_FULL, "gate-full"), (kind::STORE_FAILED, "store-failed")];
+    let mut kinds = vec![String::new(); named.len()];
+    for (k, name) in named {
         kinds[k as usize] = name.into();
     }
     let at = |s: usize| s as u32;
