@@ -32,6 +32,7 @@ describe('jepsen verdict: one record per run', () => {
   it('an ended no-op killed between its end line and its exit may have one killed row, never two', () => {
     expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGTERM', fenced: true }]))).toEqual([]);
     expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGKILL' }]))).toEqual([]);
+    expect(verify(evidence(100, [{ outcome: 'failed', signal: 'SIGKILL' }]), [], INTERVAL_MS * 10, () => true).killedAfterEnd).toBe(1);
     expect(judge(evidence(100, [{ outcome: 'failed', signal: 'SIGTERM' }, { outcome: 'failed', signal: 'SIGTERM' }]))).toHaveLength(1);
   });
 

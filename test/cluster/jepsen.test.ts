@@ -91,7 +91,7 @@ async function campaign(c: Campaign): Promise<void> {
   const evidence: Evidence = { ...bodies, ...rows, records: [...rows.records, ...readFencedJournals(members.map((m) => m.state))] };
   const verdict = verify(evidence, deaths, FAILOVER_BOUND_MS, c.epochCurrent(evidence));
   console.log(
-    `jepsen ${c.name}: ${verdict.runs} runs (${verdict.didWork} did work), ${verdict.records} rows (${verdict.fenced} fenced), longest gap between starts of one order ${verdict.longestGapMs} ms, ` +
+    `jepsen ${c.name}: ${verdict.runs} runs (${verdict.didWork} did work), ${verdict.records} rows (${verdict.fenced} fenced), ${verdict.killedAfterEnd} no-op(s) killed after their end line, longest gap between starts of one order ${verdict.longestGapMs} ms, ` +
       `${verdict.violations.length} violation(s)\n  ${nemesis.join('\n  ')}${verdict.violations.length ? `\n  ${verdict.violations.slice(0, 20).join('\n  ')}` : ''}`,
   );
   expect(verdict.runs).toBeGreaterThan(50);
