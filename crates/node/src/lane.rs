@@ -51,8 +51,8 @@ pub struct JsArmed {
 
 /// The reports `take` hands out, packed: building a JS object of twenty
 /// named properties through N-API cost more per fire than the rest of the
-/// JS side of a no-op. `nums` holds `slot::COUNT` numbers per report (see
-/// `slot`; NaN where a value is absent), `strs` each report's strings, in
+/// JS side of a no-op. `nums` holds `FIELDS` numbers per report (see
+/// `SLOT`; NaN where a value is absent), `strs` each report's strings, in
 /// report order: its message, start error and next fire id, those its flags
 /// say it has. src/dispatcher/fire-lane.ts unpacks them.
 #[napi(object, object_from_js = false)]
@@ -61,26 +61,7 @@ pub struct JsLaneBatch {
     pub strs: Vec<String>,
 }
 
-/// Where `pack` puts each number of a report, `COUNT` numbers per report.
-mod slot {
-    pub const KIND: usize = 0;
-    pub const TAG: usize = 1;
-    pub const TOKEN: usize = 2;
-    pub const ACQUIRED_AT: usize = 3;
-    pub const EXPIRES_AT: usize = 4;
-    pub const PID: usize = 5;
-    pub const STARTED_AT: usize = 6;
-    pub const ENDED_AT: usize = 7;
-    pub const DURATION_MS: usize = 8;
-    pub const CODE: usize = 9;
-    pub const SIGNAL: usize = 10;
-    pub const FLAGS: usize = 11;
-    pub const TERM_SENT_AT: usize = 12;
-    pub const NEXT_DUE_AT: usize = 13;
-    pub const COUNT: usize = 14;
-}
-
-/// `kind`, by its number in slot `KIND`.
+/// `kind`, by its number in slot `kind`.
 mod kind {
     pub const STARTED: f64 = 0.0;
     pub const RAN: f64 = 1.0;
@@ -89,21 +70,12 @@ mod kind {
     pub const STORE_FAILED: f64 = 4.0;
 }
 
-/// Bits of slot `FLAGS`.
-mod flag {
-    pub const LOCK_ERROR: u32 = 1;
-    pub const GROUP_EMPTY: u32 = 2;
-    pub const TIMED_OUT: u32 = 4;
-    pub const KILL_SENT: u32 = 8;
-    pub const SETTLED: u32 = 16;
-    pub const MESSAGE: u32 = 32;
-    pub const START_ERROR: u32 = 64;
-    pub const NEXT_FIRE: u32 = 128;
-}
+/// Numbers per report in `JsLaneBatch::nums`.
+const FIELDS: usize = 14;
 
 /// The packing of `JsLaneBatch`, for src/dispatcher/fire-lane.ts to read
-/// by name: the layout is stated here once, and a slot or bit JS names
-/// that is not here fails its type check.
+/// by name: `pack` writes by these same constants, so the layout is stated
+/// once, and a slot or bit JS names that is not here fails its type check.
 #[napi(object, object_from_js = false)]
 pub struct JsReportLayout {
     /// Numbers per report.
@@ -114,6 +86,7 @@ pub struct JsReportLayout {
     pub flags: JsReportFlags,
 }
 
+/// Where each number of a report is, from the report's first.
 #[napi(object, object_from_js = false)]
 pub struct JsReportSlots {
     pub kind: u32,
@@ -132,6 +105,24 @@ pub struct JsReportSlots {
     pub next_due_at: u32,
 }
 
+const SLOT: JsReportSlots = JsReportSlots {
+    kind: 0,
+    tag: 1,
+    token: 2,
+    acquired_at: 3,
+    expires_at: 4,
+    pid: 5,
+    started_at: 6,
+    ended_at: 7,
+    duration_ms: 8,
+    code: 9,
+    signal: 10,
+    flags: 11,
+    term_sent_at: 12,
+    next_due_at: 13,
+};
+
+/// Bits of slot `flags`.
 #[napi(object, object_from_js = false)]
 pub struct JsReportFlags {
     pub lock_error: u32,
@@ -144,6 +135,17 @@ pub struct JsReportFlags {
     pub next_fire: u32,
 }
 
+const FLAG: JsReportFlags = JsReportFlags {
+    lock_error: 1,
+    group_empty: 2,
+    timed_out: 4,
+    kill_sent: 8,
+    settled: 16,
+    message: 32,
+    start_error: 64,
+    next_fire: 128,
+};
+
 #[napi(catch_unwind)]
 pub fn report_layout() -> JsReportLayout {
     let named = [(kind::STARTED, "started"), (kind::RAN, "ran"), (kind::HELD, "held"), (kind::GATE_FULL, "gate-full"), (kind::STORE_FAILED, "store-failed")];
@@ -151,37 +153,7 @@ pub fn report_layout() -> JsReportLayout {
     for (k, name) in named {
         kinds[k as usize] = name.into();
     }
-    let at = |s: usize| s as u32;
-    JsReportLayout {
-        fields: at(slot::COUNT),
-        kinds,
-        slots: JsReportSlots {
-            kind: at(slot::KIND),
-            tag: at(slot::TAG),
-            token: at(slot::TOKEN),
-            acquired_at: at(slot::ACQUIRED_AT),
-            expires_at: at(slot::EXPIRES_AT),
-            pid: at(slot::PID),
-            started_at: at(slot::STARTED_AT),
-            ended_at: at(slot::ENDED_AT),
-            duration_ms: at(slot::DURATION_MS),
-            code: at(slot::CODE),
-            signal: at(slot::SIGNAL),
-            flags: at(slot::FLAGS),
-            term_sent_at: at(slot::TERM_SENT_AT),
-            next_due_at: at(slot::NEXT_DUE_AT),
-        },
-        flags: JsReportFlags {
-            lock_error: flag::LOCK_ERROR,
-            group_empty: flag::GROUP_EMPTY,
-            timed_out: flag::TIMED_OUT,
-            kill_sent: flag::KILL_SENT,
-            settled: flag::SETTLED,
-            message: flag::MESSAGE,
-            start_error: flag::START_ERROR,
-            next_fire: flag::NEXT_FIRE,
-        },
-    }
+    JsReportLayout { fields: FIELDS as u32, kinds, slots: SLOT, flags: FLAG }
 }
 
 /// `onReady()`: weak, unbounded; called when reports wait for `take`.
@@ -271,7 +243,7 @@ impl NativeLane {
     #[napi(catch_unwind)]
     pub fn take(&self) -> JsLaneBatch {
         let reports = self.lane.as_ref().map_or_else(Vec::new, |l| l.take());
-        let mut nums = Vec::with_capacity(reports.len() * slot::COUNT);
+        let mut nums = Vec::with_capacity(reports.len() * FIELDS);
         let mut strs = Vec::new();
         for r in reports {
             pack(r, &mut nums, &mut strs);
@@ -299,60 +271,70 @@ impl NativeLane {
     }
 }
 
+/// One report's numbers, NaN where a value is absent.
+struct Packed([f64; FIELDS]);
+
+impl Packed {
+    fn set(&mut self, slot: u32, value: f64) {
+        self.0[slot as usize] = value;
+    }
+
+    fn lease(&mut self, token: u64, acquired_at: u64, expires_at: u64) {
+        self.set(SLOT.token, token as f64);
+        self.set(SLOT.acquired_at, acquired_at as f64);
+        self.set(SLOT.expires_at, expires_at as f64);
+    }
+}
+
 fn pack(r: Report, nums: &mut Vec<f64>, strs: &mut Vec<String>) {
-    let mut slots = [f64::NAN; slot::COUNT];
-    slots[slot::TAG] = f64::from(r.tag());
+    let mut p = Packed([f64::NAN; FIELDS]);
+    p.set(SLOT.tag, f64::from(r.tag()));
     let mut flags = 0;
     let mut text = |flags: &mut u32, bit: u32, s: String| {
         *flags |= bit;
         strs.push(s);
     };
-    let lease = |slots: &mut [f64; slot::COUNT], token: u64, acquired_at: u64, expires_at: u64| {
-        slots[slot::TOKEN] = token as f64;
-        slots[slot::ACQUIRED_AT] = acquired_at as f64;
-        slots[slot::EXPIRES_AT] = expires_at as f64;
-    };
     match r {
-        Report::Refused { held, .. } => slots[slot::KIND] = if held { kind::HELD } else { kind::GATE_FULL },
+        Report::Refused { held, .. } => p.set(SLOT.kind, if held { kind::HELD } else { kind::GATE_FULL }),
         Report::Started { token, acquired_at, expires_at, pid, .. } => {
-            slots[slot::KIND] = kind::STARTED;
-            lease(&mut slots, token, acquired_at, expires_at);
-            slots[slot::PID] = f64::from(pid);
+            p.set(SLOT.kind, kind::STARTED);
+            p.lease(token, acquired_at, expires_at);
+            p.set(SLOT.pid, f64::from(pid));
         }
         Report::StoreFailed { message, .. } => {
-            slots[slot::KIND] = kind::STORE_FAILED;
-            text(&mut flags, flag::MESSAGE, message);
+            p.set(SLOT.kind, kind::STORE_FAILED);
+            text(&mut flags, FLAG.message, message);
         }
         Report::Ran(r) => {
-            slots[slot::KIND] = kind::RAN;
-            lease(&mut slots, r.token, r.acquired_at, r.expires_at);
+            p.set(SLOT.kind, kind::RAN);
+            p.lease(r.token, r.acquired_at, r.expires_at);
             match r.start {
-                Ok(pid) => slots[slot::PID] = f64::from(pid),
+                Ok(pid) => p.set(SLOT.pid, f64::from(pid)),
                 Err(e) => {
                     if e.lock {
-                        flags |= flag::LOCK_ERROR;
+                        flags |= FLAG.lock_error;
                     }
-                    text(&mut flags, flag::MESSAGE, e.message);
-                    text(&mut flags, flag::START_ERROR, e.code.into());
+                    text(&mut flags, FLAG.message, e.message);
+                    text(&mut flags, FLAG.start_error, e.code.into());
                 }
             }
-            slots[slot::STARTED_AT] = r.started_at;
-            slots[slot::ENDED_AT] = r.ended_at;
-            slots[slot::DURATION_MS] = r.duration_ms;
-            slots[slot::CODE] = r.code.map_or(f64::NAN, f64::from);
-            slots[slot::SIGNAL] = r.signal.map_or(f64::NAN, f64::from);
-            for (yes, bit) in [(r.group_empty, flag::GROUP_EMPTY), (r.timed_out, flag::TIMED_OUT), (r.kill_sent, flag::KILL_SENT), (r.settled, flag::SETTLED)] {
+            p.set(SLOT.started_at, r.started_at);
+            p.set(SLOT.ended_at, r.ended_at);
+            p.set(SLOT.duration_ms, r.duration_ms);
+            p.set(SLOT.code, r.code.map_or(f64::NAN, f64::from));
+            p.set(SLOT.signal, r.signal.map_or(f64::NAN, f64::from));
+            for (yes, bit) in [(r.group_empty, FLAG.group_empty), (r.timed_out, FLAG.timed_out), (r.kill_sent, FLAG.kill_sent), (r.settled, FLAG.settled)] {
                 if yes {
                     flags |= bit;
                 }
             }
-            slots[slot::TERM_SENT_AT] = r.term_sent_at;
+            p.set(SLOT.term_sent_at, r.term_sent_at);
             if let Some(next) = r.next {
-                text(&mut flags, flag::NEXT_FIRE, next.fire_id);
-                slots[slot::NEXT_DUE_AT] = next.due_at;
+                text(&mut flags, FLAG.next_fire, next.fire_id);
+                p.set(SLOT.next_due_at, next.due_at);
             }
         }
     }
-    slots[slot::FLAGS] = f64::from(flags);
-    nums.extend_from_slice(&slots);
+    p.set(SLOT.flags, f64::from(flags));
+    nums.extend_from_slice(&p.0);
 }
