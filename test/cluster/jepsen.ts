@@ -255,16 +255,17 @@ export function verify(e: Evidence, deaths: number[], failoverBoundMs: number, e
   }
   for (const [id, n] of fireIds) if (n > 1) violations.push(`one record: fire ${id} has ${n} rows`);
   let didWork = 0;
-  let killedAfterEndRuns = 0;
+  let killedAfterEnd = 0;
   for (const r of e.runs) {
     const rows = rowsByFence.get(`${r.order} ${r.fence}`) ?? [];
-    // The body logs its end line before `exit`: a deposed member that kills
-    // its lost shards' bodies can land in that gap, and the run is then a
-    // signal death with one row. Any other row (a written exit status, or
-    // an interrupted run: its exit file was lost) is a no-op written down.
-    const killedAfterEnd = rows.length === 1 && rows[0]!.signal !== null;
-    if (r.end !== undefined && r.code === 100 && killedAfterEnd) killedAfterEndRuns++;
-    if (r.end !== undefined && r.code === 100 && rows.length > 0 && !killedAfterEnd) violations.push(`one record: no-op run ${r.order} fence ${r.fence} has ${rows.length} row(s) (${rows.map((x) => `${x.outcome} exit ${x.exitCode} signal ${x.signal}`).join(', ')})`);
+    if (r.end !== undefined && r.code === 100 && rows.length > 0) {
+      // The body logs its end line before `exit`: a deposed member that kills
+      // its lost shards' bodies can land in that gap, and the run is then a
+      // signal death with one row. Any other row (a written exit status, or
+      // an interrupted run: its exit file was lost) is a no-op written down.
+      if (rows.length === 1 && rows[0]!.signal !== null) killedAfterEnd++;
+      else violations.push(`one record: no-op run ${r.order} fence ${r.fence} has ${rows.length} row(s) (${rows.map((x) => `${x.outcome} exit ${x.exitCode} signal ${x.signal}`).join(', ')})`);
+    }
     if (r.end !== undefined && r.code !== 100 && rows.length !== 1) violations.push(`one record: run ${r.order} fence ${r.fence} (exit ${r.code}) has ${rows.length} row(s)`);
     if (r.end === undefined && rows.length > 1) violations.push(`one record: cut-off run ${r.order} fence ${r.fence} has ${rows.length} rows`);
     if (r.code === 0) didWork++;
@@ -278,5 +279,5 @@ export function verify(e: Evidence, deaths: number[], failoverBoundMs: number, e
       if (!next || next.start > bound) violations.push(`liveness: ${order} did not start within ${failoverBoundMs} ms of a member's death at ${new Date(death).toISOString()} (next start ${next ? `${next.start - death} ms later` : 'never'})`);
     }
   }
-  return { runs: e.runs.length, didWork, records: e.records.length, fenced: e.records.filter((r) => r.fenced).length, violations, longestGapMs, killedAfterEnd: killedAfterEndRuns };
+  return { runs: e.runs.length, didWork, records: e.records.length, fenced: e.records.filter((r) => r.fenced).length, violations, longestGapMs, killedAfterEnd };
 }
